@@ -1,0 +1,28 @@
+"""Options shared by subcommands; each falls back to its ``BORDERFLOW_*`` variable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from streams.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def kafka_option(func: F) -> F:
+    return click.option(
+        "--kafka", envvar="BORDERFLOW_KAFKA", default=None, help="Bootstrap servers host:port[,host:port] [BORDERFLOW_KAFKA]"
+    )(func)
+
+
+def settings_from(**overrides: Any) -> Settings:
+    """Settings from the environment, with the command line's values on top."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"BORDERFLOW_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise click.UsageError(f"invalid configuration: {problems}") from None

@@ -1,0 +1,92 @@
+"""Bytes <-> events. The only place that knows the wire format (JSON via orjson)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from events.model import Crossing, Departure, Event, Statement
+from events.times import format_utc
+from events.validation import InvalidEvent, validate
+
+MAX_EVENT_BYTES: Final = 64 * 1024
+#: which input topic each event type lives on
+TOPIC_FOR_TYPE: Final = {"crossing": "crossings", "departure": "departures", "statement": "statements"}
+
+
+def decode(data: bytes | None, *, max_bytes: int = MAX_EVENT_BYTES) -> Event:
+    """Decode and validate one message; raise :class:`InvalidEvent` naming the problem."""
+    if data is None:
+        raise InvalidEvent("$", "empty message (tombstone)")
+    if len(data) > max_bytes:
+        raise InvalidEvent("$", f"oversize: {len(data)} bytes, at most {max_bytes}")
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        reason = "invalid UTF-8" if "utf-8" in str(exc).lower() else "invalid JSON"
+        raise InvalidEvent("$", f"{reason}: {exc}") from None
+    return validate(obj)
+
+
+def parse_object(data: bytes) -> Any:
+    """Parse JSON without validating (for callers that report per-line errors)."""
+    return orjson.loads(data)
+
+
+def to_json(event: Event) -> dict[str, Any]:
+    """The canonical JSON object of an event (times in UTC, optional fields omitted)."""
+    out: dict[str, Any] = {"type": event.type, "event_id": event.event_id}
+    if isinstance(event, Crossing):
+        out |= {
+            "occurred_at": format_utc(event.occurred_at),
+            "border": event.border,
+            "from_country": event.from_country,
+            "to_country": event.to_country,
+            "count": event.count,
+            "mode": event.mode,
+            "source": event.source,
+        }
+    elif isinstance(event, Departure):
+        out |= {
+            "occurred_at": format_utc(event.occurred_at),
+            "country": event.country,
+            "destination": event.destination,
+            "count": event.count,
+            "border": event.border,
+            "source": event.source,
+        }
+    else:
+        assert isinstance(event, Statement)
+        out |= {
+            "issued_at": format_utc(event.issued_at),
+            "source": event.source,
+            "country": event.country,
+            "metric": event.metric,
+            "value": event.value,
+            "since": None if event.since is None else format_utc(event.since),
+            "border": event.border,
+            "url": event.url,
+            "quote": event.quote,
+        }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def encode(event: Event) -> bytes:
+    return orjson.dumps(to_json(event))
+
+
+def message_key(event: Event) -> bytes:
+    """The Kafka key: the checkpoint for crossings, the country otherwise.
+
+    Duplicates of an event share its key and therefore its partition, which is
+    what makes per-partition deduplication exact; keying by checkpoint also
+    keeps each checkpoint's counts in one partition.
+    """
+    if isinstance(event, Crossing):
+        return event.border.encode()
+    return event.country.encode()
+
+
+def topic_for(event: Event) -> str:
+    return TOPIC_FOR_TYPE[event.type]

@@ -1,0 +1,57 @@
+"""RFC 3339 timestamps with an explicit offset, and durations such as ``6h``."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
+)
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Parse an RFC 3339 date-time that names its offset; raise ValueError otherwise."""
+    if not _RFC3339.match(text):
+        raise ValueError("not an RFC 3339 date-time with an explicit offset")
+    head, _, frac = text.partition(".")
+    if frac:
+        # fromisoformat accepts at most 6 fractional digits: truncate, keep the offset.
+        digits = re.match(r"\d+", frac)
+        assert digits is not None
+        text = f"{head}.{digits.group()[:6]}{frac[digits.end():]}"
+    return datetime.fromisoformat(text.replace("z", "Z"))
+
+
+def format_utc(moment: datetime | float) -> str:
+    """Format an instant (datetime or Unix seconds) as RFC 3339 in UTC with ``Z``."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, tz=UTC)
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_duration(text: str | float | timedelta) -> timedelta:
+    """Parse ``90s``, ``15m``, ``6h``, ``30d``, ``1w`` (or seconds as a number)."""
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, int | float):
+        return timedelta(seconds=text)
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"invalid duration {text!r}: use a number and a unit, e.g. 6h, 30d")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest exact ``<n><unit>`` spelling of a duration (``3600s`` -> ``1h``)."""
+    seconds = int(delta.total_seconds())
+    for unit in ("w", "d", "h", "m"):
+        size = int(_UNIT_SECONDS[unit])
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -1,0 +1,234 @@
+"""Validation: a JSON object in, a typed event out, or an error naming the field.
+
+Pure functions, shared by the stream agents, ``POST /events`` and ``publish``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import pycountry
+
+from events.model import (
+    EVENT_TYPES,
+    METRICS,
+    MODES,
+    SCHEMA_VERSION,
+    Crossing,
+    Departure,
+    Event,
+    Statement,
+)
+from events.times import parse_rfc3339
+
+MAX_COUNT: Final = 1_000_000
+MAX_TEXT: Final = 4096
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_SLUG_MAX: Final = 64
+COUNTRIES: Final = frozenset(c.alpha_2 for c in pycountry.countries)
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+#: ``UPCASTERS[n]`` turns a version-n object into a version-(n+1) object.
+UPCASTERS: dict[int, Upcaster] = {}
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be accepted; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+    @property
+    def code(self) -> str:
+        """A short machine-readable reason (the first words of ``reason``)."""
+        return self.reason.split(":")[0]
+
+
+def _required(obj: Mapping[str, Any], field: str) -> Any:
+    if field not in obj or obj[field] is None:
+        raise InvalidEvent(field, "missing")
+    return obj[field]
+
+
+def _text(obj: Mapping[str, Any], field: str, *, optional: bool = False) -> str | None:
+    if optional and obj.get(field) is None:
+        return None
+    value = _required(obj, field)
+    if not isinstance(value, str):
+        raise InvalidEvent(field, f"wrong type: expected string, got {type(value).__name__}")
+    if not value:
+        raise InvalidEvent(field, "empty")
+    if len(value) > MAX_TEXT:
+        raise InvalidEvent(field, f"too long: {len(value)} characters, at most {MAX_TEXT}")
+    return value
+
+
+def _event_id(obj: Mapping[str, Any]) -> str:
+    value = _text(obj, "event_id")
+    assert value is not None
+    if len(value) > 128:
+        raise InvalidEvent("event_id", f"too long: {len(value)} characters, at most 128")
+    if not value.isprintable():
+        raise InvalidEvent("event_id", "not printable: control characters are not allowed")
+    return value
+
+
+def _time(obj: Mapping[str, Any], field: str, *, optional: bool = False) -> float | None:
+    text = _text(obj, field, optional=optional)
+    if text is None:
+        return None
+    try:
+        return parse_rfc3339(text).timestamp()
+    except ValueError as exc:
+        raise InvalidEvent(field, f"bad timestamp: {text!r} is {exc}") from None
+
+
+def _country(obj: Mapping[str, Any], field: str) -> str:
+    value = _text(obj, field)
+    assert value is not None
+    if value not in COUNTRIES:
+        raise InvalidEvent(field, f"not an ISO 3166-1 alpha-2 country code: {value[:16]!r}")
+    return value
+
+
+def _slug(obj: Mapping[str, Any], field: str, *, optional: bool = False) -> str | None:
+    value = _text(obj, field, optional=optional)
+    if value is None:
+        return None
+    if len(value) > _SLUG_MAX or not _SLUG.match(value):
+        raise InvalidEvent(field, f"not a lowercase slug like 'upper-lars': {value[:32]!r}")
+    return value
+
+
+def _count(obj: Mapping[str, Any]) -> int:
+    value = _required(obj, "count")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEvent("count", f"wrong type: expected integer, got {type(value).__name__}")
+    if value < 1:
+        raise InvalidEvent("count", f"out of range: {value} < 1")
+    if value > MAX_COUNT:
+        raise InvalidEvent("count", f"out of range: {value} > {MAX_COUNT}")
+    return value
+
+
+def _choice(obj: Mapping[str, Any], field: str, choices: frozenset[str], *, optional: bool) -> str | None:
+    value = _text(obj, field, optional=optional)
+    if value is not None and value not in choices:
+        raise InvalidEvent(field, f"unknown value {value[:32]!r}: expected one of {sorted(choices)}")
+    return value
+
+
+def _number(obj: Mapping[str, Any], field: str) -> float:
+    value = _required(obj, field)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidEvent(field, f"wrong type: expected number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise InvalidEvent(field, "out of range: not a finite number")
+    if value < 0:
+        raise InvalidEvent(field, f"out of range: {value} < 0")
+    if abs(value) > 1e15:
+        raise InvalidEvent(field, f"out of range: {value} > 1e15")
+    return float(value)
+
+
+def _upcast(obj: dict[str, Any]) -> dict[str, Any]:
+    version = obj.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidEvent("schema_version", f"wrong type or value: {version!r}")
+    if version > SCHEMA_VERSION:
+        raise InvalidEvent(
+            "schema_version",
+            f"unsupported: version {version} is newer than this worker understands "
+            f"(at most {SCHEMA_VERSION})",
+        )
+    while version < SCHEMA_VERSION:
+        obj = UPCASTERS[version](obj)
+        version += 1
+    return obj
+
+
+def _crossing(obj: Mapping[str, Any]) -> Crossing:
+    occurred_at = _time(obj, "occurred_at")
+    assert occurred_at is not None
+    border = _slug(obj, "border")
+    assert border is not None
+    from_country = _country(obj, "from_country")
+    to_country = _country(obj, "to_country")
+    if from_country == to_country:
+        raise InvalidEvent("to_country", "same as from_country")
+    return Crossing(
+        event_id=_event_id(obj),
+        occurred_at=occurred_at,
+        border=border,
+        from_country=from_country,
+        to_country=to_country,
+        count=_count(obj),
+        mode=_choice(obj, "mode", MODES, optional=True),
+        source=_text(obj, "source", optional=True),
+    )
+
+
+def _departure(obj: Mapping[str, Any]) -> Departure:
+    occurred_at = _time(obj, "occurred_at")
+    assert occurred_at is not None
+    country = _country(obj, "country")
+    destination = _country(obj, "destination")
+    if country == destination:
+        raise InvalidEvent("destination", "same as country")
+    return Departure(
+        event_id=_event_id(obj),
+        occurred_at=occurred_at,
+        country=country,
+        destination=destination,
+        count=_count(obj),
+        border=_slug(obj, "border", optional=True),
+        source=_text(obj, "source", optional=True),
+    )
+
+
+def _statement(obj: Mapping[str, Any]) -> Statement:
+    issued_at = _time(obj, "issued_at")
+    assert issued_at is not None
+    source = _text(obj, "source")
+    assert source is not None
+    metric = _choice(obj, "metric", METRICS, optional=False)
+    assert metric is not None
+    since = _time(obj, "since", optional=True)
+    if since is not None and since > issued_at:
+        raise InvalidEvent("since", "after issued_at")
+    return Statement(
+        event_id=_event_id(obj),
+        issued_at=issued_at,
+        source=source,
+        country=_country(obj, "country"),
+        metric=metric,
+        value=_number(obj, "value"),
+        since=since,
+        border=_slug(obj, "border", optional=True),
+        url=_text(obj, "url", optional=True),
+        quote=_text(obj, "quote", optional=True),
+    )
+
+
+_BUILDERS: Final[dict[str, Callable[[Mapping[str, Any]], Event]]] = {
+    "crossing": _crossing,
+    "departure": _departure,
+    "statement": _statement,
+}
+
+
+def validate(obj: object) -> Event:
+    """Return the typed event for a decoded JSON value, or raise :class:`InvalidEvent`."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent("$", f"wrong type: expected a JSON object, got {type(obj).__name__}")
+    kind = obj.get("type")
+    if kind is None:
+        raise InvalidEvent("type", "missing")
+    if kind not in _BUILDERS:
+        raise InvalidEvent("type", f"unknown type {str(kind)[:32]!r}: expected one of {list(EVENT_TYPES)}")
+    return _BUILDERS[kind](_upcast(obj))

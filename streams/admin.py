@@ -1,0 +1,64 @@
+"""Creating topics, idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams.kafka import client_options
+from streams.settings import Settings
+from streams.topics import INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_CONFIGS
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStatus:
+    name: str
+    partitions: int
+    created: bool
+
+
+class TopicMismatch(RuntimeError):
+    pass
+
+
+async def ensure_topics(settings: Settings, names: tuple[str, ...] = INPUT_TOPICS + OUTPUT_TOPICS) -> list[TopicStatus]:
+    """Create missing topics; check that existing ones have the configured partitions."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        existing = await _partition_counts(admin, names)
+        missing = [n for n in names if n not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [
+                        NewTopic(name, settings.partitions, settings.replication, topic_configs=TOPIC_CONFIGS.get(name, {}))
+                        for name in missing
+                    ]
+                )
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by another client
+        counts = await _partition_counts(admin, names)
+    finally:
+        await admin.close()
+    result = []
+    for name in names:
+        n = counts.get(name, 0)
+        if name in INPUT_TOPICS and n != settings.partitions:
+            raise TopicMismatch(
+                f"topic {name!r} has {n} partitions but BORDERFLOW_PARTITIONS is {settings.partitions}: "
+                "every input topic and changelog must have the same count"
+            )
+        result.append(TopicStatus(name, n, name in missing))
+    return result
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: tuple[str, ...]) -> dict[str, int]:
+    described = await admin.describe_topics(list(names))
+    counts = {}
+    for topic in described:
+        if topic.get("error_code", 0) == 0 and topic.get("partitions"):
+            counts[topic["topic"]] = len(topic["partitions"])
+    return counts

@@ -1,0 +1,296 @@
+"""The Faust app: topics, tables, agents and the HTTP views, built from Settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
+import faust
+import orjson
+from faust.web import Request, Response, View
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from events.times import parse_rfc3339
+from streams import metrics
+from streams.core import DEPARTURES, ENTRIES, BORDER, PartitionState, merge_partials
+from streams.queries import (
+    OBSERVED_KIND,
+    BadParameter,
+    StatementView,
+    net_inflow_windows,
+    reconcile,
+    sorted_statements,
+    window_spec,
+    windows_of,
+)
+from streams.runtime import Runtime
+from streams.settings import Settings
+from streams.topics import DEDUP_TABLE, INPUT_TOPICS, STATE_TABLE, STATEMENTS
+
+log = logging.getLogger(__name__)
+INTERNAL_PARTIALS = "/internal/partials"
+INTERNAL_STATEMENTS = "/internal/statements"
+
+
+def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
+    """Kafka TLS/SASL settings passed through to every Faust client."""
+    context = None
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            mechanism=settings.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def create_app(settings: Settings) -> faust.App:
+    config = settings.core()
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
+        broker_credentials=broker_credentials(settings),
+        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        datadir=str(settings.data_dir / settings.app_id),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        table_standby_replicas=settings.standby_replicas,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        consumer_auto_offset_reset="earliest",
+        broker_max_poll_interval=settings.rebalance_timeout.total_seconds(),
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        web_in_thread=False,
+        loghandlers=[],
+    )
+    state = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    dedup = app.Table(DEDUP_TABLE, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    runtime = Runtime(app, config, state, dedup)
+    app.borderflow_runtime = runtime  # type: ignore[attr-defined]
+
+    def make_agent(topic_name: str) -> None:
+        topic = app.topic(topic_name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+
+        async def agent(stream: faust.StreamT[bytes]) -> None:
+            async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+                with metrics.BATCH_SECONDS.time():
+                    runtime.process_batch(topic_name, events)
+
+        agent.__name__ = f"process_{topic_name}"
+        agent.__qualname__ = agent.__name__
+        app.agent(topic, name=f"borderflow.{topic_name}")(agent)
+
+    for topic_name in INPUT_TOPICS:
+        make_agent(topic_name)
+
+    @app.on_partitions_revoked.connect
+    async def _on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        runtime.on_revoked({tp.partition for tp in revoked})
+
+    _install_views(app, settings, runtime)
+    metrics.STATE.attach(
+        runtime.local_states,
+        lambda: [StatementView(item) for item in _local_statement_views(runtime)],
+        lambda: {STATE_TABLE: len(state.data), DEDUP_TABLE: sum(s.dedup_size for s in runtime.local_states())},
+        config.base,
+        config.windows[1].size,
+    )
+    return app
+
+
+def _local_partials(states: Iterable[PartitionState], series: Iterable[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    states = list(states)
+    for kind, key in series:
+        parts = []
+        for state in states:
+            one = state.series.get((kind, key))
+            if one is not None:
+                parts.append({"buckets": one.buckets, "total": one.total, "stream_time": state.progress.stream_time})
+        out[f"{kind}:{key}"] = parts
+    return out
+
+
+def _local_statement_views(runtime: Runtime) -> list[dict[str, Any]]:
+    """Statements owned here, reconciled against locally held series only."""
+    states = runtime.local_states()
+    out = []
+    for state in states:
+        for statement in state.statements.values():
+            kind = OBSERVED_KIND.get(statement["metric"])
+            buckets = None
+            if kind is not None:
+                buckets, _ = merge_partials(_local_partials(states, [(kind, statement["country"])])[f"{kind}:{statement['country']}"])
+            since = parse_rfc3339(statement["since"]).timestamp() if "since" in statement else None
+            out.append(reconcile(statement, buckets, since, parse_rfc3339(statement["issued_at"]).timestamp()))
+    return out
+
+
+class Cluster:
+    """Scatter-gather over the workers that own the partitions."""
+
+    def __init__(self, app: faust.App, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    def _peers(self) -> list[str]:
+        me = str(self.app.conf.canonical_url).rstrip("/")
+        peers = []
+        for url in self.app.router.tables_metadata():
+            url = str(url).rstrip("/")
+            if url != me:
+                peers.append(url)
+        return sorted(set(peers))
+
+    async def _fetch(self, path: str, params: list[tuple[str, str]]) -> list[Any]:
+        peers = self._peers()
+        if not peers:
+            return []
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+
+            async def one(url: str) -> Any:
+                async with session.get(url + path, params=params) as response:
+                    response.raise_for_status()
+                    return orjson.loads(await response.read())
+
+            return list(await asyncio.gather(*(one(url) for url in peers)))
+
+    async def partials(self, series: list[tuple[str, str]]) -> dict[str, tuple[dict[int, int], int, float | None]]:
+        local = _local_partials(self.runtime.local_states(), series)
+        remote = await self._fetch(INTERNAL_PARTIALS, [("series", f"{k}:{v}") for k, v in series])
+        merged: dict[str, tuple[dict[int, int], int, float | None]] = {}
+        for name in local:
+            parts = list(local[name])
+            for answer in remote:
+                parts.extend(answer.get(name, []))
+            buckets, total = merge_partials(parts)
+            times = [p["stream_time"] for p in parts if p.get("stream_time") is not None]
+            merged[name] = (buckets, total, max(times) if times else None)
+        return merged
+
+    async def statements(self, country: str | None) -> list[dict[str, Any]]:
+        items = [s for st in self.runtime.local_states() for s in st.statements.values()]
+        for answer in await self._fetch(INTERNAL_STATEMENTS, []):
+            items.extend(answer)
+        if country is not None:
+            items = [s for s in items if s["country"] == country]
+        wanted = sorted({(OBSERVED_KIND[s["metric"]], s["country"]) for s in items if s["metric"] in OBSERVED_KIND})
+        partials = await self.partials(wanted) if wanted else {}
+        out = []
+        for item in sorted_statements(items):
+            kind = OBSERVED_KIND.get(item["metric"])
+            buckets = partials[f"{kind}:{item['country']}"][0] if kind else None
+            since = parse_rfc3339(item["since"]).timestamp() if "since" in item else None
+            out.append(reconcile(item, buckets, since, parse_rfc3339(item["issued_at"]).timestamp()))
+        return out
+
+
+def _json(view: View, body: Any, status: int = 200) -> Response:
+    return view.bytes(orjson.dumps(body), content_type="application/json", status=status)
+
+
+def _time_param(request: Request, name: str) -> float | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return parse_rfc3339(value).timestamp()
+    except ValueError:
+        raise BadParameter(name, f"not an RFC 3339 date-time with an offset: {value[:40]!r}") from None
+
+
+def _install_views(app: faust.App, settings: Settings, runtime: Runtime) -> None:
+    config = settings.core()
+    cluster = Cluster(app, runtime)
+
+    def ready() -> bool:
+        recovery = app.tables.recovery
+        return bool(
+            app.consumer is not None
+            and not app.rebalancing
+            and not recovery.in_recovery
+            and recovery.completed.is_set()
+        )
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            ok = ready()
+            body = {"status": "ready" if ok else "starting", **runtime.describe()}
+            return _json(self, body, 200 if ok else 503)
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    async def counts(view: View, request: Request, label: str, kind: str, key: str) -> Response:
+        try:
+            spec = window_spec(config, request.query.get("window"))
+            start, end = _time_param(request, "start"), _time_param(request, "end")
+        except BadParameter as exc:
+            return _json(view, {"error": str(exc), "parameter": exc.name}, 400)
+        name = f"{kind}:{key}"
+        buckets, total, stream_time = (await cluster.partials([(kind, key)]))[name]
+        return _json(view, {label: key, "window": spec.name, "windows": windows_of(buckets, total, stream_time, spec, config, start, end)})
+
+    @app.page("/counts/borders/{border}")
+    class BorderCounts(View):
+        async def get(self, request: Request, border: str) -> Response:
+            return await counts(self, request, "border", BORDER, border)
+
+    @app.page("/counts/countries/{country}")
+    class CountryCounts(View):
+        async def get(self, request: Request, country: str) -> Response:
+            return await counts(self, request, "country", ENTRIES, country)
+
+    @app.page("/net-inflow/{country}")
+    class NetInflow(View):
+        async def get(self, request: Request, country: str) -> Response:
+            try:
+                spec = window_spec(config, request.query.get("window"))
+                start, end = _time_param(request, "start"), _time_param(request, "end")
+            except BadParameter as exc:
+                return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
+            got = await cluster.partials([(ENTRIES, country), (DEPARTURES, country)])
+            e_buckets, e_total, e_time = got[f"{ENTRIES}:{country}"]
+            d_buckets, d_total, d_time = got[f"{DEPARTURES}:{country}"]
+            times = [t for t in (e_time, d_time) if t is not None]
+            windows = net_inflow_windows(
+                e_buckets, d_buckets, (e_total, d_total), max(times) if times else None, spec, config, start, end
+            )
+            return _json(self, {"country": country, "window": spec.name, "windows": windows})
+
+    @app.page("/statements")
+    class Statements(View):
+        async def get(self, request: Request) -> Response:
+            country = request.query.get("country") or None
+            return _json(self, {"statements": await cluster.statements(country)})
+
+    @app.page(INTERNAL_PARTIALS)
+    class Partials(View):
+        async def get(self, request: Request) -> Response:
+            wanted = [tuple(s.split(":", 1)) for s in request.query.getall("series", [])]
+            body = _local_partials(runtime.local_states(), [(k, v) for k, v in wanted])
+            return _json(self, {name: [{**p, "buckets": {str(b): c for b, c in p["buckets"].items()}} for p in parts] for name, parts in body.items()})
+
+    @app.page(INTERNAL_STATEMENTS)
+    class LocalStatements(View):
+        async def get(self, request: Request) -> Response:
+            return _json(self, [s for st in runtime.local_states() if st.topic == STATEMENTS for s in st.statements.values()])
+
+    del Health, Metrics, BorderCounts, CountryCounts, NetInflow, Statements, Partials, LocalStatements

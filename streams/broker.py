@@ -1,0 +1,90 @@
+"""The embedded broker: noida-db's Kafka service, run as a child process.
+
+Apache Kafka cannot be installed on these machines; noida-db (from PyPI)
+speaks the Kafka protocol, keeps its log in a data directory and survives a
+restart. Its known defects, and how borderflow works around them, are in
+:mod:`streams.broker_defects`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import IO
+
+import noida_db
+
+
+def noida_binary() -> Path:
+    bundled = Path(noida_db.__file__).parent / "noida-db"
+    if bundled.exists():
+        return bundled
+    found = shutil.which("noida-db")
+    if found is None:
+        raise FileNotFoundError("noida-db is not installed: run 'make install' (pip install noida-db)")
+    return Path(found)
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+class EmbeddedBroker:
+    """Start, wait for, and stop one embedded broker on 127.0.0.1:port."""
+
+    def __init__(self, port: int, data_dir: Path, stdout: IO[bytes] | int | None = subprocess.DEVNULL) -> None:
+        self.port = port
+        self.data_dir = Path(data_dir)
+        self.stdout = stdout
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        if port_open("127.0.0.1", self.port):
+            raise RuntimeError(f"port {self.port} is already in use on 127.0.0.1")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # noida-db picks a free port for its control API; only Kafka is enabled.
+        self.process = subprocess.Popen(
+            [str(noida_binary()), "start", "--only", "kafka", "--kafka-port", str(self.port), "--data-dir", str(self.data_dir)],
+            stdout=self.stdout,
+            stderr=subprocess.STDOUT if self.stdout is not None else None,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the broker exited with code {self.process.returncode} before it was ready")
+            if port_open("127.0.0.1", self.port):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the broker did not listen on port {self.port} within {timeout:.0f}s")
+
+    def wait(self) -> int:
+        assert self.process is not None
+        return self.process.wait()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)

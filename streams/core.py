@@ -1,0 +1,370 @@
+"""The pure processing core: one input partition's state and how events change it.
+
+No Faust or Kafka here. The agents feed ``(offset, bytes)`` pairs into a
+:class:`PartitionState` and write out what :meth:`PartitionState.flush` returns.
+
+Exactness under at-least-once delivery rests on offsets kept *in* the state:
+
+* the progress record (stream time, last applied offset) is written last in
+  every flush, to the same changelog partition as the series it covers, so
+  when it is present everything before it is too; events at or below its
+  offset are skipped on redelivery;
+* every series record carries the offset of the last event applied to it, so
+  a flush cut short by a crash (some series written, the progress record not)
+  is not applied twice when the events are redelivered;
+* a dedup record stores the offset of the event that first carried the id,
+  so the redelivery of that same message is not taken for a duplicate.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import orjson
+
+from events.codec import decode, to_json
+from events.model import Crossing, Departure, Event, Statement
+from events.validation import InvalidEvent
+from streams.windows import ALL, WindowSpec, bucket_start, closing_windows
+
+Outcome = Literal["accepted", "duplicate", "late", "invalid", "skipped"]
+#: series kinds: per border (crossings), entries into / exits out of a country
+#: (crossings), departures out of a host country (departures)
+BORDER: Final = "b"
+ENTRIES: Final = "e"
+EXITS: Final = "x"
+DEPARTURES: Final = "d"
+KIND_FOR_TOPIC: Final = {"crossings": "crossing", "departures": "departure", "statements": "statement"}
+NO_OFFSET: Final = -1
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """What the processing semantics depend on (durations in seconds)."""
+
+    base: int = 3600
+    windows: tuple[WindowSpec, ...] = (
+        WindowSpec("1h", 3600, 3600),
+        WindowSpec("24h", 86400, 3600),
+        WindowSpec(ALL, 0, 0),
+    )
+    grace: int = 6 * 3600
+    since: float | None = None
+    retention: int = 30 * 86400
+    dedup_horizon: int = 7 * 86400
+    max_event_bytes: int = 64 * 1024
+
+    def window(self, name: str) -> WindowSpec:
+        for spec in self.windows:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+@dataclass(slots=True)
+class Series:
+    """Counts per base bucket for one key, from one input partition."""
+
+    buckets: dict[int, int] = field(default_factory=dict)
+    total: int = 0
+    offset: int = NO_OFFSET
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {"o": self.offset, "t": self.total, "b": {str(k): v for k, v in self.buckets.items()}}
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Series:
+        obj = orjson.loads(data)
+        return cls({int(k): v for k, v in obj["b"].items()}, obj["t"], obj["o"])
+
+
+@dataclass(slots=True)
+class Progress:
+    offset: int = NO_OFFSET
+    stream_time: float | None = None
+    #: windows ending at or before this instant have been emitted as final
+    closed_through: float = -math.inf
+
+    def encode(self) -> bytes:
+        closed = None if math.isinf(self.closed_through) else self.closed_through
+        return orjson.dumps({"o": self.offset, "st": self.stream_time, "c": closed})
+
+    @classmethod
+    def decode(cls, data: bytes) -> Progress:
+        obj = orjson.loads(data)
+        closed = obj["c"]
+        return cls(obj["o"], obj["st"], -math.inf if closed is None else closed)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    reason: str
+    detail: str
+    offset: int
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    """A window's final count from one input partition (partials sum to the total)."""
+
+    kind: str
+    key: str
+    window: str
+    start: int
+    end: int
+    count: int
+
+    def record_key(self, topic: str, partition: int) -> bytes:
+        return f"{self.kind}|{self.key}|{self.window}|{self.start}|{topic}|{partition}".encode()
+
+
+@dataclass(slots=True)
+class Effects:
+    """What a batch produced, besides state: dead letters, final windows, outcomes."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    results: list[WindowResult] = field(default_factory=list)
+    outcomes: dict[Outcome, int] = field(default_factory=dict)
+
+    def count(self, outcome: Outcome) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+# State keys. One table holds series, statements and progress (small); dedup
+# records live in their own table because there is one per event.
+def series_key(topic: str, partition: int, kind: str, key: str) -> bytes:
+    return f"S|{topic}|{partition}|{kind}|{key}".encode()
+
+
+def statement_key(topic: str, partition: int, event_id: str) -> bytes:
+    return f"T|{topic}|{partition}|{event_id}".encode()
+
+
+def progress_key(topic: str, partition: int) -> bytes:
+    return f"P|{topic}|{partition}".encode()
+
+
+def dedup_key(topic: str, partition: int, event_id: str) -> bytes:
+    return f"D|{topic}|{partition}|{event_id}".encode()
+
+
+def state_prefix(topic: str, partition: int) -> tuple[bytes, ...]:
+    return tuple(f"{kind}|{topic}|{partition}|".encode() for kind in "STP")
+
+
+class PartitionState:
+    """The aggregation state built from one input topic partition."""
+
+    def __init__(self, topic: str, partition: int, config: CoreConfig) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.config = config
+        self.kind = KIND_FOR_TOPIC[topic]
+        self.progress = Progress()
+        self.series: dict[tuple[str, str], Series] = {}
+        self.statements: dict[str, dict[str, Any]] = {}
+        self._dedup: dict[str, tuple[int, float]] = {}
+        self._dedup_expiry: list[tuple[float, str]] = []
+        self._dirty_series: set[tuple[str, str]] = set()
+        self._dirty_statements: set[str] = set()
+        self._dirty_dedup: set[str] = set()
+        self._expired_dedup: set[str] = set()
+        self._dirty_progress = False
+        self._last_retention_sweep = -math.inf
+
+    # -- loading -----------------------------------------------------------
+    def load(self, state: Iterable[tuple[bytes, bytes]], dedup: Iterable[tuple[bytes, bytes]]) -> None:
+        """Restore from table records (keys already filtered to this partition)."""
+        for key, value in state:
+            tag, _, _, rest = key.decode().split("|", 3)
+            if tag == "S":
+                kind, _, name = rest.partition("|")
+                self.series[(kind, name)] = Series.decode(value)
+            elif tag == "T":
+                self.statements[rest] = orjson.loads(value)
+            elif tag == "P":
+                self.progress = Progress.decode(value)
+        for key, value in dedup:
+            event_id = key.decode().split("|", 3)[3]
+            offset, event_time = orjson.loads(value)
+            self._dedup[event_id] = (offset, event_time)
+            self._dedup_expiry.append((event_time, event_id))
+        heapq.heapify(self._dedup_expiry)
+
+    # -- processing ----------------------------------------------------------
+    def process(self, offset: int, value: bytes | None, effects: Effects) -> Outcome:
+        """Apply one message at ``offset``; idempotent for redelivered offsets."""
+        if offset <= self.progress.offset:
+            effects.count("skipped")
+            return "skipped"
+        outcome = self._process(offset, value, effects)
+        self.progress.offset = offset
+        self._dirty_progress = True
+        effects.count(outcome)
+        return outcome
+
+    def _process(self, offset: int, value: bytes | None, effects: Effects) -> Outcome:
+        try:
+            event = decode(value, max_bytes=self.config.max_event_bytes)
+            if event.type != self.kind:
+                raise InvalidEvent("type", f"a {event.type} does not belong on topic {self.topic}")
+        except InvalidEvent as exc:
+            effects.dead_letters.append(DeadLetter(f"invalid:{exc.field}", exc.reason, offset, value))
+            return "invalid"
+        seen = self._dedup.get(event.event_id)
+        if seen is not None and seen[0] != offset:
+            return "duplicate"
+        if isinstance(event, Statement):
+            self._record_id(event, offset)
+            self._keep_statement(event, offset)
+            self._advance(event.event_time)
+            return "accepted"
+        stream_time = self.progress.stream_time
+        if stream_time is not None and event.event_time < stream_time - self.config.grace:
+            effects.dead_letters.append(
+                DeadLetter("late", f"event time {event.event_time} < stream time {stream_time} - grace", offset, value)
+            )
+            return "late"
+        self._record_id(event, offset)
+        self._count(event, offset)
+        self._advance(event.event_time)
+        return "accepted"
+
+    def _record_id(self, event: Event, offset: int) -> None:
+        self._dedup[event.event_id] = (offset, event.event_time)
+        heapq.heappush(self._dedup_expiry, (event.event_time, event.event_id))
+        self._dirty_dedup.add(event.event_id)
+        self._expired_dedup.discard(event.event_id)
+
+    def _keep_statement(self, event: Statement, offset: int) -> None:
+        record = to_json(event) | {"offset": offset, "partition": self.partition}
+        self.statements[event.event_id] = record
+        self._dirty_statements.add(event.event_id)
+
+    def _count(self, event: Crossing | Departure | Event, offset: int) -> None:
+        if isinstance(event, Crossing):
+            keys = ((BORDER, event.border), (ENTRIES, event.to_country), (EXITS, event.from_country))
+        elif isinstance(event, Departure):
+            keys = ((DEPARTURES, event.country),)
+        else:  # pragma: no cover - statements are not counted
+            return
+        bucket = bucket_start(event.event_time, self.config.base)
+        in_total = self.config.since is None or event.event_time >= self.config.since
+        for series_id in keys:
+            series = self.series.get(series_id)
+            if series is None:
+                series = self.series[series_id] = Series()
+            if offset <= series.offset:
+                continue  # applied before a crash cut the last flush short
+            series.buckets[bucket] = series.buckets.get(bucket, 0) + event.count
+            if in_total:
+                series.total += event.count
+            series.offset = offset
+            self._dirty_series.add(series_id)
+
+    def _advance(self, event_time: float) -> None:
+        if self.progress.stream_time is None or event_time > self.progress.stream_time:
+            self.progress.stream_time = event_time
+
+    # -- end of batch ----------------------------------------------------------
+    def close_windows(self, effects: Effects) -> None:
+        """Emit windows that stream time has closed; drop state past retention."""
+        stream_time = self.progress.stream_time
+        if stream_time is None or self.kind == "statement":
+            return
+        through = stream_time - self.config.grace
+        after = self.progress.closed_through
+        if through > after:
+            for (kind, name), series in self.series.items():
+                for spec in self.config.windows:
+                    for start, count in closing_windows(series.buckets, spec, self.config.base, after, through):
+                        effects.results.append(WindowResult(kind, name, spec.name, start, start + spec.size, count))
+            self.progress.closed_through = through
+            self._dirty_progress = True
+        self._expire(stream_time)
+
+    def _expire(self, stream_time: float) -> None:
+        horizon = stream_time - self.config.dedup_horizon
+        expiry = self._dedup_expiry
+        while expiry and expiry[0][0] < horizon:
+            event_time, event_id = heapq.heappop(expiry)
+            seen = self._dedup.get(event_id)
+            if seen is not None and seen[1] == event_time:
+                del self._dedup[event_id]
+                self._dirty_dedup.discard(event_id)
+                self._expired_dedup.add(event_id)
+        if stream_time - self._last_retention_sweep < self.config.base:
+            return
+        self._last_retention_sweep = stream_time
+        cutoff = stream_time - self.config.retention
+        for series_id, series in self.series.items():
+            old = [b for b in series.buckets if b + self.config.base <= cutoff]
+            for bucket in old:
+                del series.buckets[bucket]
+            if old:
+                self._dirty_series.add(series_id)
+
+    def flush(self) -> tuple[list[tuple[bytes, bytes | None]], list[tuple[bytes, bytes | None]]]:
+        """Changed records since the last flush: (state writes, dedup writes).
+
+        The progress record comes last in the state writes: see the module doc.
+        """
+        topic, partition = self.topic, self.partition
+        dedup: list[tuple[bytes, bytes | None]] = [
+            (dedup_key(topic, partition, event_id), orjson.dumps(self._dedup[event_id]))
+            for event_id in self._dirty_dedup
+        ]
+        dedup.extend((dedup_key(topic, partition, event_id), None) for event_id in self._expired_dedup)
+        state: list[tuple[bytes, bytes | None]] = [
+            (series_key(topic, partition, kind, name), self.series[(kind, name)].encode())
+            for kind, name in self._dirty_series
+        ]
+        state.extend(
+            (statement_key(topic, partition, event_id), orjson.dumps(self.statements[event_id]))
+            for event_id in self._dirty_statements
+        )
+        if self._dirty_progress:
+            state.append((progress_key(topic, partition), self.progress.encode()))
+        self._dirty_series.clear()
+        self._dirty_statements.clear()
+        self._dirty_dedup.clear()
+        self._expired_dedup.clear()
+        self._dirty_progress = False
+        return state, dedup
+
+    @property
+    def dedup_size(self) -> int:
+        return len(self._dedup)
+
+
+def series_for(states: Iterable[PartitionState], kind: str, key: str) -> Iterator[Series]:
+    for state in states:
+        series = state.series.get((kind, key))
+        if series is not None:
+            yield series
+
+
+def merge_buckets(series: Iterable[Series]) -> dict[int, int]:
+    merged: dict[int, int] = {}
+    for one in series:
+        for bucket, count in one.buckets.items():
+            merged[bucket] = merged.get(bucket, 0) + count
+    return merged
+
+
+def merge_partials(partials: Iterable[Mapping[str, Any]]) -> tuple[dict[int, int], int]:
+    """Sum (buckets, total) partials given as JSON-friendly dicts."""
+    merged: dict[int, int] = {}
+    total = 0
+    for partial in partials:
+        total += partial["total"]
+        for bucket, count in partial["buckets"].items():
+            merged[int(bucket)] = merged.get(int(bucket), 0) + count
+    return merged, total

@@ -1,0 +1,128 @@
+"""Prometheus metrics, defined once.
+
+Counters are updated as batches are processed. Gauges for borders and
+countries are computed at scrape time from the partitions this worker owns,
+so a revoked partition's series disappear with it and ``sum()`` across workers
+stays right after any rebalance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from streams.core import BORDER, DEPARTURES, ENTRIES, Effects, PartitionState
+from streams.windows import bucket_start, window_count
+
+if TYPE_CHECKING:
+    from streams.queries import StatementView
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EVENTS = Counter(
+    "borderflow_events", "Events processed, by type and outcome", ["type", "outcome"], registry=REGISTRY
+)
+DEAD_LETTERS = Counter(
+    "borderflow_dead_letters", "Messages sent to the dead-letter topic, by reason", ["reason"], registry=REGISTRY
+)
+BATCH_SECONDS = Histogram(
+    "borderflow_batch_seconds", "Time to process one batch of one partition", registry=REGISTRY
+)
+
+
+def observe_batch(kind: str, topic: str, partition: int, effects: Effects, state: PartitionState) -> None:
+    for outcome, n in effects.outcomes.items():
+        if outcome != "skipped":
+            EVENTS.labels(type=kind, outcome=outcome).inc(n)
+
+
+class StateCollector(Collector):
+    """Event-time gauges from the owned partitions' state, computed per scrape."""
+
+    def __init__(self) -> None:
+        self.attach(lambda: (), lambda: (), dict, 3600, 86400)
+
+    def attach(
+        self,
+        states: Callable[[], Iterable[PartitionState]],
+        statements: Callable[[], Iterable[StatementView]],
+        table_sizes: Callable[[], dict[str, int]],
+        base: int,
+        rolling: int,
+    ) -> None:
+        """Point the gauges at a worker's state (one worker per process)."""
+        self._states = states
+        self._statements = statements
+        self._table_sizes = table_sizes
+        self._base = base
+        self._rolling = rolling
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        crossings = GaugeMetricFamily(
+            "borderflow_crossings", "People crossing a checkpoint in the current event-time window", labels=["border", "window"]
+        )
+        entries = GaugeMetricFamily(
+            "borderflow_country_entries", "Crossings into a country in the current window", labels=["country", "window"]
+        )
+        departures = GaugeMetricFamily(
+            "borderflow_country_departures", "Departures out of a host country in the current window", labels=["country", "window"]
+        )
+        net = GaugeMetricFamily(
+            "borderflow_net_inflow", "Entries minus departures in the current window", labels=["country", "window"]
+        )
+        stream_time = GaugeMetricFamily(
+            "borderflow_stream_time_seconds", "Largest event time seen, per input partition", labels=["topic", "partition"]
+        )
+        sums: dict[tuple[str, str, str], float] = {}
+        for state in self._states():
+            st = state.progress.stream_time
+            if st is None:
+                continue
+            stream_time.add_metric([state.topic, str(state.partition)], st)
+            current = bucket_start(st, self._base)
+            spans = {"1h": (current, current + self._base), "24h": (current + self._base - self._rolling, current + self._base)}
+            for (kind, key), series in state.series.items():
+                for window, (start, end) in spans.items():
+                    value = window_count(series.buckets, start, end)
+                    sums[(kind, key, window)] = sums.get((kind, key, window), 0) + value
+        countries: set[tuple[str, str]] = set()
+        for (kind, key, window), value in sorted(sums.items()):
+            if kind == BORDER:
+                crossings.add_metric([key, window], value)
+            elif kind == ENTRIES:
+                entries.add_metric([key, window], value)
+                countries.add((key, window))
+            elif kind == DEPARTURES:
+                departures.add_metric([key, window], value)
+                countries.add((key, window))
+        for key, window in sorted(countries):
+            net.add_metric([key, window], sums.get((ENTRIES, key, window), 0) - sums.get((DEPARTURES, key, window), 0))
+        yield from (crossings, entries, departures, net, stream_time)
+
+        value = GaugeMetricFamily("borderflow_statement_value", "Figure published in a statement", labels=["country", "metric", "source"])
+        observed = GaugeMetricFamily("borderflow_statement_observed", "Figure observed over the statement's period", labels=["country", "metric", "source"])
+        ratio = GaugeMetricFamily("borderflow_statement_ratio", "Statement value / observed", labels=["country", "metric", "source"])
+        for item in self._statements():
+            labels = [item.country, item.metric, item.source]
+            value.add_metric(labels, item.value)
+            if item.observed is not None:
+                observed.add_metric(labels, item.observed)
+            if item.ratio is not None:
+                ratio.add_metric(labels, item.ratio)
+        yield from (value, observed, ratio)
+
+        keys = GaugeMetricFamily("borderflow_state_keys", "Keys held in each state table on this worker", labels=["table"])
+        for table, size in sorted(self._table_sizes().items()):
+            keys.add_metric([table], size)
+        yield keys
+
+
+STATE = StateCollector()
+REGISTRY.register(STATE)

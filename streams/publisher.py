@@ -1,0 +1,60 @@
+"""Publishing validated events to their topics, keyed as the stream expects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from events.codec import message_key, topic_for
+from events.model import Event
+from streams.kafka import client_options
+from streams.settings import Settings
+
+
+class Publisher:
+    """An aiokafka producer that waits for every send to be acknowledged."""
+
+    def __init__(self, settings: Settings, **producer: Any) -> None:
+        self._producer = AIOKafkaProducer(
+            acks="all", linger_ms=5, max_batch_size=256 * 1024, **client_options(settings), **producer
+        )
+        self._pending: list[asyncio.Future[Any]] = []
+
+    async def __aenter__(self) -> Publisher:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.flush()
+        finally:
+            await self._producer.stop()
+
+    async def send(self, event: Event, data: bytes, topic: str | None = None) -> None:
+        """Queue ``data`` (the event's original bytes) for ``event``'s topic."""
+        future = await self._producer.send(topic or topic_for(event), data, key=message_key(event))
+        self._pending.append(future)
+        if len(self._pending) >= 10_000:
+            await self.flush()
+
+    async def send_raw(self, topic: str, data: bytes, key: bytes | None = None) -> None:
+        self._pending.append(await self._producer.send(topic, data, key=key))
+
+    async def flush(self) -> int:
+        """Wait until everything queued is acknowledged; raise if anything failed."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+        return len(pending)
+
+
+async def publish_all(settings: Settings, items: Iterable[tuple[Event, bytes]]) -> int:
+    async with Publisher(settings) as publisher:
+        n = 0
+        for event, data in items:
+            await publisher.send(event, data)
+            n += 1
+        return n

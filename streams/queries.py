@@ -1,0 +1,116 @@
+"""Answers to the HTTP queries, pure: from merged partial series to JSON shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from events.times import format_utc
+from streams.core import CoreConfig
+from streams.windows import WindowSpec, bucket_start, window_count, window_counts
+
+
+class BadParameter(ValueError):
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def windows_of(
+    buckets: Mapping[int, int],
+    total: int,
+    stream_time: float | None,
+    spec: WindowSpec,
+    config: CoreConfig,
+    start: float | None,
+    end: float | None,
+) -> list[dict[str, Any]]:
+    """Non-empty windows of one family, filtered to starts in ``[start, end)``."""
+    if spec.cumulative:
+        if not total:
+            return []
+        first = config.since if config.since is not None else 0.0
+        last = bucket_start(stream_time if stream_time is not None else first, config.base) + config.base
+        rows = [(first, last, total)]
+    else:
+        rows = [(s, s + spec.size, c) for s, c in sorted(window_counts(buckets, spec, config.base).items())]
+    return [
+        {"start": format_utc(s), "end": format_utc(e), "count": c}
+        for s, e, c in rows
+        if c and (start is None or s >= start) and (end is None or s < end)
+    ]
+
+
+def net_inflow_windows(
+    entries: Mapping[int, int],
+    departures: Mapping[int, int],
+    totals: tuple[int, int],
+    stream_time: float | None,
+    spec: WindowSpec,
+    config: CoreConfig,
+    start: float | None,
+    end: float | None,
+) -> list[dict[str, Any]]:
+    if spec.cumulative:
+        e_total, d_total = totals
+        if not (e_total or d_total):
+            return []
+        first = config.since if config.since is not None else 0.0
+        last = bucket_start(stream_time if stream_time is not None else first, config.base) + config.base
+        rows = {first: (last, e_total, d_total)}
+    else:
+        e_counts = window_counts(entries, spec, config.base)
+        d_counts = window_counts(departures, spec, config.base)
+        rows = {s: (s + spec.size, e_counts.get(s, 0), d_counts.get(s, 0)) for s in e_counts.keys() | d_counts.keys()}
+    return [
+        {"start": format_utc(s), "end": format_utc(e), "entries": n_in, "departures": n_out, "net": n_in - n_out}
+        for s, (e, n_in, n_out) in sorted(rows.items())
+        if (n_in or n_out) and (start is None or s >= start) and (end is None or s < end)
+    ]
+
+
+#: which series a reconcilable statement metric is observed on
+OBSERVED_KIND = {"entries": "e", "exits": "x", "departures": "d"}
+
+
+def reconcile(statement: Mapping[str, Any], buckets: Mapping[int, int] | None, since: float | None, issued: float) -> dict[str, Any]:
+    """The statement plus ``observed`` over ``[since, issued_at)`` and ``ratio``.
+
+    The period is resolved to base buckets: buckets whose start lies in it.
+    """
+    out = {k: v for k, v in statement.items() if k not in ("offset", "partition")}
+    if buckets is None or since is None:
+        out["observed"] = None
+        out["ratio"] = None
+        return out
+    observed = window_count(buckets, int(since), int(issued))
+    out["observed"] = observed
+    out["ratio"] = (statement["value"] / observed) if observed else None
+    return out
+
+
+def window_spec(config: CoreConfig, name: str | None) -> WindowSpec:
+    name = name or config.windows[0].name
+    try:
+        return config.window(name)
+    except KeyError:
+        raise BadParameter("window", f"unknown window {name!r}: expected one of {[w.name for w in config.windows]}") from None
+
+
+def sorted_statements(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(items, key=lambda s: (s["issued_at"], s["event_id"]))
+
+
+class StatementView:
+    """A statement's labels and figures, for the gauges."""
+
+    __slots__ = ("country", "metric", "observed", "ratio", "source", "value")
+
+    def __init__(self, item: Mapping[str, Any]) -> None:
+        self.country: str = item["country"]
+        self.metric: str = item["metric"]
+        self.source: str = item["source"]
+        self.value: float = item["value"]
+        self.observed: int | None = item.get("observed")
+        self.ratio: float | None = item.get("ratio")

@@ -1,0 +1,162 @@
+"""The thin shell between Faust and the pure core.
+
+The agents hand batches of events to :meth:`Runtime.process_batch`, which runs
+them through each partition's :class:`~streams.core.PartitionState` and writes
+what changed to the Faust tables (so to their changelog topics) before the
+batch is acknowledged. Faust commits input offsets only for acknowledged
+events, after flushing the producer: an offset is never committed before the
+state changes it caused are in the changelog.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import faust
+import orjson
+from faust.streams import _current_event  # the one private Faust name we use; see _as_event_of
+
+from streams import metrics
+from streams.core import CoreConfig, Effects, PartitionState, dedup_key, state_prefix
+from streams.topics import DEAD_LETTERS, INPUT_TOPICS, WINDOW_RESULTS
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _as_event_of(event: faust.types.EventT) -> Iterator[None]:
+    """Make ``event`` Faust's current event while writing a batch's state.
+
+    Faust tables pick the changelog partition (and RocksDB the local
+    database) from the current event, which only exists inside per-event
+    iteration. A batch holds events from several partitions, so each
+    partition's writes are made in the context of one of its own events.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class Runtime:
+    def __init__(self, app: faust.App, config: CoreConfig, state: faust.Table, dedup: faust.Table) -> None:
+        self.app = app
+        self.config = config
+        self.state_table = state
+        self.dedup_table = dedup
+        self.states: dict[tuple[str, int], PartitionState] = {}
+        self.dead_letter_topic = app.topic(DEAD_LETTERS, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
+        self.results_topic = app.topic(WINDOW_RESULTS, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
+
+    # -- ownership -----------------------------------------------------------
+    def on_revoked(self, partitions: set[int]) -> None:
+        for tp in [tp for tp in self.states if tp[1] in partitions]:
+            del self.states[tp]
+
+    def owned_partitions(self) -> set[int]:
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in INPUT_TOPICS}
+
+    def local_states(self) -> list[PartitionState]:
+        """States of the partitions this worker owns, loading any not yet loaded."""
+        owned = self.owned_partitions()
+        for tp in [tp for tp in self.states if tp[1] not in owned]:
+            del self.states[tp]
+        missing = [(t, p) for t in INPUT_TOPICS for p in owned if (t, p) not in self.states]
+        if missing:
+            self._load(missing)
+        return [s for s in self.states.values() if s.partition in owned]
+
+    def _load(self, tps: Sequence[tuple[str, int]]) -> None:
+        prefixes = {prefix: tp for tp in tps for prefix in state_prefix(*tp)}
+        state_rows: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
+        dedup_rows: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
+        for key, value in self.state_table.data.items():
+            tp = prefixes.get(key[: key.index(b"|", key.index(b"|", 2) + 1) + 1])
+            if tp is not None:
+                state_rows[tp].append((key, value))
+        dedup_prefixes = {dedup_key(t, p, ""): (t, p) for t, p in tps}
+        for key, value in self.dedup_table.data.items():
+            tp = dedup_prefixes.get(key[: key.index(b"|", key.index(b"|", 2) + 1) + 1])
+            if tp is not None:
+                dedup_rows[tp].append((key, value))
+        for tp in tps:
+            state = PartitionState(tp[0], tp[1], self.config)
+            state.load(state_rows[tp], dedup_rows[tp])
+            self.states[tp] = state
+
+    def _state_for(self, topic: str, partition: int) -> PartitionState:
+        state = self.states.get((topic, partition))
+        if state is None:
+            self._load([(topic, partition)])
+            state = self.states[(topic, partition)]
+        return state
+
+    # -- processing ------------------------------------------------------------
+    def process_batch(self, topic: str, events: Sequence[faust.types.EventT]) -> None:
+        by_partition: dict[int, list[faust.types.EventT]] = defaultdict(list)
+        for event in events:
+            by_partition[event.message.partition].append(event)
+        kind = topic[:-1]
+        for partition, part_events in by_partition.items():
+            state = self._state_for(topic, partition)
+            effects = Effects()
+            for event in part_events:
+                state.process(event.message.offset, event.message.value, effects)
+            state.close_windows(effects)
+            state_writes, dedup_writes = state.flush()
+            with _as_event_of(part_events[-1]):
+                self._write(self.dedup_table, dedup_writes)
+                self._write(self.state_table, state_writes)
+            self._emit(topic, partition, effects)
+            metrics.observe_batch(kind, topic, partition, effects, state)
+
+    @staticmethod
+    def _write(table: faust.Table, writes: Sequence[tuple[bytes, bytes | None]]) -> None:
+        for key, value in writes:
+            if value is None:
+                if key in table.data:
+                    del table[key]
+            else:
+                table[key] = value
+
+    def _emit(self, topic: str, partition: int, effects: Effects) -> None:
+        for letter in effects.dead_letters:
+            headers = [
+                ("reason", letter.reason.encode()),
+                ("detail", letter.detail.encode()[:1024]),
+                ("topic", topic.encode()),
+                ("partition", str(partition).encode()),
+                ("offset", str(letter.offset).encode()),
+            ]
+            self.dead_letter_topic.send_soon(value=letter.value, headers=headers)
+            metrics.DEAD_LETTERS.labels(reason=letter.reason.split(":")[0]).inc()
+        for result in effects.results:
+            value = orjson.dumps(
+                {
+                    "kind": result.kind,
+                    "key": result.key,
+                    "window": result.window,
+                    "start": result.start,
+                    "end": result.end,
+                    "count": result.count,
+                    "topic": topic,
+                    "partition": partition,
+                }
+            )
+            self.results_topic.send_soon(key=result.record_key(topic, partition), value=value)
+
+    def stream_times(self) -> dict[tuple[str, int], float]:
+        return {
+            (s.topic, s.partition): s.progress.stream_time
+            for s in self.local_states()
+            if s.progress.stream_time is not None
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {"partitions": sorted(self.owned_partitions())}

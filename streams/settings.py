@@ -1,0 +1,93 @@
+"""All configuration in one typed object, read from ``BORDERFLOW_*`` variables."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from events.times import format_duration, parse_duration, parse_rfc3339
+from streams.core import CoreConfig
+from streams.windows import ALL, WindowSpec, validate_specs
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BORDERFLOW_", extra="ignore")
+
+    kafka: str = Field("127.0.0.1:9092", description="bootstrap servers, host:port[,host:port]")
+    app_id: str = Field("borderflow", description="Faust app id: consumer group and changelog prefix")
+    data_dir: Path = Field(Path(".borderflow"), description="local state directory")
+    web_host: str = Field("127.0.0.1", description="worker HTTP bind address")
+    web_port: int = Field(6066, description="worker HTTP port")
+    ingest_token: str | None = Field(None, description="bearer token for POST /events")
+    grace: timedelta = Field(timedelta(hours=6), description="grace period before events are late")
+    since: datetime | None = Field(None, description="start of the cumulative window (RFC 3339)")
+    bucket: timedelta = Field(timedelta(hours=1), description="tumbling window size (base bucket)")
+    rolling: timedelta = Field(timedelta(hours=24), description="rolling window size")
+    rolling_step: timedelta = Field(timedelta(hours=1), description="rolling window step")
+    retention: timedelta = Field(timedelta(days=30), description="event time a window stays in hot state")
+    dedup_horizon: timedelta = Field(timedelta(days=7), description="event time an event_id is remembered")
+    partitions: int = Field(4, ge=1, description="partitions of every input and changelog topic")
+    replication: int = Field(1, ge=1, description="replication factor of created topics")
+    store: Literal["memory", "rocksdb"] = Field("memory", description="table store")
+    standby_replicas: int = Field(0, ge=0, description="standby table replicas")
+    batch_size: int = Field(2000, ge=1, description="events per processing batch")
+    batch_within: float = Field(0.2, gt=0, description="seconds to wait to fill a batch")
+    max_event_bytes: int = Field(64 * 1024, ge=256, description="largest accepted event")
+    body_limit: int = Field(5 * 1024 * 1024, ge=1024, description="largest POST /events body")
+    log_level: str = Field("WARNING", description="worker log level")
+    rebalance_timeout: timedelta = Field(
+        timedelta(seconds=30),
+        description="consumer max poll interval, which is also the rebalance timeout",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: Path | None = None
+
+    @field_validator("grace", "bucket", "rolling", "rolling_step", "retention", "dedup_horizon",
+                     "rebalance_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_duration(value)
+        return value
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _since(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            return parse_rfc3339(value)
+        return value
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [part.strip() for part in self.kafka.split(",") if part.strip()]
+
+    def core(self) -> CoreConfig:
+        base = int(self.bucket.total_seconds())
+        windows = (
+            WindowSpec(_name(self.bucket), base, base),
+            WindowSpec(_name(self.rolling), int(self.rolling.total_seconds()), int(self.rolling_step.total_seconds())),
+            WindowSpec(ALL, 0, 0),
+        )
+        validate_specs(windows, base)
+        return CoreConfig(
+            base=base,
+            windows=windows,
+            grace=int(self.grace.total_seconds()),
+            since=None if self.since is None else self.since.timestamp(),
+            retention=int(self.retention.total_seconds()),
+            dedup_horizon=int(self.dedup_horizon.total_seconds()),
+            max_event_bytes=self.max_event_bytes,
+        )
+
+
+def _name(delta: timedelta) -> str:
+    return format_duration(delta)

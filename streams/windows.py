@@ -1,0 +1,90 @@
+"""Event-time windows, pure: epoch-aligned, half-open ``[start, end)``.
+
+State is kept as counts per *base bucket* (the tumbling size, 1 h by default);
+every other window (hopping 24 h with a 1 h step, cumulative ``all``) is a sum
+of base buckets. One event therefore touches one cell per series, and a
+window's count is derived, never stored twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """A window family: ``size`` and ``step`` in seconds (equal for tumbling).
+
+    ``size == 0`` is the cumulative window ``all``.
+    """
+
+    name: str
+    size: int
+    step: int
+
+    @property
+    def cumulative(self) -> bool:
+        return self.size == 0
+
+    def starts_containing(self, t: float) -> range:
+        """Starts of the windows that contain instant ``t``."""
+        last = math.floor(t / self.step) * self.step
+        first = math.floor((t - self.size) / self.step) * self.step + self.step
+        return range(first, last + 1, self.step)
+
+
+def bucket_start(t: float, size: int) -> int:
+    """Start of the epoch-aligned bucket of ``size`` seconds holding ``t``."""
+    return math.floor(t / size) * size
+
+
+def validate_specs(specs: Iterable[WindowSpec], base: int) -> None:
+    """Every window must be a whole number of base buckets, on base-bucket steps."""
+    for spec in specs:
+        if spec.cumulative:
+            continue
+        if spec.size <= 0 or spec.step <= 0 or spec.size % base or spec.step % base:
+            raise ValueError(
+                f"window {spec.name!r}: size {spec.size}s and step {spec.step}s must be "
+                f"positive multiples of the base bucket ({base}s)"
+            )
+
+
+def window_counts(buckets: Mapping[int, int], spec: WindowSpec, base: int) -> dict[int, int]:
+    """Counts per window start for a hopping/tumbling family, from base buckets."""
+    if spec.size == base and spec.step == base:
+        return {start: count for start, count in buckets.items() if count}
+    out: dict[int, int] = {}
+    for bucket, count in buckets.items():
+        if not count:
+            continue
+        # windows [s, s+size) with s <= bucket and bucket+base <= s+size
+        for start in spec.starts_containing(bucket):
+            out[start] = out.get(start, 0) + count
+    return out
+
+
+def window_count(buckets: Mapping[int, int], start: int, end: int) -> int:
+    """Sum of the base buckets whose start lies in ``[start, end)``."""
+    if end - start <= 0:
+        return 0
+    return sum(count for bucket, count in buckets.items() if start <= bucket < end)
+
+
+def closing_windows(
+    buckets: Mapping[int, int],
+    spec: WindowSpec,
+    base: int,
+    after: float,
+    through: float,
+) -> Iterator[tuple[int, int]]:
+    """Non-empty windows whose end lies in ``(after, through]``: (start, count)."""
+    if spec.cumulative or through <= after:
+        return
+    for start, count in sorted(window_counts(buckets, spec, base).items()):
+        if after < start + spec.size <= through and count:
+            yield start, count
