@@ -11,8 +11,6 @@ from events.times import format_utc
 from events.validation import InvalidEvent, validate
 
 MAX_EVENT_BYTES: Final = 64 * 1024
-#: which input topic each event type lives on
-TOPIC_FOR_TYPE: Final = {"crossing": "crossings", "departure": "departures", "statement": "statements"}
 
 
 def decode(data: bytes | None, *, max_bytes: int = MAX_EVENT_BYTES) -> Event:
@@ -87,6 +85,3 @@ def message_key(event: Event) -> bytes:
         return event.border.encode()
     return event.country.encode()
 
-
-def topic_for(event: Event) -> str:
-    return TOPIC_FOR_TYPE[event.type]

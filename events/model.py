@@ -59,7 +59,7 @@ class Statement:
     source: str
     country: str
     metric: str
-    value: float
+    value: int | float
     since: float | None = None
     border: str | None = None
     url: str | None = None

@@ -48,9 +48,9 @@ def parse_duration(text: str | float | timedelta) -> timedelta:
 
 
 def format_duration(delta: timedelta) -> str:
-    """The shortest exact ``<n><unit>`` spelling of a duration (``3600s`` -> ``1h``)."""
+    """An exact spelling in hours, minutes or seconds (``86400s`` -> ``24h``)."""
     seconds = int(delta.total_seconds())
-    for unit in ("w", "d", "h", "m"):
+    for unit in ("h", "m"):
         size = int(_UNIT_SECONDS[unit])
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"

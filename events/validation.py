@@ -123,7 +123,7 @@ def _choice(obj: Mapping[str, Any], field: str, choices: frozenset[str], *, opti
     return value
 
 
-def _number(obj: Mapping[str, Any], field: str) -> float:
+def _number(obj: Mapping[str, Any], field: str) -> int | float:
     value = _required(obj, field)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidEvent(field, f"wrong type: expected number, got {type(value).__name__}")
@@ -133,7 +133,7 @@ def _number(obj: Mapping[str, Any], field: str) -> float:
         raise InvalidEvent(field, f"out of range: {value} < 0")
     if abs(value) > 1e15:
         raise InvalidEvent(field, f"out of range: {value} > 1e15")
-    return float(value)
+    return value
 
 
 def _upcast(obj: dict[str, Any]) -> dict[str, Any]:

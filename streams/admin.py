@@ -9,7 +9,6 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.kafka import client_options
 from streams.settings import Settings
-from streams.topics import INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_CONFIGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +22,10 @@ class TopicMismatch(RuntimeError):
     pass
 
 
-async def ensure_topics(settings: Settings, names: tuple[str, ...] = INPUT_TOPICS + OUTPUT_TOPICS) -> list[TopicStatus]:
+async def ensure_topics(settings: Settings) -> list[TopicStatus]:
     """Create missing topics; check that existing ones have the configured partitions."""
+    topics = settings.topics
+    names = topics.inputs + topics.outputs
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
@@ -34,7 +35,7 @@ async def ensure_topics(settings: Settings, names: tuple[str, ...] = INPUT_TOPIC
             try:
                 await admin.create_topics(
                     [
-                        NewTopic(name, settings.partitions, settings.replication, topic_configs=TOPIC_CONFIGS.get(name, {}))
+                        NewTopic(name, settings.partitions, settings.replication, topic_configs=topics.configs(name))
                         for name in missing
                     ]
                 )
@@ -46,7 +47,7 @@ async def ensure_topics(settings: Settings, names: tuple[str, ...] = INPUT_TOPIC
     result = []
     for name in names:
         n = counts.get(name, 0)
-        if name in INPUT_TOPICS and n != settings.partitions:
+        if name in topics.inputs and n != settings.partitions:
             raise TopicMismatch(
                 f"topic {name!r} has {n} partitions but BORDERFLOW_PARTITIONS is {settings.partitions}: "
                 "every input topic and changelog must have the same count"
@@ -56,6 +57,11 @@ async def ensure_topics(settings: Settings, names: tuple[str, ...] = INPUT_TOPIC
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: tuple[str, ...]) -> dict[str, int]:
+    # describe only topics that exist: a metadata request may auto-create the others
+    present = set(await admin.list_topics())
+    names = tuple(n for n in names if n in present)
+    if not names:
+        return {}
     described = await admin.describe_topics(list(names))
     counts = {}
     for topic in described:

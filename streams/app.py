@@ -30,7 +30,7 @@ from streams.queries import (
 )
 from streams.runtime import Runtime
 from streams.settings import Settings
-from streams.topics import DEDUP_TABLE, INPUT_TOPICS, STATE_TABLE, STATEMENTS
+from streams.topics import DEDUP_TABLE, STATE_TABLE
 
 log = logging.getLogger(__name__)
 INTERNAL_PARTIALS = "/internal/partials"
@@ -72,28 +72,30 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_max_poll_interval=settings.rebalance_timeout.total_seconds(),
         processing_guarantee="at_least_once",
+        key_serializer="raw",
+        value_serializer="raw",
         producer_acks=-1,
         web_in_thread=False,
         loghandlers=[],
     )
-    state = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
-    dedup = app.Table(DEDUP_TABLE, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
-    runtime = Runtime(app, config, state, dedup)
+    state = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    dedup = app.Table(DEDUP_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    runtime = Runtime(app, config, settings.topics, state, dedup)
     app.borderflow_runtime = runtime  # type: ignore[attr-defined]
 
     def make_agent(topic_name: str) -> None:
-        topic = app.topic(topic_name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+        topic = app.topic(topic_name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
 
         async def agent(stream: faust.StreamT[bytes]) -> None:
             async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
                 with metrics.BATCH_SECONDS.time():
                     runtime.process_batch(topic_name, events)
 
-        agent.__name__ = f"process_{topic_name}"
+        agent.__name__ = f"process_{topic_name}".replace("-", "_")
         agent.__qualname__ = agent.__name__
         app.agent(topic, name=f"borderflow.{topic_name}")(agent)
 
-    for topic_name in INPUT_TOPICS:
+    for topic_name in settings.topics.inputs:
         make_agent(topic_name)
 
     @app.on_partitions_revoked.connect
@@ -291,6 +293,6 @@ def _install_views(app: faust.App, settings: Settings, runtime: Runtime) -> None
     @app.page(INTERNAL_STATEMENTS)
     class LocalStatements(View):
         async def get(self, request: Request) -> Response:
-            return _json(self, [s for st in runtime.local_states() if st.topic == STATEMENTS for s in st.statements.values()])
+            return _json(self, [s for st in runtime.local_states() if st.topic == runtime.topics.statements for s in st.statements.values()])
 
     del Health, Metrics, BorderCounts, CountryCounts, NetInflow, Statements, Partials, LocalStatements

@@ -38,7 +38,6 @@ BORDER: Final = "b"
 ENTRIES: Final = "e"
 EXITS: Final = "x"
 DEPARTURES: Final = "d"
-KIND_FOR_TOPIC: Final = {"crossings": "crossing", "departures": "departure", "statements": "statement"}
 NO_OFFSET: Final = -1
 
 
@@ -148,7 +147,7 @@ def statement_key(topic: str, partition: int, event_id: str) -> bytes:
 
 
 def progress_key(topic: str, partition: int) -> bytes:
-    return f"P|{topic}|{partition}".encode()
+    return f"P|{topic}|{partition}|progress".encode()
 
 
 def dedup_key(topic: str, partition: int, event_id: str) -> bytes:
@@ -162,11 +161,11 @@ def state_prefix(topic: str, partition: int) -> tuple[bytes, ...]:
 class PartitionState:
     """The aggregation state built from one input topic partition."""
 
-    def __init__(self, topic: str, partition: int, config: CoreConfig) -> None:
+    def __init__(self, topic: str, partition: int, kind: str, config: CoreConfig) -> None:
         self.topic = topic
         self.partition = partition
         self.config = config
-        self.kind = KIND_FOR_TOPIC[topic]
+        self.kind = kind
         self.progress = Progress()
         self.series: dict[tuple[str, str], Series] = {}
         self.statements: dict[str, dict[str, Any]] = {}

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from events.codec import message_key, topic_for
+from events.codec import message_key
 from events.model import Event
 from streams.kafka import client_options
 from streams.settings import Settings
@@ -22,6 +22,7 @@ class Publisher:
             acks="all", linger_ms=5, max_batch_size=256 * 1024, **client_options(settings), **producer
         )
         self._pending: list[asyncio.Future[Any]] = []
+        self.topics = settings.topics
 
     async def __aenter__(self) -> Publisher:
         await self._producer.start()
@@ -35,7 +36,7 @@ class Publisher:
 
     async def send(self, event: Event, data: bytes, topic: str | None = None) -> None:
         """Queue ``data`` (the event's original bytes) for ``event``'s topic."""
-        future = await self._producer.send(topic or topic_for(event), data, key=message_key(event))
+        future = await self._producer.send(topic or self.topics.for_type(event.type), data, key=message_key(event))
         self._pending.append(future)
         if len(self._pending) >= 10_000:
             await self.flush()

@@ -23,7 +23,7 @@ from faust.streams import _current_event  # the one private Faust name we use; s
 
 from streams import metrics
 from streams.core import CoreConfig, Effects, PartitionState, dedup_key, state_prefix
-from streams.topics import DEAD_LETTERS, INPUT_TOPICS, WINDOW_RESULTS
+from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,22 @@ def _as_event_of(event: faust.types.EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
+def _partition_prefix(key: bytes) -> bytes:
+    """``b"S|crossings|3|"`` for ``b"S|crossings|3|b|upper-lars"``."""
+    parts = key.split(b"|", 3)
+    return b"|".join(parts[:3]) + b"|"
+
+
 class Runtime:
-    def __init__(self, app: faust.App, config: CoreConfig, state: faust.Table, dedup: faust.Table) -> None:
+    def __init__(self, app: faust.App, config: CoreConfig, topics: Topics, state: faust.Table, dedup: faust.Table) -> None:
+        self.topics = topics
         self.app = app
         self.config = config
         self.state_table = state
         self.dedup_table = dedup
         self.states: dict[tuple[str, int], PartitionState] = {}
-        self.dead_letter_topic = app.topic(DEAD_LETTERS, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
-        self.results_topic = app.topic(WINDOW_RESULTS, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
+        self.dead_letter_topic = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
+        self.results_topic = app.topic(topics.window_results, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
 
     # -- ownership -----------------------------------------------------------
     def on_revoked(self, partitions: set[int]) -> None:
@@ -60,14 +67,14 @@ class Runtime:
             del self.states[tp]
 
     def owned_partitions(self) -> set[int]:
-        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in INPUT_TOPICS}
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in self.topics.inputs}
 
     def local_states(self) -> list[PartitionState]:
         """States of the partitions this worker owns, loading any not yet loaded."""
         owned = self.owned_partitions()
         for tp in [tp for tp in self.states if tp[1] not in owned]:
             del self.states[tp]
-        missing = [(t, p) for t in INPUT_TOPICS for p in owned if (t, p) not in self.states]
+        missing = [(t, p) for t in self.topics.inputs for p in owned if (t, p) not in self.states]
         if missing:
             self._load(missing)
         return [s for s in self.states.values() if s.partition in owned]
@@ -77,16 +84,16 @@ class Runtime:
         state_rows: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
         dedup_rows: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
         for key, value in self.state_table.data.items():
-            tp = prefixes.get(key[: key.index(b"|", key.index(b"|", 2) + 1) + 1])
+            tp = prefixes.get(_partition_prefix(key))
             if tp is not None:
                 state_rows[tp].append((key, value))
         dedup_prefixes = {dedup_key(t, p, ""): (t, p) for t, p in tps}
         for key, value in self.dedup_table.data.items():
-            tp = dedup_prefixes.get(key[: key.index(b"|", key.index(b"|", 2) + 1) + 1])
+            tp = dedup_prefixes.get(_partition_prefix(key))
             if tp is not None:
                 dedup_rows[tp].append((key, value))
         for tp in tps:
-            state = PartitionState(tp[0], tp[1], self.config)
+            state = PartitionState(tp[0], tp[1], self.topics.type_of(tp[0]), self.config)
             state.load(state_rows[tp], dedup_rows[tp])
             self.states[tp] = state
 
@@ -102,7 +109,7 @@ class Runtime:
         by_partition: dict[int, list[faust.types.EventT]] = defaultdict(list)
         for event in events:
             by_partition[event.message.partition].append(event)
-        kind = topic[:-1]
+        kind = self.topics.type_of(topic)
         for partition, part_events in by_partition.items():
             state = self._state_for(topic, partition)
             effects = Effects()

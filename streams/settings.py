@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.times import format_duration, parse_duration, parse_rfc3339
 from streams.core import CoreConfig
+from streams.topics import Topics
 from streams.windows import ALL, WindowSpec, validate_specs
 
 
@@ -18,6 +19,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BORDERFLOW_", extra="ignore")
 
     kafka: str = Field("127.0.0.1:9092", description="bootstrap servers, host:port[,host:port]")
+    topic_prefix: str = Field("", description="prefix of every topic name (to share a cluster)")
     app_id: str = Field("borderflow", description="Faust app id: consumer group and changelog prefix")
     data_dir: Path = Field(Path(".borderflow"), description="local state directory")
     web_host: str = Field("127.0.0.1", description="worker HTTP bind address")
@@ -65,6 +67,10 @@ class Settings(BaseSettings):
                 return None
             return parse_rfc3339(value)
         return value
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
 
     @property
     def bootstrap_servers(self) -> list[str]:

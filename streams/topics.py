@@ -1,26 +1,52 @@
-"""Topic names and configs, defined once."""
+"""Topic names and configs, defined once.
+
+The names are the contract's; ``BORDERFLOW_TOPIC_PREFIX`` (empty by default)
+lets several deployments, or tests, share one cluster.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
-
-CROSSINGS: Final = "crossings"
-DEPARTURES: Final = "departures"
-STATEMENTS: Final = "statements"
-INPUT_TOPICS: Final = (CROSSINGS, DEPARTURES, STATEMENTS)
-DEAD_LETTERS: Final = "borderflow-dlq"
-WINDOW_RESULTS: Final = "window-results"
-OUTPUT_TOPICS: Final = (DEAD_LETTERS, WINDOW_RESULTS)
 
 STATE_TABLE: Final = "state"
 DEDUP_TABLE: Final = "dedup"
-
-#: window results are upserts by key: compaction keeps the latest value
-TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {
-    WINDOW_RESULTS: {"cleanup.policy": "compact"},
-}
+TYPE_TOPICS: Final = {"crossing": "crossings", "departure": "departures", "statement": "statements"}
 
 
-def changelog_topic(app_id: str, table: str) -> str:
-    """Faust's changelog naming: ``<app id>-<table>-changelog``."""
-    return f"{app_id}-{table}-changelog"
+@dataclass(frozen=True, slots=True)
+class Topics:
+    prefix: str = ""
+
+    def for_type(self, event_type: str) -> str:
+        return self.prefix + TYPE_TOPICS[event_type]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(self.prefix + name for name in TYPE_TOPICS.values())
+
+    @property
+    def statements(self) -> str:
+        return self.for_type("statement")
+
+    @property
+    def dead_letters(self) -> str:
+        return self.prefix + "borderflow-dlq"
+
+    @property
+    def window_results(self) -> str:
+        return self.prefix + "window-results"
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (self.dead_letters, self.window_results)
+
+    def type_of(self, topic: str) -> str:
+        for event_type, name in TYPE_TOPICS.items():
+            if self.prefix + name == topic:
+                return event_type
+        raise KeyError(topic)
+
+    def configs(self, topic: str) -> dict[str, str]:
+        # window results are upserts by key: compaction keeps the latest value
+        return {"cleanup.policy": "compact"} if topic == self.window_results else {}

@@ -1,0 +1,191 @@
+"""Events through the real broker into a real worker process, checked over HTTP.
+
+Every expected figure comes from ``tests.support.Model``, an independent
+reading of the contract, never from the worker's own code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from events.times import format_utc, parse_rfc3339
+from tests.support import H, Model, consume_all, http_get, keyed, produce
+
+pytestmark = pytest.mark.integration
+SEED = Path(__file__).resolve().parent.parent / "data" / "seed-statements.ndjson"
+
+
+def crossing(event_id: str, at: str, border: str, frm: str, to: str, count: int) -> dict[str, Any]:
+    return {"type": "crossing", "event_id": event_id, "occurred_at": at, "border": border, "from_country": frm, "to_country": to, "count": count}
+
+
+def departure(event_id: str, at: str, country: str, dest: str, count: int) -> dict[str, Any]:
+    return {"type": "departure", "event_id": event_id, "occurred_at": at, "country": country, "destination": dest, "count": count}
+
+
+def scenario(prefix: str) -> list[tuple[str, bytes | None, bytes | None]]:
+    c, d, s = prefix + "crossings", prefix + "departures", prefix + "statements"
+    msgs = [
+        keyed(c, crossing("c-on-hour", "2022-09-21T10:00:00Z", "upper-lars", "RU", "GE", 10)),
+        keyed(c, crossing("c-before-hour", "2022-09-21T09:59:59.999Z", "upper-lars", "RU", "GE", 3)),
+        keyed(c, crossing("c-nepal-offset", "2022-09-21T16:44:59+05:45", "upper-lars", "RU", "GE", 4)),  # 10:59:59Z
+        keyed(c, crossing("c-newfoundland", "2022-09-21T08:30:00-02:30", "upper-lars", "RU", "GE", 6)),  # 11:00Z
+        keyed(c, crossing("c-kiribati", "2022-09-22T00:00:00+14:00", "vaalimaa", "RU", "FI", 8)),  # 10:00Z on 21st
+        keyed(c, crossing("c-kz-1", "2022-09-22T03:00:00+06:00", "zhaisan", "RU", "KZ", 120)),
+        keyed(c, crossing("c-kz-2", "2022-09-23T03:00:00+06:00", "zhaisan", "RU", "KZ", 200)),
+        keyed(c, crossing("c-mn", "2022-09-23T12:00:00+08:00", "altanbulag", "RU", "MN", 30)),
+        keyed(c, crossing("c-back", "2022-09-23T12:00:00+04:00", "upper-lars", "GE", "RU", 2)),
+        # the same event again, once right after and once much later
+        keyed(c, crossing("c-on-hour", "2022-09-21T10:00:00Z", "upper-lars", "RU", "GE", 10)),
+        keyed(c, crossing("c-gl-1", "2022-09-25T12:00:00Z", "upper-lars", "RU", "GE", 50)),
+        # a straggler within grace (stream time 2022-09-25T12Z, 5h59m older): counted
+        keyed(c, crossing("c-straggler", "2022-09-25T06:01:00Z", "upper-lars", "RU", "GE", 7)),
+        # late: older than stream time - 6h in its partition
+        keyed(c, crossing("c-late", "2022-09-21T12:00:00Z", "upper-lars", "RU", "GE", 1000)),
+        keyed(c, crossing("c-on-hour", "2022-09-21T10:00:00Z", "upper-lars", "RU", "GE", 10)),
+        keyed(d, departure("d-1", "2022-09-22T10:00:00+06:00", "KZ", "UZ", 40)),
+        keyed(d, departure("d-2", "2022-09-23T10:00:00+06:00", "KZ", "KG", 25)),
+        keyed(d, departure("d-ge", "2022-09-21T12:00:00+04:00", "GE", "TR", 9)),
+        keyed(d, departure("d-2", "2022-09-23T10:00:00+06:00", "KZ", "KG", 25)),
+    ]
+    bad = [
+        (c, b"upper-lars", b"{not json"),
+        (c, b"upper-lars", b"\xff\xfe\x00 invalid utf-8"),
+        (c, b"upper-lars", orjson.dumps(crossing("c-zero", "2022-09-21T10:00:00Z", "upper-lars", "RU", "GE", 0))),
+        (c, b"upper-lars", orjson.dumps(crossing("c-no-offset", "2022-09-21T10:00:00", "upper-lars", "RU", "GE", 1))),
+        (c, b"upper-lars", orjson.dumps(crossing("c-bad-country", "2022-09-21T10:00:00Z", "upper-lars", "RU", "XX", 1))),
+        (c, b"upper-lars", orjson.dumps(departure("d-wrong-topic", "2022-09-21T10:00:00Z", "KZ", "UZ", 1))),
+        (c, b"upper-lars", orjson.dumps({"type": "teleport", "event_id": "t-1"})),
+        (d, b"KZ", orjson.dumps({"type": "departure", "event_id": "d-missing", "occurred_at": "2022-09-21T10:00:00Z", "country": "KZ", "count": 1})),
+        (d, b"KZ", b"[1, 2, 3]"),
+    ]
+    statements = [keyed(s, orjson.loads(line)) for line in SEED.read_bytes().splitlines() if line.strip()]
+    statements.append(statements[0])  # duplicate statement
+    return msgs[:5] + bad[:4] + msgs[5:] + bad[4:] + statements
+
+
+def wait_for_processed(worker: Any, expected: int, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    seen = -1.0
+    while time.monotonic() < deadline:
+        seen = worker.metric("borderflow_events_total")
+        if seen >= expected:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"worker processed {seen} of {expected} events:\n{worker.tail()}")
+
+
+def as_windows(counts: dict[int, int], size: int) -> list[dict[str, Any]]:
+    return [{"start": format_utc(s), "end": format_utc(s + size), "count": c} for s, c in sorted(counts.items()) if c]
+
+
+def create_topics(env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", "cli", "topics"], env=env, check=True, capture_output=True)
+
+
+def test_scenario_answers_match_independent_counts(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
+    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
+    create_topics(deployment)
+    messages = scenario(prefix)
+    asyncio.run(produce(kafka, messages))
+    model = Model(partitions=4)
+    model.run(messages)
+
+    worker = spawn_worker()
+    worker.wait_ready()
+    wait_for_processed(worker, len(messages))
+
+    for border in ("upper-lars", "vaalimaa", "zhaisan", "altanbulag"):
+        status, body = http_get(f"{worker.url}/counts/borders/{border}?window=1h")
+        assert status == 200
+        assert body == {"border": border, "window": "1h", "windows": as_windows(model.hourly("border", border), H)}
+        status, body = http_get(f"{worker.url}/counts/borders/{border}?window=24h")
+        assert body["windows"] == as_windows(model.rolling("border", border), 24 * H)
+        status, body = http_get(f"{worker.url}/counts/borders/{border}?window=all")
+        assert [w["count"] for w in body["windows"]] == [sum(model.hourly("border", border).values())]
+
+    # the on-the-hour and odd-offset events landed in the right UTC hours
+    upper = model.hourly("border", "upper-lars")
+    assert upper[int(parse_rfc3339("2022-09-21T10:00:00Z").timestamp())] == 10 + 4
+    assert upper[int(parse_rfc3339("2022-09-21T09:00:00Z").timestamp())] == 3
+    assert upper[int(parse_rfc3339("2022-09-21T11:00:00Z").timestamp())] == 6
+    assert model.outcomes["late"] == 1 and model.outcomes["duplicate"] >= 3
+
+    for country in ("GE", "KZ", "FI", "MN", "RU"):
+        status, body = http_get(f"{worker.url}/counts/countries/{country}?window=1h")
+        assert body["windows"] == as_windows(model.hourly("entries", country), H), country
+        status, body = http_get(f"{worker.url}/net-inflow/{country}?window=1h")
+        entries, departures = model.hourly("entries", country), model.hourly("departures", country)
+        expected = [
+            {"start": format_utc(h), "end": format_utc(h + H), "entries": entries.get(h, 0), "departures": departures.get(h, 0),
+             "net": entries.get(h, 0) - departures.get(h, 0)}
+            for h in sorted(entries.keys() | departures.keys())
+        ]
+        assert body == {"country": country, "window": "1h", "windows": expected}
+
+    # start/end keep windows whose start lies in [start, end)
+    status, body = http_get(f"{worker.url}/counts/borders/upper-lars?window=1h&start=2022-09-21T10:00:00Z&end=2022-09-21T11:00:00Z")
+    assert [w["start"] for w in body["windows"]] == ["2022-09-21T10:00:00Z"]
+
+    status, body = http_get(f"{worker.url}/statements")
+    assert status == 200
+    by_id = {s["event_id"]: s for s in body["statements"]}
+    assert set(by_id) == set(model.statements)
+    kinds = {"entries": "entries", "exits": "exits", "departures": "departures"}
+    for event_id, stmt in model.statements.items():
+        got = by_id[event_id]
+        if stmt.metric in kinds and stmt.since is not None:
+            observed = model.observed(kinds[stmt.metric], stmt.country, stmt.since, stmt.issued_at)
+            assert got["observed"] == observed, event_id
+            assert got["ratio"] == (stmt.value / observed if observed else None)
+        else:
+            assert got["observed"] is None and got["ratio"] is None
+    status, body = http_get(f"{worker.url}/statements?country=KZ")
+    assert {s["country"] for s in body["statements"]} == {"KZ"}
+
+    # outcomes in the metrics equal the model's
+    for outcome in ("accepted", "duplicate", "late", "invalid"):
+        assert worker.metric("borderflow_events_total", outcome=outcome) == model.outcomes[outcome], outcome
+
+    # every invalid or late message is in the dead-letter topic with its reason and origin
+    letters = asyncio.run(consume_all(kafka, prefix + "borderflow-dlq", model.outcomes["invalid"] + model.outcomes["late"]))
+    assert len(letters) == model.outcomes["invalid"] + model.outcomes["late"]
+    reasons = sorted(dict(r.headers)["reason"].decode() for r in letters)
+    assert reasons.count("late") == 1
+    assert "invalid:count" in reasons and "invalid:occurred_at" in reasons and "invalid:type" in reasons
+    for record in letters:
+        headers = dict(record.headers)
+        assert headers["topic"].decode().startswith(prefix)
+        assert int(headers["offset"]) >= 0 and int(headers["partition"]) >= 0
+    assert b"{not json" in [r.value for r in letters]
+
+
+def test_unknown_keys_are_empty_and_bad_parameters_are_named(deployment: dict[str, str], spawn_worker: Any) -> None:
+    create_topics(deployment)
+    worker = spawn_worker()
+    worker.wait_ready()
+    assert http_get(f"{worker.url}/counts/borders/nowhere") == (200, {"border": "nowhere", "window": "1h", "windows": []})
+    status, body = http_get(f"{worker.url}/counts/borders/upper-lars?window=7y")
+    assert status == 400 and body["parameter"] == "window"
+    status, body = http_get(f"{worker.url}/counts/countries/GE?start=yesterday")
+    assert status == 400 and body["parameter"] == "start"
+    status, body = http_get(f"{worker.url}/net-inflow/GE?end=2022-09-21")
+    assert status == 400 and body["parameter"] == "end"
+
+
+def test_sigterm_stops_worker_cleanly(deployment: dict[str, str], spawn_worker: Any) -> None:
+    create_topics(deployment)
+    worker = spawn_worker()
+    worker.wait_ready()
+    started = datetime.now(UTC)
+    assert worker.stop(timeout=30) == 0
+    assert (datetime.now(UTC) - started).total_seconds() < 30

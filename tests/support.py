@@ -1,0 +1,221 @@
+"""Test kit: free ports, worker processes, HTTP and a reference model of the semantics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+
+from events.codec import decode, message_key
+from events.model import Crossing, Departure, Statement
+from events.validation import InvalidEvent
+
+H = 3600
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def http_get(url: str, timeout: float = 10.0) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            body = response.read()
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        body, status = exc.read(), exc.code
+    try:
+        return status, orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return status, body.decode(errors="replace")
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """aiokafka's (and Kafka's) default partitioner for keyed messages."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@dataclass
+class WorkerProcess:
+    env: dict[str, str]
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> WorkerProcess:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cli", "worker"], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 90.0) -> float:
+        started = time.monotonic()
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.tail()}")
+            try:
+                status, _ = http_get(self.url + "/health", timeout=2)
+                if status == 200:
+                    return time.monotonic() - started
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise AssertionError(f"worker not ready within {timeout}s:\n{self.tail()}")
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait; SIGKILL only if it does not stop in time."""
+        if self.process is None:
+            return 0
+        self.signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.process.wait()
+            raise AssertionError(f"worker ignored SIGTERM for {timeout}s:\n{self.tail()}") from None
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        assert self.process is not None
+        self.process.wait()
+
+    def metric(self, name: str, **labels: str) -> float:
+        status, text = http_get(self.url + "/metrics")
+        assert status == 200
+        total = 0.0
+        for line in str(text).splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+async def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(records) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for part in batch.values():
+                records.extend(part)
+    finally:
+        await consumer.stop()
+    return records
+
+
+@dataclass
+class Model:
+    """An independent reading of DESIGN.md's semantics, one loop per partition."""
+
+    partitions: int
+    grace: float = 6 * H
+    counts: dict[tuple[str, str], dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    statements: dict[str, Statement] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def run(self, messages: list[tuple[str, bytes | None, bytes | None]]) -> None:
+        by_partition: dict[tuple[str, int], list[bytes | None]] = defaultdict(list)
+        for topic, key, value in messages:
+            part = partition_for(key or b"", self.partitions)
+            by_partition[(topic, part)].append(value)
+        for (topic, _), values in by_partition.items():
+            stream_time: float | None = None
+            seen: set[str] = set()
+            for value in values:
+                try:
+                    event = decode(value)
+                    if not topic.endswith(event.type + "s"):
+                        raise InvalidEvent("type", "wrong topic")
+                except InvalidEvent:
+                    self.outcomes["invalid"] += 1
+                    continue
+                if event.event_id in seen:
+                    self.outcomes["duplicate"] += 1
+                    continue
+                if isinstance(event, Statement):
+                    seen.add(event.event_id)
+                    self.statements[event.event_id] = event
+                    self.outcomes["accepted"] += 1
+                    continue
+                if stream_time is not None and event.event_time < stream_time - self.grace:
+                    self.outcomes["late"] += 1
+                    continue
+                seen.add(event.event_id)
+                self.outcomes["accepted"] += 1
+                stream_time = event.event_time if stream_time is None else max(stream_time, event.event_time)
+                hour = int(event.event_time // H * H)
+                if isinstance(event, Crossing):
+                    self.counts[("border", event.border)][hour] += event.count
+                    self.counts[("entries", event.to_country)][hour] += event.count
+                    self.counts[("exits", event.from_country)][hour] += event.count
+                elif isinstance(event, Departure):
+                    self.counts[("departures", event.country)][hour] += event.count
+
+    def hourly(self, kind: str, key: str) -> dict[int, int]:
+        return {h: c for h, c in self.counts.get((kind, key), {}).items() if c}
+
+    def rolling(self, kind: str, key: str, size: int = 24 * H) -> dict[int, int]:
+        out: dict[int, int] = defaultdict(int)
+        for hour, count in self.hourly(kind, key).items():
+            for start in range(hour - size + H, hour + 1, H):
+                out[start] += count
+        return dict(out)
+
+    def observed(self, kind: str, key: str, start: float, end: float) -> int:
+        return sum(c for h, c in self.hourly(kind, key).items() if start <= h < end)
+
+
+def keyed(topic: str, obj: dict[str, Any]) -> tuple[str, bytes | None, bytes | None]:
+    data = orjson.dumps(obj)
+    return topic, message_key(decode(data)), data
