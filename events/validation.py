@@ -229,6 +229,6 @@ def validate(obj: object) -> Event:
     kind = obj.get("type")
     if kind is None:
         raise InvalidEvent("type", "missing")
-    if kind not in _BUILDERS:
+    if not isinstance(kind, str) or kind not in _BUILDERS:
         raise InvalidEvent("type", f"unknown type {str(kind)[:32]!r}: expected one of {list(EVENT_TYPES)}")
     return _BUILDERS[kind](_upcast(obj))

@@ -217,6 +217,9 @@ class PartitionState:
         except InvalidEvent as exc:
             effects.dead_letters.append(DeadLetter(f"invalid:{exc.field}", exc.reason, offset, value))
             return "invalid"
+        except Exception as exc:  # noqa: BLE001 - input must never stop the stream
+            effects.dead_letters.append(DeadLetter("invalid:$", f"unreadable: {exc!r}", offset, value))
+            return "invalid"
         seen = self._dedup.get(event.event_id)
         if seen is not None and seen[0] != offset:
             return "duplicate"
