@@ -42,8 +42,12 @@ class Settings(BaseSettings):
     body_limit: int = Field(5 * 1024 * 1024, ge=1024, description="largest POST /events body")
     log_level: str = Field("WARNING", description="worker log level")
     rebalance_timeout: timedelta = Field(
-        timedelta(seconds=30),
-        description="consumer max poll interval, which is also the rebalance timeout",
+        timedelta(seconds=12),
+        description="consumer rebalance timeout (and max poll interval): see docs/reliability.md",
+    )
+    session_timeout: timedelta = Field(
+        timedelta(seconds=10),
+        description="consumer session timeout: how soon a dead worker's partitions move",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -52,7 +56,7 @@ class Settings(BaseSettings):
     ssl_cafile: Path | None = None
 
     @field_validator("grace", "bucket", "rolling", "rolling_step", "retention", "dedup_horizon",
-                     "rebalance_timeout", mode="before")
+                     "rebalance_timeout", "session_timeout", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         if isinstance(value, str):
