@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from cli.broker import broker
+from cli.demo import demo
 from cli.publish import publish
+from cli.simulate import simulate
 from cli.topics import topics
 from cli.worker import worker
 
@@ -16,5 +18,5 @@ def main() -> None:
     """borderflow: event-time counts of border crossings, from Kafka to Prometheus."""
 
 
-for command in (broker, worker, topics, publish):
+for command in (broker, worker, topics, publish, simulate, demo):
     main.add_command(command)

@@ -1,0 +1,48 @@
+"""The demo, headless, for a bounded time: live metrics, then a clean exit with nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import free_port, http_get
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.skipif(bool(os.environ.get("BORDERFLOW_KAFKA")), reason="the demo runs its own embedded broker")
+def test_demo_serves_live_crossings_and_exits_cleanly(tmp_path: Path) -> None:
+    port, web_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "cli", "demo", "--port", str(port), "--web-port", str(web_port), "--duration", "40", "--headless"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        crossings = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not crossings:
+            time.sleep(2)
+            try:
+                status, text = http_get(f"http://127.0.0.1:{web_port}/metrics", timeout=3)
+            except OSError:
+                continue
+            crossings = [line for line in str(text).splitlines() if line.startswith("borderflow_crossings{") and not line.endswith(" 0.0")]
+        assert crossings, "no nonzero borderflow_crossings series"
+        out, _ = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0, out.decode(errors="replace")[-2000:]
+    assert b"Top checkpoints" in out
+    leftovers = subprocess.run(["pgrep", "-f", f"--kafka-port {port}"], capture_output=True).stdout
+    assert not leftovers.strip()
+    time.sleep(1)
+    with pytest.raises(OSError):
+        http_get(f"http://127.0.0.1:{web_port}/health", timeout=2)

@@ -1,0 +1,47 @@
+from collections import Counter
+
+import orjson
+
+from streams.simulation import SURGE_END, SURGE_START, simulate
+from events.times import parse_rfc3339
+
+
+def week_totals(seed: int) -> Counter[str]:
+    totals: Counter[str] = Counter()
+    for event in simulate(seed):
+        if event.flaw:
+            continue
+        obj = orjson.loads(event.data)
+        t = parse_rfc3339(obj["occurred_at"]).timestamp()
+        if not SURGE_START <= t < SURGE_END:
+            continue
+        if obj["type"] == "crossing":
+            totals[obj["to_country"]] += obj["count"]
+            totals["RU exits"] += obj["count"]
+            if obj["border"] == "upper-lars":
+                totals["upper-lars"] += obj["count"]
+        elif t < SURGE_END - 86400:  # departures by 26 Sept
+            totals["KZ departures"] += obj["count"]
+    return totals
+
+
+def test_same_seed_same_events_other_seed_other_events() -> None:
+    first = [e.data for e in simulate(7)][:500]
+    assert first == [e.data for e in simulate(7)][:500]
+    assert first != [e.data for e in simulate(8)][:500]
+
+
+def test_week_totals_match_the_published_figures() -> None:
+    totals = week_totals(2022)
+    assert abs(totals["KZ"] - 98_000) / 98_000 < 0.03
+    assert totals["GE"] > 53_000 * 0.97 and totals["upper-lars"] == totals["GE"]
+    assert totals["RU exits"] > 260_000
+    assert abs(totals["KZ departures"] - 40_000) / 40_000 < 0.10
+
+
+def test_feed_flaws_are_a_small_share() -> None:
+    flaws = Counter(e.flaw for e in simulate(2022))
+    total = sum(flaws.values())
+    assert 0 < flaws["duplicate"] / total < 0.02
+    assert 0 < flaws["late"] / total < 0.005
+    assert 0 < flaws["malformed"] / total < 0.005
