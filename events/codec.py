@@ -27,11 +27,6 @@ def decode(data: bytes | None, *, max_bytes: int = MAX_EVENT_BYTES) -> Event:
     return validate(obj)
 
 
-def parse_object(data: bytes) -> Any:
-    """Parse JSON without validating (for callers that report per-line errors)."""
-    return orjson.loads(data)
-
-
 def to_json(event: Event) -> dict[str, Any]:
     """The canonical JSON object of an event (times in UTC, optional fields omitted)."""
     out: dict[str, Any] = {"type": event.type, "event_id": event.event_id}

@@ -17,14 +17,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from events.times import parse_rfc3339
 from streams import metrics
-from streams.core import DEPARTURES, ENTRIES, BORDER, PartitionState, merge_partials
+from streams.core import BORDER, DEPARTURES, ENTRIES, PartitionState, merge_partials
 from streams.queries import (
-    OBSERVED_KIND,
     BadParameter,
     StatementView,
     net_inflow_windows,
-    reconcile,
-    sorted_statements,
+    observed_series,
+    reconcile_all,
     window_spec,
     windows_of,
 )
@@ -132,16 +131,11 @@ def _local_partials(states: Iterable[PartitionState], series: Iterable[tuple[str
 def _local_statement_views(runtime: Runtime) -> list[dict[str, Any]]:
     """Statements owned here, reconciled against locally held series only."""
     states = runtime.local_states()
-    out = []
-    for state in states:
-        for statement in state.statements.values():
-            kind = OBSERVED_KIND.get(statement["metric"])
-            buckets = None
-            if kind is not None:
-                buckets, _ = merge_partials(_local_partials(states, [(kind, statement["country"])])[f"{kind}:{statement['country']}"])
-            since = parse_rfc3339(statement["since"]).timestamp() if "since" in statement else None
-            out.append(reconcile(statement, buckets, since, parse_rfc3339(statement["issued_at"]).timestamp()))
-    return out
+
+    def buckets_for(kind: str, country: str) -> dict[int, int]:
+        return merge_partials(_local_partials(states, [(kind, country)])[f"{kind}:{country}"])[0]
+
+    return reconcile_all([s for state in states for s in state.statements.values()], buckets_for)
 
 
 class Cluster:
@@ -193,15 +187,9 @@ class Cluster:
             items.extend(answer)
         if country is not None:
             items = [s for s in items if s["country"] == country]
-        wanted = sorted({(OBSERVED_KIND[s["metric"]], s["country"]) for s in items if s["metric"] in OBSERVED_KIND})
+        wanted = observed_series(items)
         partials = await self.partials(wanted) if wanted else {}
-        out = []
-        for item in sorted_statements(items):
-            kind = OBSERVED_KIND.get(item["metric"])
-            buckets = partials[f"{kind}:{item['country']}"][0] if kind else None
-            since = parse_rfc3339(item["since"]).timestamp() if "since" in item else None
-            out.append(reconcile(item, buckets, since, parse_rfc3339(item["issued_at"]).timestamp()))
-        return out
+        return reconcile_all(items, lambda kind, country: partials[f"{kind}:{country}"][0])
 
 
 def _json(view: View, body: Any, status: int = 200) -> Response:

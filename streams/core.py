@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -344,21 +344,6 @@ class PartitionState:
     @property
     def dedup_size(self) -> int:
         return len(self._dedup)
-
-
-def series_for(states: Iterable[PartitionState], kind: str, key: str) -> Iterator[Series]:
-    for state in states:
-        series = state.series.get((kind, key))
-        if series is not None:
-            yield series
-
-
-def merge_buckets(series: Iterable[Series]) -> dict[int, int]:
-    merged: dict[int, int] = {}
-    for one in series:
-        for bucket, count in one.buckets.items():
-            merged[bucket] = merged.get(bucket, 0) + count
-    return merged
 
 
 def merge_partials(partials: Iterable[Mapping[str, Any]]) -> tuple[dict[int, int], int]:

@@ -34,7 +34,7 @@ BATCH_SECONDS = Histogram(
 )
 
 
-def observe_batch(kind: str, topic: str, partition: int, effects: Effects, state: PartitionState) -> None:
+def observe_batch(kind: str, effects: Effects) -> None:
     for outcome, n in effects.outcomes.items():
         if outcome != "skipped":
             EVENTS.labels(type=kind, outcome=outcome).inc(n)

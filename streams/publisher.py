@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -51,11 +50,3 @@ class Publisher:
             await asyncio.gather(*pending)
         return len(pending)
 
-
-async def publish_all(settings: Settings, items: Iterable[tuple[Event, bytes]]) -> int:
-    async with Publisher(settings) as publisher:
-        n = 0
-        for event, data in items:
-            await publisher.send(event, data)
-            n += 1
-        return n

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from events.times import format_utc
+from events.times import format_utc, parse_rfc3339
 from streams.core import CoreConfig
 from streams.windows import WindowSpec, bucket_start, window_count, window_counts
 
@@ -28,11 +28,7 @@ def windows_of(
 ) -> list[dict[str, Any]]:
     """Non-empty windows of one family, filtered to starts in ``[start, end)``."""
     if spec.cumulative:
-        if not total:
-            return []
-        first = config.since if config.since is not None else 0.0
-        last = bucket_start(stream_time if stream_time is not None else first, config.base) + config.base
-        rows = [(first, last, total)]
+        rows = [(*_cumulative_span(stream_time, config), total)] if total else []
     else:
         rows = [(s, s + spec.size, c) for s, c in sorted(window_counts(buckets, spec, config.base).items())]
     return [
@@ -40,6 +36,12 @@ def windows_of(
         for s, e, c in rows
         if c and (start is None or s >= start) and (end is None or s < end)
     ]
+
+
+def _cumulative_span(stream_time: float | None, config: CoreConfig) -> tuple[float, float]:
+    """The window ``all``: from BORDERFLOW_SINCE (or the epoch) to the end of stream time's bucket."""
+    first = config.since if config.since is not None else 0.0
+    return first, bucket_start(stream_time if stream_time is not None else first, config.base) + config.base
 
 
 def net_inflow_windows(
@@ -53,12 +55,8 @@ def net_inflow_windows(
     end: float | None,
 ) -> list[dict[str, Any]]:
     if spec.cumulative:
-        e_total, d_total = totals
-        if not (e_total or d_total):
-            return []
-        first = config.since if config.since is not None else 0.0
-        last = bucket_start(stream_time if stream_time is not None else first, config.base) + config.base
-        rows = {first: (last, e_total, d_total)}
+        first, last = _cumulative_span(stream_time, config)
+        rows = {first: (last, *totals)} if any(totals) else {}
     else:
         e_counts = window_counts(entries, spec, config.base)
         d_counts = window_counts(departures, spec, config.base)
@@ -74,16 +72,34 @@ def net_inflow_windows(
 OBSERVED_KIND = {"entries": "e", "exits": "x", "departures": "d"}
 
 
-def reconcile(statement: Mapping[str, Any], buckets: Mapping[int, int] | None, since: float | None, issued: float) -> dict[str, Any]:
+def observed_series(statements: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """The (kind, country) series that reconciling these statements needs."""
+    return sorted({(OBSERVED_KIND[s["metric"]], s["country"]) for s in statements if s["metric"] in OBSERVED_KIND})
+
+
+def reconcile_all(
+    statements: Iterable[Mapping[str, Any]], buckets_for: Callable[[str, str], Mapping[int, int]]
+) -> list[dict[str, Any]]:
+    """Each statement, in publication order, with its observed figure and ratio."""
+    out = []
+    for item in sorted(statements, key=lambda s: (s["issued_at"], s["event_id"])):
+        kind = OBSERVED_KIND.get(item["metric"])
+        out.append(reconcile(item, None if kind is None else buckets_for(kind, item["country"])))
+    return out
+
+
+def reconcile(statement: Mapping[str, Any], buckets: Mapping[int, int] | None) -> dict[str, Any]:
     """The statement plus ``observed`` over ``[since, issued_at)`` and ``ratio``.
 
     The period is resolved to base buckets: buckets whose start lies in it.
     """
     out = {k: v for k, v in statement.items() if k not in ("offset", "partition")}
-    if buckets is None or since is None:
+    if buckets is None or "since" not in statement:
         out["observed"] = None
         out["ratio"] = None
         return out
+    since = parse_rfc3339(statement["since"]).timestamp()
+    issued = parse_rfc3339(statement["issued_at"]).timestamp()
     observed = window_count(buckets, int(since), int(issued))
     out["observed"] = observed
     out["ratio"] = (statement["value"] / observed) if observed else None
@@ -96,10 +112,6 @@ def window_spec(config: CoreConfig, name: str | None) -> WindowSpec:
         return config.window(name)
     except KeyError:
         raise BadParameter("window", f"unknown window {name!r}: expected one of {[w.name for w in config.windows]}") from None
-
-
-def sorted_statements(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(items, key=lambda s: (s["issued_at"], s["event_id"]))
 
 
 class StatementView:

@@ -121,7 +121,7 @@ class Runtime:
                 self._write(self.dedup_table, dedup_writes)
                 self._write(self.state_table, state_writes)
             self._emit(topic, partition, effects)
-            metrics.observe_batch(kind, topic, partition, effects, state)
+            metrics.observe_batch(kind, effects)
 
     @staticmethod
     def _write(table: faust.Table, writes: Sequence[tuple[bytes, bytes | None]]) -> None:
@@ -157,13 +157,6 @@ class Runtime:
                 }
             )
             self.results_topic.send_soon(key=result.record_key(topic, partition), value=value)
-
-    def stream_times(self) -> dict[tuple[str, int], float]:
-        return {
-            (s.topic, s.partition): s.progress.stream_time
-            for s in self.local_states()
-            if s.progress.stream_time is not None
-        }
 
     def describe(self) -> dict[str, Any]:
         return {"partitions": sorted(self.owned_partitions())}

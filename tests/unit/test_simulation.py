@@ -2,8 +2,8 @@ from collections import Counter
 
 import orjson
 
-from streams.simulation import SURGE_END, SURGE_START, simulate
 from events.times import parse_rfc3339
+from streams.simulation import SURGE_END, SURGE_START, simulate
 
 
 def week_totals(seed: int) -> Counter[str]:
