@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/borderflow demo
 
-test: install
+test: lint
 	$(BIN)/pytest -m "not soak"
 
 test-unit: install

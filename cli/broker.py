@@ -13,8 +13,22 @@ from streams.broker import EmbeddedBroker
 
 
 @click.command()
-@click.option("--port", envvar="BORDERFLOW_BROKER_PORT", default=9092, show_default=True, type=int, help="Kafka port on 127.0.0.1 [BORDERFLOW_BROKER_PORT]")
-@click.option("--data-dir", envvar="BORDERFLOW_BROKER_DATA_DIR", default=".borderflow/broker", show_default=True, type=click.Path(path_type=Path), help="Where the broker keeps its log [BORDERFLOW_BROKER_DATA_DIR]")
+@click.option(
+    "--port",
+    envvar="BORDERFLOW_BROKER_PORT",
+    default=9092,
+    show_default=True,
+    type=int,
+    help="Kafka port on 127.0.0.1 [BORDERFLOW_BROKER_PORT]",
+)
+@click.option(
+    "--data-dir",
+    envvar="BORDERFLOW_BROKER_DATA_DIR",
+    default=".borderflow/broker",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where the broker keeps its log [BORDERFLOW_BROKER_DATA_DIR]",
+)
 def broker(port: int, data_dir: Path) -> None:
     """Run the embedded broker (noida-db's Kafka service) on 127.0.0.1:PORT."""
     embedded = EmbeddedBroker(port=port, data_dir=data_dir, stdout=None)

@@ -64,16 +64,25 @@ def _view(url: str) -> Group:
         statements.add_column(name)
     for item in _get(f"{url}/statements")["statements"]:
         ratio = item.get("ratio")
-        statements.add_row(item["source"], f"{item['metric']} {item['country']}", f"{item['value']:,}",
-                           "-" if item["observed"] is None else f"{item['observed']:,}", "-" if ratio is None else f"{ratio:.2f}")
+        statements.add_row(
+            item["source"],
+            f"{item['metric']} {item['country']}",
+            f"{item['value']:,}",
+            "-" if item["observed"] is None else f"{item['observed']:,}",
+            "-" if ratio is None else f"{ratio:.2f}",
+        )
     outcomes = _metric_lines(url)
     summary = "events: " + ", ".join(f"{k} {int(v):,}" for k, v in sorted(outcomes.items()))
     return Group(borders, countries, statements, summary)
 
 
 @click.command()
-@click.option("--port", envvar="BORDERFLOW_BROKER_PORT", default=9092, show_default=True, type=int, help="Broker port [BORDERFLOW_BROKER_PORT]")
-@click.option("--web-port", envvar="BORDERFLOW_WEB_PORT", default=6066, show_default=True, type=int, help="Worker HTTP port [BORDERFLOW_WEB_PORT]")
+@click.option(
+    "--port", envvar="BORDERFLOW_BROKER_PORT", default=9092, show_default=True, type=int, help="Broker port [BORDERFLOW_BROKER_PORT]"
+)
+@click.option(
+    "--web-port", envvar="BORDERFLOW_WEB_PORT", default=6066, show_default=True, type=int, help="Worker HTTP port [BORDERFLOW_WEB_PORT]"
+)
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: until Ctrl-C).")
 @click.option("--headless", is_flag=True, help="No live view; print a summary at the end.")
 def demo(port: int, web_port: int, duration: float | None, headless: bool) -> None:
@@ -84,8 +93,12 @@ def demo(port: int, web_port: int, duration: float | None, headless: bool) -> No
     workdir = Path(tempfile.mkdtemp(prefix="borderflow-demo-"))
     broker = EmbeddedBroker(port=port, data_dir=workdir / "broker")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}
-    env |= {"BORDERFLOW_KAFKA": broker.bootstrap, "BORDERFLOW_WEB_PORT": str(web_port), "BORDERFLOW_DATA_DIR": str(workdir / "state"),
-            "BORDERFLOW_APP_ID": "borderflow-demo"}
+    env |= {
+        "BORDERFLOW_KAFKA": broker.bootstrap,
+        "BORDERFLOW_WEB_PORT": str(web_port),
+        "BORDERFLOW_DATA_DIR": str(workdir / "state"),
+        "BORDERFLOW_APP_ID": "borderflow-demo",
+    }
     url = f"http://127.0.0.1:{web_port}"
     processes: list[subprocess.Popen[bytes]] = []
     try:

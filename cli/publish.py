@@ -50,8 +50,12 @@ def publish(files: tuple[str, ...], kafka: str | None, dry_run: bool, quiet: boo
             await publisher.__aenter__()
         try:
             with Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=err, disable=quiet or not err.is_terminal,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                disable=quiet or not err.is_terminal,
             ) as progress:
                 for name in files:
                     stream, size = _open(name)

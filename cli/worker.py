@@ -16,7 +16,9 @@ from cli.common import kafka_option, settings_from
 @click.option("--web-host", envvar="BORDERFLOW_WEB_HOST", default=None, help="HTTP bind address [BORDERFLOW_WEB_HOST]")
 @click.option("--web-port", envvar="BORDERFLOW_WEB_PORT", type=int, default=None, help="HTTP port [BORDERFLOW_WEB_PORT]")
 @click.option("--log-level", envvar="BORDERFLOW_LOG_LEVEL", default=None, help="Log level [BORDERFLOW_LOG_LEVEL]")
-def worker(kafka: str | None, app_id: str | None, data_dir: str | None, web_host: str | None, web_port: int | None, log_level: str | None) -> None:
+def worker(
+    kafka: str | None, app_id: str | None, data_dir: str | None, web_host: str | None, web_port: int | None, log_level: str | None
+) -> None:
     """Run one worker: consume the input topics, keep the counts, serve HTTP and metrics."""
     settings = settings_from(kafka=kafka, app_id=app_id, data_dir=data_dir, web_host=web_host, web_port=web_port, log_level=log_level)
     from streams.worker import run_worker

@@ -79,4 +79,3 @@ def message_key(event: Event) -> bytes:
     if isinstance(event, Crossing):
         return event.border.encode()
     return event.country.encode()
-

@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -21,7 +19,7 @@ def parse_rfc3339(text: str) -> datetime:
         # fromisoformat accepts at most 6 fractional digits: truncate, keep the offset.
         digits = re.match(r"\d+", frac)
         assert digits is not None
-        text = f"{head}.{digits.group()[:6]}{frac[digits.end():]}"
+        text = f"{head}.{digits.group()[:6]}{frac[digits.end() :]}"
     return datetime.fromisoformat(text.replace("z", "Z"))
 
 

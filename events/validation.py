@@ -143,8 +143,7 @@ def _upcast(obj: dict[str, Any]) -> dict[str, Any]:
     if version > SCHEMA_VERSION:
         raise InvalidEvent(
             "schema_version",
-            f"unsupported: version {version} is newer than this worker understands "
-            f"(at most {SCHEMA_VERSION})",
+            f"unsupported: version {version} is newer than this worker understands (at most {SCHEMA_VERSION})",
         )
     while version < SCHEMA_VERSION:
         obj = UPCASTERS[version](obj)

@@ -34,10 +34,7 @@ async def ensure_topics(settings: Settings) -> list[TopicStatus]:
         if missing:
             try:
                 await admin.create_topics(
-                    [
-                        NewTopic(name, settings.partitions, settings.replication, topic_configs=topics.configs(name))
-                        for name in missing
-                    ]
+                    [NewTopic(name, settings.partitions, settings.replication, topic_configs=topics.configs(name)) for name in missing]
                 )
             except TopicAlreadyExistsError:
                 pass  # created concurrently by another client

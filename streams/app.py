@@ -89,7 +89,7 @@ def create_app(settings: Settings) -> faust.App:
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
 
         async def agent(stream: faust.StreamT[bytes]) -> None:
-            async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+            async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]  # missing from StreamT
                 with metrics.BATCH_SECONDS.time():
                     runtime.process_batch(topic_name, events)
 
@@ -100,7 +100,7 @@ def create_app(settings: Settings) -> faust.App:
     for topic_name in settings.topics.inputs:
         make_agent(topic_name)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust sends (sender, revoked)
     async def _on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         runtime.on_revoked({tp.partition for tp in revoked})
 
@@ -149,9 +149,9 @@ class Cluster:
         me = str(self.app.conf.canonical_url).rstrip("/")
         peers = []
         for url in self.app.router.tables_metadata():
-            url = str(url).rstrip("/")
-            if url != me:
-                peers.append(url)
+            peer = str(url).rstrip("/")
+            if peer != me:
+                peers.append(peer)
         return sorted(set(peers))
 
     async def _fetch(self, path: str, params: list[tuple[str, str]]) -> list[Any]:
@@ -211,13 +211,8 @@ def _install_views(app: faust.App, settings: Settings, runtime: Runtime) -> None
     cluster = Cluster(app, runtime)
 
     def ready() -> bool:
-        recovery = app.tables.recovery
-        return bool(
-            app.consumer is not None
-            and not app.rebalancing
-            and not recovery.in_recovery
-            and recovery.completed.is_set()
-        )
+        recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManager has it, TableManagerT not
+        return bool(app.consumer is not None and not app.rebalancing and not recovery.in_recovery and recovery.completed.is_set())
 
     @app.page("/health")
     class Health(View):
@@ -263,9 +258,7 @@ def _install_views(app: faust.App, settings: Settings, runtime: Runtime) -> None
             e_buckets, e_total, e_time = got[f"{ENTRIES}:{country}"]
             d_buckets, d_total, d_time = got[f"{DEPARTURES}:{country}"]
             times = [t for t in (e_time, d_time) if t is not None]
-            windows = net_inflow_windows(
-                e_buckets, d_buckets, (e_total, d_total), max(times) if times else None, spec, config, start, end
-            )
+            windows = net_inflow_windows(e_buckets, d_buckets, (e_total, d_total), max(times) if times else None, spec, config, start, end)
             return _json(self, {"country": country, "window": spec.name, "windows": windows})
 
     @app.page("/statements")
@@ -277,13 +270,18 @@ def _install_views(app: faust.App, settings: Settings, runtime: Runtime) -> None
     @app.page(INTERNAL_PARTIALS)
     class Partials(View):
         async def get(self, request: Request) -> Response:
-            wanted = [tuple(s.split(":", 1)) for s in request.query.getall("series", [])]
-            body = _local_partials(runtime.local_states(), [(k, v) for k, v in wanted])
-            return _json(self, {name: [{**p, "buckets": {str(b): c for b, c in p["buckets"].items()}} for p in parts] for name, parts in body.items()})
+            names: list[str] = request.query.getall("series", [])  # type: ignore[attr-defined]  # aiohttp MultiDict
+            wanted = [(kind, key) for kind, _, key in (name.partition(":") for name in names)]
+            body = _local_partials(runtime.local_states(), wanted)
+            return _json(
+                self,
+                {name: [{**p, "buckets": {str(b): c for b, c in p["buckets"].items()}} for p in parts] for name, parts in body.items()},
+            )
 
     @app.page(INTERNAL_STATEMENTS)
     class LocalStatements(View):
         async def get(self, request: Request) -> Response:
-            return _json(self, [s for st in runtime.local_states() if st.topic == runtime.topics.statements for s in st.statements.values()])
+            own = [st for st in runtime.local_states() if st.topic == runtime.topics.statements]
+            return _json(self, [s for st in own for s in st.statements.values()])
 
     del Health, Metrics, BorderCounts, CountryCounts, NetInflow, Statements, Partials, LocalStatements

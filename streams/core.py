@@ -73,9 +73,7 @@ class Series:
     offset: int = NO_OFFSET
 
     def encode(self) -> bytes:
-        return orjson.dumps(
-            {"o": self.offset, "t": self.total, "b": {str(k): v for k, v in self.buckets.items()}}
-        )
+        return orjson.dumps({"o": self.offset, "t": self.total, "b": {str(k): v for k, v in self.buckets.items()}})
 
     @classmethod
     def decode(cls, data: bytes) -> Series:
@@ -250,7 +248,8 @@ class PartitionState:
         self.statements[event.event_id] = record
         self._dirty_statements.add(event.event_id)
 
-    def _count(self, event: Crossing | Departure | Event, offset: int) -> None:
+    def _count(self, event: Event, offset: int) -> None:
+        keys: tuple[tuple[str, str], ...]
         if isinstance(event, Crossing):
             keys = ((BORDER, event.border), (ENTRIES, event.to_country), (EXITS, event.from_country))
         elif isinstance(event, Departure):
@@ -320,17 +319,14 @@ class PartitionState:
         """
         topic, partition = self.topic, self.partition
         dedup: list[tuple[bytes, bytes | None]] = [
-            (dedup_key(topic, partition, event_id), orjson.dumps(self._dedup[event_id]))
-            for event_id in self._dirty_dedup
+            (dedup_key(topic, partition, event_id), orjson.dumps(self._dedup[event_id])) for event_id in self._dirty_dedup
         ]
         dedup.extend((dedup_key(topic, partition, event_id), None) for event_id in self._expired_dedup)
         state: list[tuple[bytes, bytes | None]] = [
-            (series_key(topic, partition, kind, name), self.series[(kind, name)].encode())
-            for kind, name in self._dirty_series
+            (series_key(topic, partition, kind, name), self.series[(kind, name)].encode()) for kind, name in self._dirty_series
         ]
         state.extend(
-            (statement_key(topic, partition, event_id), orjson.dumps(self.statements[event_id]))
-            for event_id in self._dirty_statements
+            (statement_key(topic, partition, event_id), orjson.dumps(self.statements[event_id])) for event_id in self._dirty_statements
         )
         if self._dirty_progress:
             state.append((progress_key(topic, partition), self.progress.encode()))

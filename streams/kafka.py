@@ -14,9 +14,7 @@ def client_options(settings: Settings) -> dict[str, Any]:
         "security_protocol": settings.security_protocol,
     }
     if settings.security_protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = ssl.create_default_context(
-            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
-        )
+        options["ssl_context"] = ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
     if settings.security_protocol.startswith("SASL"):
         options |= {
             "sasl_mechanism": settings.sasl_mechanism or "PLAIN",

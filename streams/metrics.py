@@ -23,15 +23,9 @@ if TYPE_CHECKING:
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-EVENTS = Counter(
-    "borderflow_events", "Events processed, by type and outcome", ["type", "outcome"], registry=REGISTRY
-)
-DEAD_LETTERS = Counter(
-    "borderflow_dead_letters", "Messages sent to the dead-letter topic, by reason", ["reason"], registry=REGISTRY
-)
-BATCH_SECONDS = Histogram(
-    "borderflow_batch_seconds", "Time to process one batch of one partition", registry=REGISTRY
-)
+EVENTS = Counter("borderflow_events", "Events processed, by type and outcome", ["type", "outcome"], registry=REGISTRY)
+DEAD_LETTERS = Counter("borderflow_dead_letters", "Messages sent to the dead-letter topic, by reason", ["reason"], registry=REGISTRY)
+BATCH_SECONDS = Histogram("borderflow_batch_seconds", "Time to process one batch of one partition", registry=REGISTRY)
 
 
 def observe_batch(kind: str, effects: Effects) -> None:
@@ -74,13 +68,11 @@ class StateCollector(Collector):
         departures = GaugeMetricFamily(
             "borderflow_country_departures", "Departures out of a host country in the current window", labels=["country", "window"]
         )
-        net = GaugeMetricFamily(
-            "borderflow_net_inflow", "Entries minus departures in the current window", labels=["country", "window"]
-        )
+        net = GaugeMetricFamily("borderflow_net_inflow", "Entries minus departures in the current window", labels=["country", "window"])
         stream_time = GaugeMetricFamily(
             "borderflow_stream_time_seconds", "Largest event time seen, per input partition", labels=["topic", "partition"]
         )
-        sums: dict[tuple[str, str, str], float] = {}
+        sums: dict[tuple[str, str, str], int] = {}
         for state in self._states():
             st = state.progress.stream_time
             if st is None:
@@ -90,24 +82,26 @@ class StateCollector(Collector):
             spans = {"1h": (current, current + self._base), "24h": (current + self._base - self._rolling, current + self._base)}
             for (kind, key), series in state.series.items():
                 for window, (start, end) in spans.items():
-                    value = window_count(series.buckets, start, end)
-                    sums[(kind, key, window)] = sums.get((kind, key, window), 0) + value
+                    count = window_count(series.buckets, start, end)
+                    sums[(kind, key, window)] = sums.get((kind, key, window), 0) + count
         countries: set[tuple[str, str]] = set()
-        for (kind, key, window), value in sorted(sums.items()):
+        for (kind, key, window), total in sorted(sums.items()):
             if kind == BORDER:
-                crossings.add_metric([key, window], value)
+                crossings.add_metric([key, window], total)
             elif kind == ENTRIES:
-                entries.add_metric([key, window], value)
+                entries.add_metric([key, window], total)
                 countries.add((key, window))
             elif kind == DEPARTURES:
-                departures.add_metric([key, window], value)
+                departures.add_metric([key, window], total)
                 countries.add((key, window))
         for key, window in sorted(countries):
             net.add_metric([key, window], sums.get((ENTRIES, key, window), 0) - sums.get((DEPARTURES, key, window), 0))
         yield from (crossings, entries, departures, net, stream_time)
 
         value = GaugeMetricFamily("borderflow_statement_value", "Figure published in a statement", labels=["country", "metric", "source"])
-        observed = GaugeMetricFamily("borderflow_statement_observed", "Figure observed over the statement's period", labels=["country", "metric", "source"])
+        observed = GaugeMetricFamily(
+            "borderflow_statement_observed", "Figure observed over the statement's period", labels=["country", "metric", "source"]
+        )
         ratio = GaugeMetricFamily("borderflow_statement_ratio", "Statement value / observed", labels=["country", "metric", "source"])
         for item in self._statements():
             labels = [item.country, item.metric, item.source]

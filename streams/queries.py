@@ -77,9 +77,7 @@ def observed_series(statements: Iterable[Mapping[str, Any]]) -> list[tuple[str, 
     return sorted({(OBSERVED_KIND[s["metric"]], s["country"]) for s in statements if s["metric"] in OBSERVED_KIND})
 
 
-def reconcile_all(
-    statements: Iterable[Mapping[str, Any]], buckets_for: Callable[[str, str], Mapping[int, int]]
-) -> list[dict[str, Any]]:
+def reconcile_all(statements: Iterable[Mapping[str, Any]], buckets_for: Callable[[str, str], Mapping[int, int]]) -> list[dict[str, Any]]:
     """Each statement, in publication order, with its observed figure and ratio."""
     out = []
     for item in sorted(statements, key=lambda s: (s["issued_at"], s["event_id"])):

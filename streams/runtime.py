@@ -20,6 +20,7 @@ from typing import Any
 import faust
 import orjson
 from faust.streams import _current_event  # the one private Faust name we use; see _as_event_of
+from faust.types import TableT
 
 from streams import metrics
 from streams.core import CoreConfig, Effects, PartitionState, dedup_key, state_prefix
@@ -51,15 +52,21 @@ def _partition_prefix(key: bytes) -> bytes:
 
 
 class Runtime:
-    def __init__(self, app: faust.App, config: CoreConfig, topics: Topics, state: faust.Table, dedup: faust.Table) -> None:
+    def __init__(
+        self, app: faust.App, config: CoreConfig, topics: Topics, state: TableT[bytes, bytes], dedup: TableT[bytes, bytes]
+    ) -> None:
         self.topics = topics
         self.app = app
         self.config = config
         self.state_table = state
         self.dedup_table = dedup
         self.states: dict[tuple[str, int], PartitionState] = {}
-        self.dead_letter_topic = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
-        self.results_topic = app.topic(topics.window_results, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw")
+        self.dead_letter_topic = app.topic(
+            topics.dead_letters, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw"
+        )
+        self.results_topic = app.topic(
+            topics.window_results, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw"
+        )
 
     # -- ownership -----------------------------------------------------------
     def on_revoked(self, partitions: set[int]) -> None:
@@ -124,7 +131,7 @@ class Runtime:
             metrics.observe_batch(kind, effects)
 
     @staticmethod
-    def _write(table: faust.Table, writes: Sequence[tuple[bytes, bytes | None]]) -> None:
+    def _write(table: TableT[bytes, bytes], writes: Sequence[tuple[bytes, bytes | None]]) -> None:
         for key, value in writes:
             if value is None:
                 if key in table.data:

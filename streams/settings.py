@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     sasl_password: str | None = None
     ssl_cafile: Path | None = None
 
-    @field_validator("grace", "bucket", "rolling", "rolling_step", "retention", "dedup_horizon",
-                     "rebalance_timeout", "session_timeout", mode="before")
+    @field_validator(
+        "grace", "bucket", "rolling", "rolling_step", "retention", "dedup_horizon", "rebalance_timeout", "session_timeout", mode="before"
+    )
     @classmethod
     def _duration(cls, value: object) -> object:
         if isinstance(value, str):

@@ -85,7 +85,7 @@ class SimEvent:
 
 def simulate(seed: int = 2022, flaws: bool = True) -> Iterator[SimEvent]:
     """Events in publication order: by time, slightly shuffled, with real feeds' flaws."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not security
     events: list[tuple[float, dict[str, Any]]] = []
     serial = 0
     for point in CHECKPOINTS:
@@ -96,11 +96,22 @@ def simulate(seed: int = 2022, flaws: bool = True) -> Iterator[SimEvent]:
                 people -= count
                 t = hour + rng.random() * 3600
                 serial += 1
-                events.append((t, {
-                    "type": "crossing", "event_id": f"sim-{seed}-c{serial}", "occurred_at": _local(t, point.offset),
-                    "border": point.border, "from_country": "RU", "to_country": point.to_country, "count": count,
-                    "mode": rng.choice(("car", "car", "bus", "foot")), "source": "simulated border guard feed",
-                }))
+                events.append(
+                    (
+                        t,
+                        {
+                            "type": "crossing",
+                            "event_id": f"sim-{seed}-c{serial}",
+                            "occurred_at": _local(t, point.offset),
+                            "border": point.border,
+                            "from_country": "RU",
+                            "to_country": point.to_country,
+                            "count": count,
+                            "mode": rng.choice(("car", "car", "bus", "foot")),
+                            "source": "simulated border guard feed",
+                        },
+                    )
+                )
     onward = _hourly_totals(int(ONWARD_TOTAL * 7 / 5.25))
     for hour, expected in onward.items():
         if hour < SURGE_START + 86400:
@@ -112,10 +123,20 @@ def simulate(seed: int = 2022, flaws: bool = True) -> Iterator[SimEvent]:
             t = hour + rng.random() * 3600
             serial += 1
             dest = "UZ" if rng.random() < ONWARD[0][1] else "KG"
-            events.append((t, {
-                "type": "departure", "event_id": f"sim-{seed}-d{serial}", "occurred_at": _local(t, "+06:00"),
-                "country": "KZ", "destination": dest, "count": count, "source": "simulated migration registry",
-            }))
+            events.append(
+                (
+                    t,
+                    {
+                        "type": "departure",
+                        "event_id": f"sim-{seed}-d{serial}",
+                        "occurred_at": _local(t, "+06:00"),
+                        "country": "KZ",
+                        "destination": dest,
+                        "count": count,
+                        "source": "simulated migration registry",
+                    },
+                )
+            )
     events.sort(key=lambda item: item[0] + rng.random() * 600)  # feeds arrive a little out of order
     for t, obj in events:
         yield SimEvent(obj["type"], orjson.dumps(obj))

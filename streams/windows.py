@@ -49,8 +49,7 @@ def validate_specs(specs: Iterable[WindowSpec], base: int) -> None:
             continue
         if spec.size <= 0 or spec.step <= 0 or spec.size % base or spec.step % base:
             raise ValueError(
-                f"window {spec.name!r}: size {spec.size}s and step {spec.step}s must be "
-                f"positive multiples of the base bucket ({base}s)"
+                f"window {spec.name!r}: size {spec.size}s and step {spec.step}s must be positive multiples of the base bucket ({base}s)"
             )
 
 

@@ -40,7 +40,7 @@ def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(deployment:
     model.run(messages)
     port_worker = spawn_worker("w1")
     port_worker.wait_ready()
-    slices = [messages[i * len(messages) // 4:(i + 1) * len(messages) // 4] for i in range(4)]
+    slices = [messages[i * len(messages) // 4 : (i + 1) * len(messages) // 4] for i in range(4)]
     recoveries = []
     worker = port_worker
     for index, part in enumerate(slices):
@@ -61,12 +61,15 @@ def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(deployment:
         time.sleep(1)
     for border in BORDERS:
         status, body = http_get(f"{worker.url}/counts/borders/{border}?window=1h")
-        expected = [{"start": format_utc(h), "end": format_utc(h + H), "count": c} for h, c in sorted(model.hourly("border", border).items())]
+        expected = [
+            {"start": format_utc(h), "end": format_utc(h + H), "count": c} for h, c in sorted(model.hourly("border", border).items())
+        ]
         assert body["windows"] == expected, border
     for country in ("GE", "KZ", "FI", "MN"):
         status, body = http_get(f"{worker.url}/counts/countries/{country}?window=24h")
         assert body["windows"] == [
-            {"start": format_utc(s), "end": format_utc(s + 24 * H), "count": c} for s, c in sorted(model.rolling("entries", country).items())
+            {"start": format_utc(s), "end": format_utc(s + 24 * H), "count": c}
+            for s, c in sorted(model.rolling("entries", country).items())
         ]
     print(f"recovery times after SIGKILL (s): {[round(r, 1) for r in recoveries]}")
 

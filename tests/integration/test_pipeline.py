@@ -25,7 +25,15 @@ SEED = Path(__file__).resolve().parent.parent / "data" / "seed-statements.ndjson
 
 
 def crossing(event_id: str, at: str, border: str, frm: str, to: str, count: int) -> dict[str, Any]:
-    return {"type": "crossing", "event_id": event_id, "occurred_at": at, "border": border, "from_country": frm, "to_country": to, "count": count}
+    return {
+        "type": "crossing",
+        "event_id": event_id,
+        "occurred_at": at,
+        "border": border,
+        "from_country": frm,
+        "to_country": to,
+        "count": count,
+    }
 
 
 def departure(event_id: str, at: str, country: str, dest: str, count: int) -> dict[str, Any]:
@@ -65,7 +73,13 @@ def scenario(prefix: str) -> list[tuple[str, bytes | None, bytes | None]]:
         (c, b"upper-lars", orjson.dumps(crossing("c-bad-country", "2022-09-21T10:00:00Z", "upper-lars", "RU", "XX", 1))),
         (c, b"upper-lars", orjson.dumps(departure("d-wrong-topic", "2022-09-21T10:00:00Z", "KZ", "UZ", 1))),
         (c, b"upper-lars", orjson.dumps({"type": "teleport", "event_id": "t-1"})),
-        (d, b"KZ", orjson.dumps({"type": "departure", "event_id": "d-missing", "occurred_at": "2022-09-21T10:00:00Z", "country": "KZ", "count": 1})),
+        (
+            d,
+            b"KZ",
+            orjson.dumps(
+                {"type": "departure", "event_id": "d-missing", "occurred_at": "2022-09-21T10:00:00Z", "country": "KZ", "count": 1}
+            ),
+        ),
         (d, b"KZ", b"[1, 2, 3]"),
     ]
     statements = [keyed(s, orjson.loads(line)) for line in SEED.read_bytes().splitlines() if line.strip()]
@@ -126,8 +140,13 @@ def test_scenario_answers_match_independent_counts(deployment: dict[str, str], s
         status, body = http_get(f"{worker.url}/net-inflow/{country}?window=1h")
         entries, departures = model.hourly("entries", country), model.hourly("departures", country)
         expected = [
-            {"start": format_utc(h), "end": format_utc(h + H), "entries": entries.get(h, 0), "departures": departures.get(h, 0),
-             "net": entries.get(h, 0) - departures.get(h, 0)}
+            {
+                "start": format_utc(h),
+                "end": format_utc(h + H),
+                "entries": entries.get(h, 0),
+                "departures": departures.get(h, 0),
+                "net": entries.get(h, 0) - departures.get(h, 0),
+            }
             for h in sorted(entries.keys() | departures.keys())
         ]
         assert body == {"country": country, "window": "1h", "windows": expected}

@@ -17,8 +17,17 @@ T0 = 1663743600  # 2022-09-21T07:00:00Z
 def crossing(event_id: str, t: float, count: int = 1, border: str = "upper-lars") -> bytes:
     from events.times import format_utc
 
-    return orjson.dumps({"type": "crossing", "event_id": event_id, "occurred_at": format_utc(t), "border": border,
-                         "from_country": "RU", "to_country": "GE", "count": count})
+    return orjson.dumps(
+        {
+            "type": "crossing",
+            "event_id": event_id,
+            "occurred_at": format_utc(t),
+            "border": border,
+            "from_country": "RU",
+            "to_country": "GE",
+            "count": count,
+        }
+    )
 
 
 def run(state: PartitionState, values: list[bytes], start: int = 0) -> Effects:
@@ -117,6 +126,4 @@ def test_crash_anywhere_then_redelivery_gives_exact_counts(
         recovered = replay(values, table, dedup)
         run(recovered, values, start=committed)
         state = recovered
-    assert {k: (v.buckets, v.total) for k, v in state.series.items()} == {
-        k: (v.buckets, v.total) for k, v in reference.series.items()
-    }
+    assert {k: (v.buckets, v.total) for k, v in state.series.items()} == {k: (v.buckets, v.total) for k, v in reference.series.items()}

@@ -10,16 +10,32 @@ from events.model import Crossing, Departure, Statement
 from events.validation import InvalidEvent, validate
 
 CROSSING: dict[str, Any] = {
-    "type": "crossing", "event_id": "c-1", "occurred_at": "2022-09-21T10:00:00+03:00",
-    "border": "upper-lars", "from_country": "RU", "to_country": "GE", "count": 12, "mode": "car",
+    "type": "crossing",
+    "event_id": "c-1",
+    "occurred_at": "2022-09-21T10:00:00+03:00",
+    "border": "upper-lars",
+    "from_country": "RU",
+    "to_country": "GE",
+    "count": 12,
+    "mode": "car",
 }
 DEPARTURE: dict[str, Any] = {
-    "type": "departure", "event_id": "d-1", "occurred_at": "2022-09-22T10:00:00+06:00",
-    "country": "KZ", "destination": "UZ", "count": 40,
+    "type": "departure",
+    "event_id": "d-1",
+    "occurred_at": "2022-09-22T10:00:00+06:00",
+    "country": "KZ",
+    "destination": "UZ",
+    "count": 40,
 }
 STATEMENT: dict[str, Any] = {
-    "type": "statement", "event_id": "s-1", "issued_at": "2022-09-27T12:00:00+06:00", "source": "MVD",
-    "country": "KZ", "metric": "entries", "value": 98000, "since": "2022-09-21T00:00:00+06:00",
+    "type": "statement",
+    "event_id": "s-1",
+    "issued_at": "2022-09-27T12:00:00+06:00",
+    "source": "MVD",
+    "country": "KZ",
+    "metric": "entries",
+    "value": 98000,
+    "since": "2022-09-21T00:00:00+06:00",
 }
 
 
@@ -74,8 +90,13 @@ def test_crossing_rejections_name_field_and_reason(change: dict[str, Any], field
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"metric": "vibes"}, "metric"), ({"value": -1}, "value"), ({"value": float("nan")}, "value"),
-     ({"since": "2022-09-28T00:00:00Z"}, "since"), ({"source": 5}, "source")],
+    [
+        ({"metric": "vibes"}, "metric"),
+        ({"value": -1}, "value"),
+        ({"value": float("nan")}, "value"),
+        ({"since": "2022-09-28T00:00:00Z"}, "since"),
+        ({"source": 5}, "source"),
+    ],
 )
 def test_statement_rejections(change: dict[str, Any], field: str) -> None:
     assert reject(STATEMENT | change).field == field
@@ -130,8 +151,12 @@ def test_random_bytes_never_escape_as_anything_but_invalid_event(data: bytes) ->
         assert exc.field and exc.reason
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | st.text(max_size=8),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    )
+)
 def test_random_json_values_are_rejected_cleanly(value: object) -> None:
     try:
         validate(orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)) if not isinstance(value, float) else value)
