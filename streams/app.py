@@ -17,6 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from events.times import parse_rfc3339
 from streams import metrics
+from streams.broker_defects import DeadMemberEvictor, group_instance_id
 from streams.core import BORDER, DEPARTURES, ENTRIES, PartitionState, merge_partials
 from streams.queries import (
     BadParameter,
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_max_poll_interval=settings.rebalance_timeout.total_seconds(),
         broker_rebalance_timeout=settings.rebalance_timeout.total_seconds(),
         broker_session_timeout=settings.session_timeout.total_seconds(),
+        consumer_group_instance_id=group_instance_id(settings),
         broker_heartbeat_interval=min(3.0, settings.session_timeout.total_seconds() / 3),
         processing_guarantee="at_least_once",
         key_serializer="raw",
@@ -103,6 +105,16 @@ def create_app(settings: Settings) -> faust.App:
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust sends (sender, revoked)
     async def _on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         runtime.on_revoked({tp.partition for tp in revoked})
+
+    if settings.evict_dead_members:
+        evictor = DeadMemberEvictor(settings, str(app.conf.canonical_url).rstrip("/"))
+
+        @app.timer(max(1.0, settings.session_timeout.total_seconds() / 2))
+        async def _evict_dead_members() -> None:
+            try:
+                await evictor.sweep()
+            except Exception as exc:  # noqa: BLE001 - best effort; the next sweep retries
+                log.info("dead member sweep failed: %r", exc)
 
     _install_views(app, settings, runtime)
     metrics.STATE.attach(

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
         timedelta(seconds=10),
         description="consumer session timeout: how soon a dead worker's partitions move",
     )
+    worker_id: str | None = Field(None, description="stable group.instance.id (default: hostname-webport)")
+    evict_dead_members: bool = Field(True, description="remove group members unreachable for a session timeout")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None

@@ -1,0 +1,113 @@
+"""Known defects of the embedded broker (noida-db 0.2.3) and their workarounds, in one place.
+
+Measured on this machine with plain aiokafka consumers as well as Faust workers
+(tests in ``tests/e2e/test_broker_defects.py`` show each defect):
+
+1. **Dead members are never evicted.** noida-db does not expire a member whose
+   session times out. When a group member is SIGKILLed, a joining member waits
+   the full rebalance timeout (Faust's default: 60 s; aiokafka's: 300 s) and is
+   then elected follower of the dead leader: its SyncGroup never completes and
+   it rejoins, same generation, every session timeout, forever. A surviving peer
+   keeps its old partitions and the dead member's are never processed.
+2. **Phantom members.** A member that rejoins under a new member id (after a
+   failed commit, or the KIP-394 member-id handshake) leaves its old id in the
+   group as a member that never answers, with the same effect.
+
+Workarounds:
+
+* **Static membership** (KIP-345): every worker joins with a stable
+  ``group.instance.id`` (:func:`group_instance_id`). A worker restarted under
+  the same id takes its predecessor's place at once, and no phantom ids are
+  left behind. On real Kafka this is also what avoids a rebalance on restart.
+* **Evicting unreachable members** (:class:`DeadMemberEvictor`): each worker
+  periodically describes its group; a member whose advertised HTTP endpoint
+  has not answered for a whole session timeout is removed with a LeaveGroup
+  request on its behalf. On real Kafka the coordinator has already done this by
+  then, so the evictor finds nothing to do; ``BORDERFLOW_EVICT_DEAD_MEMBERS=false``
+  turns it off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+import orjson
+from aiokafka.client import AIOKafkaClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
+from aiokafka.protocol.admin import DescribeGroupsRequest
+from aiokafka.protocol.group import LeaveGroupRequest
+
+from streams.kafka import client_options
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def group_instance_id(settings: Settings) -> str:
+    """The worker's stable identity in its consumer group."""
+    return settings.worker_id or f"{socket.gethostname()}-{settings.web_port}"
+
+
+def member_url(metadata: bytes) -> str | None:
+    """The HTTP endpoint a Faust member advertises in its join metadata."""
+    try:
+        user_data = ConsumerProtocolMemberMetadata.decode(metadata).user_data
+        url = orjson.loads(user_data).get("url")
+    except Exception:  # noqa: BLE001 - a member that is not a Faust worker
+        return None
+    return str(url).rstrip("/") if url else None
+
+
+@dataclass
+class DeadMemberEvictor:
+    settings: Settings
+    own_url: str
+    unreachable_since: dict[str, float] = field(default_factory=dict)
+    evicted: int = 0
+
+    async def sweep(self) -> list[str]:
+        """Evict members unreachable for a session timeout; return their ids."""
+        client = AIOKafkaClient(**client_options(self.settings))
+        await client.bootstrap()
+        try:
+            node = await client.coordinator_lookup(0, self.settings.app_id)
+            response = await client.send(node, DescribeGroupsRequest([self.settings.app_id]))
+            members = [(m[0], member_url(m[3])) for group in response.groups for m in group[5]]
+            now = time.monotonic()
+            alive = await asyncio.gather(*(self._answers(url) for _, url in members))
+            evict = []
+            for (member_id, url), ok in zip(members, alive, strict=True):
+                if ok or url is None or url == self.own_url:
+                    self.unreachable_since.pop(member_id, None)
+                    continue
+                since = self.unreachable_since.setdefault(member_id, now)
+                if now - since >= self.settings.session_timeout.total_seconds():
+                    evict.append(member_id)
+            for member_id in evict:
+                await client.send(node, LeaveGroupRequest(self.settings.app_id, member_id))
+                self.unreachable_since.pop(member_id, None)
+                self.evicted += 1
+                log.warning("evicted unreachable group member %s (see streams/broker_defects.py)", member_id)
+            current = {m for m, _ in members}
+            for member_id in list(self.unreachable_since):
+                if member_id not in current:
+                    del self.unreachable_since[member_id]
+            return evict
+        finally:
+            await client.close()
+
+    @staticmethod
+    async def _answers(url: str | None) -> bool:
+        if url is None:
+            return True
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
+                async with session.get(url + "/health") as response:
+                    return response.status > 0
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return False
