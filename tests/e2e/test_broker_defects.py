@@ -1,0 +1,115 @@
+"""The embedded broker's group defects, shown with bare aiokafka members, and the workarounds.
+
+See ``streams/broker_defects.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.admin import DescribeGroupsRequest
+
+from tests.support import unique
+
+pytestmark = pytest.mark.e2e
+EMBEDDED = not os.environ.get("BORDERFLOW_KAFKA")
+MEMBER = Path(__file__).with_name("group_member.py")
+
+
+class Member:
+    def __init__(self, kafka: str, topic: str, group: str, log: Path, instance: str | None = None) -> None:
+        self.log = log
+        args = [sys.executable, str(MEMBER), kafka, topic, group] + ([instance] if instance else [])
+        self.process = subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.DEVNULL)
+
+    def assignment(self) -> str | None:
+        lines = self.log.read_text().splitlines()
+        return lines[-1] if lines else None
+
+    def wait_for(self, *expected: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.assignment() in expected:
+                return True
+            time.sleep(0.5)
+        return False
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture
+def topic(kafka: str) -> str:
+    name = unique("group-defect")
+
+    async def create() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(name, 4, 1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    return name
+
+
+async def group_members(kafka: str, group: str) -> list[str]:
+    client = AIOKafkaClient(bootstrap_servers=kafka)
+    await client.bootstrap()
+    try:
+        node = await client.coordinator_lookup(0, group)
+        response = await client.send(node, DescribeGroupsRequest([group]))
+        return [member[0] for g in response.groups for member in g[5]]
+    finally:
+        await client.close()
+
+
+@pytest.mark.skipif(not EMBEDDED, reason="shows a defect of the embedded broker (noida-db 0.2.3)")
+def test_defect_killed_member_stays_in_the_group_past_its_session(kafka: str, topic: str, tmp_path: Path) -> None:
+    group = unique("g")
+    survivor = Member(kafka, topic, group, tmp_path / "survivor.log")
+    victim = None
+    try:
+        assert survivor.wait_for("0,1,2,3", timeout=30)
+        victim = Member(kafka, topic, group, tmp_path / "victim.log")
+        deadline = time.monotonic() + 30
+        while len(asyncio.run(group_members(kafka, group))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        victim.kill()
+        time.sleep(10 + 15)  # session timeout 10 s, and then some
+        # Real Kafka has removed the dead member by now; noida-db keeps it (and any phantom ids).
+        assert len(asyncio.run(group_members(kafka, group))) >= 2, "the defect is gone: the dead member was evicted"
+    finally:
+        for member in (survivor, victim):
+            if member is not None and member.process.poll() is None:
+                member.kill()
+
+
+def test_static_member_restarted_takes_its_place_at_once(kafka: str, topic: str, tmp_path: Path) -> None:
+    group = unique("g")
+    peer = Member(kafka, topic, group, tmp_path / "peer.log", instance="peer")
+    first = Member(kafka, topic, group, tmp_path / "first.log", instance="w1")
+    second = None
+    try:
+        assert first.wait_for("0,2", "1,3", timeout=40), first.assignment()
+        before = first.assignment()
+        first.kill()
+        started = time.monotonic()
+        second = Member(kafka, topic, group, tmp_path / "second.log", instance="w1")
+        assert second.wait_for(str(before), timeout=20), (before, second.assignment())
+        assert time.monotonic() - started < 20
+    finally:
+        for member in (peer, first, second):
+            if member is not None and member.process.poll() is None:
+                member.kill()
