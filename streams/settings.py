@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     dedup_horizon: timedelta = Field(timedelta(days=7), description="event time an event_id is remembered")
     partitions: int = Field(4, ge=1, description="partitions of every input and changelog topic")
     replication: int = Field(1, ge=1, description="replication factor of created topics")
-    store: Literal["memory", "rocksdb"] = Field("memory", description="table store")
+    store: Literal["memory", "rocksdb"] = Field("rocksdb", description="table store (rocksdb via rocksdict, or memory)")
     standby_replicas: int = Field(0, ge=0, description="standby table replicas")
     batch_size: int = Field(2000, ge=1, description="events per processing batch")
     batch_within: float = Field(0.2, gt=0, description="seconds to wait to fill a batch")

@@ -1,16 +1,49 @@
-"""Running a worker process: the Faust worker around our app."""
+"""Running a worker process: the Faust worker around our app, and its local state's life cycle."""
 
 from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
 
 import faust
 
 from streams.app import create_app
 from streams.settings import Settings
 
+log = logging.getLogger(__name__)
+CLEAN_SHUTDOWN = "CLEAN_SHUTDOWN"
+
+
+def prepare_local_state(state_dir: Path, tables: Path) -> bool:
+    """Keep the local store only if the last run stopped cleanly; return whether it was kept.
+
+    Table writes reach the local store at once but the changelog only when the
+    producer flushes. After a crash the store may hold writes that never
+    reached Kafka; kept, they would make this worker disagree with any worker
+    that recovers the same partitions from the changelog. So after an unclean
+    stop the store is dropped and rebuilt from the changelog, which is the
+    source of truth.
+    """
+    marker = state_dir / CLEAN_SHUTDOWN
+    kept = marker.exists() or not tables.exists()
+    if not kept:
+        log.warning("last run of this worker did not stop cleanly: rebuilding local state from the changelogs")
+        shutil.rmtree(tables)
+    marker.unlink(missing_ok=True)
+    return kept
+
 
 def run_worker(settings: Settings) -> None:
-    """Run until SIGTERM/SIGINT; Faust's worker stops agents, commits and exits."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """Run until SIGTERM/SIGINT; Faust's worker stops agents, flushes, commits and exits."""
     app = create_app(settings)
+    state_dir = Path(app.conf.datadir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    prepare_local_state(state_dir, Path(app.conf.tabledir))
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False, override_logging=False)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        if exit_.code in (0, None):
+            (state_dir / CLEAN_SHUTDOWN).touch()
+        raise

@@ -1,0 +1,111 @@
+"""State survives clean restarts, lost local stores, broker restarts and rebalances under load."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events.times import format_utc
+from streams.broker import EmbeddedBroker
+from tests.e2e.test_crash_recovery import BORDERS, events
+from tests.integration.test_pipeline import create_topics
+from tests.support import Model, free_port, http_get, produce
+
+pytestmark = pytest.mark.e2e
+
+
+def exact(worker: Any, model: Model) -> bool:
+    for border in BORDERS:
+        status, body = http_get(f"{worker.url}/counts/borders/{border}?window=1h")
+        got = {w["start"]: w["count"] for w in body.get("windows", [])} if status == 200 else None
+        if got != {format_utc(h): c for h, c in model.hourly("border", border).items()}:
+            return False
+    return True
+
+
+def wait_exact(worker: Any, model: Model, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if exact(worker, model):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"counts never matched the model:\n{worker.tail()}")
+
+
+def test_clean_restart_and_lost_local_store_both_recover_exactly(
+    deployment: dict[str, str], spawn_worker: Any, kafka: str, tmp_path: Path
+) -> None:
+    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
+    create_topics(deployment)
+    messages = events(prefix, 6_000, seed=11)
+    model = Model(partitions=4)
+    model.run(messages)
+    worker = spawn_worker("w1")
+    worker.wait_ready()
+    asyncio.run(produce(kafka, messages[:3000]))
+    time.sleep(1)
+    assert worker.stop() == 0
+    assert list((tmp_path / "w1").rglob("CLEAN_SHUTDOWN"))
+
+    worker = spawn_worker("w1", port=worker.port)
+    clean_restart = worker.wait_ready()
+    asyncio.run(produce(kafka, messages[3000:]))
+    wait_exact(worker, model)
+    assert worker.stop() == 0
+
+    shutil.rmtree(tmp_path / "w1")  # the disk is gone: everything comes back from the changelogs
+    worker = spawn_worker("w1", port=worker.port)
+    from_changelog = worker.wait_ready()
+    wait_exact(worker, model)
+    print(f"ready after clean restart {clean_restart:.1f} s, after losing local state {from_changelog:.1f} s")
+
+
+def test_rebalance_while_events_flow_counts_exactly(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
+    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
+    create_topics(deployment)
+    messages = events(prefix, 8_000, seed=12)
+    model = Model(partitions=4)
+    model.run(messages)
+    first = spawn_worker("w1")
+    first.wait_ready()
+    asyncio.run(produce(kafka, messages[:4000]))
+    second = spawn_worker("w2")  # joins while the first is still working through the backlog
+    asyncio.run(produce(kafka, messages[4000:6000]))
+    second.wait_ready()
+    asyncio.run(produce(kafka, messages[6000:]))
+    wait_exact(first, model)
+    wait_exact(second, model)
+
+
+@pytest.mark.skipif(bool(os.environ.get("BORDERFLOW_KAFKA")), reason="restarts its own embedded broker")
+def test_broker_stop_and_restart_while_the_worker_runs(deployment: dict[str, str], spawn_worker: Any, tmp_path: Path) -> None:
+    broker = EmbeddedBroker(port=free_port(), data_dir=tmp_path / "broker")
+    broker.start()
+    env = dict(deployment, BORDERFLOW_KAFKA=broker.bootstrap)
+    deployment.update(env)
+    try:
+        prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
+        create_topics(deployment)
+        messages = events(prefix, 4_000, seed=13)
+        model = Model(partitions=4)
+        model.run(messages)
+        worker = spawn_worker("w1")
+        worker.wait_ready()
+        asyncio.run(produce(broker.bootstrap, messages[:2000]))
+        time.sleep(2)
+        broker.stop()
+        time.sleep(3)
+        broker.start()
+        asyncio.run(produce(broker.bootstrap, messages[2000:]))
+        wait_exact(worker, model, timeout=120)
+        status, _ = http_get(worker.url + "/health")
+        assert status == 200
+        assert worker.stop() == 0  # while its broker is still there to commit to
+    finally:
+        broker.stop()
