@@ -102,9 +102,23 @@ def create_app(settings: Settings) -> faust.App:
     for topic_name in settings.topics.inputs:
         make_agent(topic_name)
 
+    cluster = Cluster(app, runtime)
+    #: this worker's statements with cluster-wide observed figures, for the gauges
+    statement_views: list[StatementView] = []
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust sends (sender, revoked)
     async def _on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         runtime.on_revoked({tp.partition for tp in revoked})
+        statement_views.clear()
+
+    @app.timer(5.0)
+    async def _refresh_statement_views() -> None:
+        try:
+            fresh = await cluster.statements(None, owned_only=True)
+        except Exception as exc:  # noqa: BLE001 - a peer may be rebalancing; keep the last figures
+            log.info("statement refresh failed: %r", exc)
+            return
+        statement_views[:] = [StatementView(item) for item in fresh]
 
     if settings.evict_dead_members:
         evictor = DeadMemberEvictor(settings, str(app.conf.canonical_url).rstrip("/"))
@@ -116,10 +130,10 @@ def create_app(settings: Settings) -> faust.App:
             except Exception as exc:  # noqa: BLE001 - best effort; the next sweep retries
                 log.info("dead member sweep failed: %r", exc)
 
-    _install_views(app, settings, runtime)
+    _install_views(app, settings, runtime, cluster)
     metrics.STATE.attach(
         runtime.local_states,
-        lambda: [StatementView(item) for item in _local_statement_views(runtime)],
+        lambda: statement_views,
         lambda: {STATE_TABLE: len(state.data), DEDUP_TABLE: sum(s.dedup_size for s in runtime.local_states())},
         config.base,
         config.windows[1].size,
@@ -138,16 +152,6 @@ def _local_partials(states: Iterable[PartitionState], series: Iterable[tuple[str
                 parts.append({"buckets": one.buckets, "total": one.total, "stream_time": state.progress.stream_time})
         out[f"{kind}:{key}"] = parts
     return out
-
-
-def _local_statement_views(runtime: Runtime) -> list[dict[str, Any]]:
-    """Statements owned here, reconciled against locally held series only."""
-    states = runtime.local_states()
-
-    def buckets_for(kind: str, country: str) -> dict[int, int]:
-        return merge_partials(_local_partials(states, [(kind, country)])[f"{kind}:{country}"])[0]
-
-    return reconcile_all([s for state in states for s in state.statements.values()], buckets_for)
 
 
 class Cluster:
@@ -193,10 +197,12 @@ class Cluster:
             merged[name] = (buckets, total, max(times) if times else None)
         return merged
 
-    async def statements(self, country: str | None) -> list[dict[str, Any]]:
+    async def statements(self, country: str | None, *, owned_only: bool = False) -> list[dict[str, Any]]:
+        """Statements reconciled against every worker's counts (only this worker's statements if owned_only)."""
         items = [s for st in self.runtime.local_states() for s in st.statements.values()]
-        for answer in await self._fetch(INTERNAL_STATEMENTS, []):
-            items.extend(answer)
+        if not owned_only:
+            for answer in await self._fetch(INTERNAL_STATEMENTS, []):
+                items.extend(answer)
         if country is not None:
             items = [s for s in items if s["country"] == country]
         wanted = observed_series(items)
@@ -218,9 +224,8 @@ def _time_param(request: Request, name: str) -> float | None:
         raise BadParameter(name, f"not an RFC 3339 date-time with an offset: {value[:40]!r}") from None
 
 
-def _install_views(app: faust.App, settings: Settings, runtime: Runtime) -> None:
+def _install_views(app: faust.App, settings: Settings, runtime: Runtime, cluster: Cluster) -> None:
     config = settings.core()
-    cluster = Cluster(app, runtime)
 
     def ready() -> bool:
         recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManager has it, TableManagerT not

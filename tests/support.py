@@ -117,16 +117,18 @@ class WorkerProcess:
         assert self.process is not None
         self.process.wait()
 
-    def metric(self, name: str, **labels: str) -> float:
+    def metric_lines(self, name: str, **labels: str) -> list[str]:
+        """Exposition lines of one metric whose labels include ``labels``."""
         status, text = http_get(self.url + "/metrics")
         assert status == 200
-        total = 0.0
-        for line in str(text).splitlines():
-            if not line.startswith(name + "{") and not line.startswith(name + " "):
-                continue
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        return [
+            line
+            for line in str(text).splitlines()
+            if (line.startswith(name + "{") or line.startswith(name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items())
+        ]
+
+    def metric(self, name: str, **labels: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in self.metric_lines(name, **labels))
 
 
 async def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> None:

@@ -30,16 +30,18 @@ def events(prefix: str, n: int, seed: int) -> list[tuple[str, bytes | None, byte
 
 
 def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
+    """Two workers; one is SIGKILLed three times while it works and restarted each time."""
     prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
     create_topics(deployment)
     messages = events(prefix, 12_000, seed=7)
     model = Model(partitions=4)
     model.run(messages)
-    port_worker = spawn_worker("w1")
-    port_worker.wait_ready()
+    peer = spawn_worker("w2")
+    peer.wait_ready()
+    worker = spawn_worker("w1")
+    worker.wait_ready()
     slices = [messages[i * len(messages) // 4 : (i + 1) * len(messages) // 4] for i in range(4)]
     recoveries = []
-    worker = port_worker
     mid_stream = []
     published = 0
     for index, part in enumerate(slices):
@@ -61,18 +63,19 @@ def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(deployment:
         if got == totals:
             break
         time.sleep(1)
-    for border in BORDERS:
-        status, body = http_get(f"{worker.url}/counts/borders/{border}?window=1h")
-        expected = [
-            {"start": format_utc(h), "end": format_utc(h + H), "count": c} for h, c in sorted(model.hourly("border", border).items())
-        ]
-        assert body["windows"] == expected, border
-    for country in ("GE", "KZ", "FI", "MN"):
-        status, body = http_get(f"{worker.url}/counts/countries/{country}?window=24h")
-        assert body["windows"] == [
-            {"start": format_utc(s), "end": format_utc(s + 24 * H), "count": c}
-            for s, c in sorted(model.rolling("entries", country).items())
-        ]
+    for asked in (worker, peer):
+        for border in BORDERS:
+            status, body = http_get(f"{asked.url}/counts/borders/{border}?window=1h")
+            expected = [
+                {"start": format_utc(h), "end": format_utc(h + H), "count": c} for h, c in sorted(model.hourly("border", border).items())
+            ]
+            assert body["windows"] == expected, border
+        for country in ("GE", "KZ", "FI", "MN"):
+            status, body = http_get(f"{asked.url}/counts/countries/{country}?window=24h")
+            assert body["windows"] == [
+                {"start": format_utc(s), "end": format_utc(s + 24 * H), "count": c}
+                for s, c in sorted(model.rolling("entries", country).items())
+            ]
     print(f"recovery times after SIGKILL (s): {[round(r, 1) for r in recoveries]}")
     assert max(recoveries) < 30, recoveries
     print(f"events processed by each killed incarnation: {mid_stream}")

@@ -58,6 +58,23 @@ def test_two_workers_split_answer_for_all_and_survive_one_dying(deployment: dict
     processed = first.metric("borderflow_events_total") + second.metric("borderflow_events_total")
     assert processed == len(messages)
 
+    # each checkpoint's gauge comes from the one worker that owns its partition
+    for border in BORDERS:
+        exporters = [w for w in (first, second) if w.metric_lines("borderflow_crossings", border=border, window="24h")]
+        assert len(exporters) == 1, border
+    # statement gauges: exported once, observed figures from both workers' counts
+    for stmt in model.statements.values():
+        if stmt.metric != "entries" or stmt.since is None:
+            continue
+        observed = model.observed("entries", stmt.country, stmt.since, stmt.issued_at)
+        labels = {"country": stmt.country, "metric": stmt.metric, "source": stmt.source}
+        wait_until(
+            lambda labels=labels, observed=observed: sum(w.metric("borderflow_statement_observed", **labels) for w in (first, second)) == observed,
+            20,
+            f"statement gauge for {labels} never showed {observed}",
+        )
+        assert sum(len(w.metric_lines("borderflow_statement_value", **labels)) for w in (first, second)) == 1
+
     second.kill()
     took = wait_until(lambda: owned(first) == {0, 1, 2, 3}, 60, f"the survivor never took the dead worker's partitions:\n{first.tail()}")
     wait_until(lambda: answers_match(first, model), 30, "the survivor's answers are wrong after taking over")
