@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.bench import bench
 from cli.broker import broker
 from cli.demo import demo
 from cli.publish import publish
@@ -18,5 +19,5 @@ def main() -> None:
     """borderflow: event-time counts of border crossings, from Kafka to Prometheus."""
 
 
-for command in (broker, worker, topics, publish, simulate, demo):
+for command in (broker, worker, topics, publish, simulate, demo, bench):
     main.add_command(command)

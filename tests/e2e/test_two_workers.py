@@ -68,8 +68,12 @@ def test_two_workers_split_answer_for_all_and_survive_one_dying(deployment: dict
             continue
         observed = model.observed("entries", stmt.country, stmt.since, stmt.issued_at)
         labels = {"country": stmt.country, "metric": stmt.metric, "source": stmt.source}
+
+        def shows(labels: dict[str, str] = labels, observed: int = observed) -> bool:
+            return sum(w.metric("borderflow_statement_observed", **labels) for w in (first, second)) == observed
+
         wait_until(
-            lambda labels=labels, observed=observed: sum(w.metric("borderflow_statement_observed", **labels) for w in (first, second)) == observed,
+            shows,
             20,
             f"statement gauge for {labels} never showed {observed}",
         )

@@ -1,0 +1,87 @@
+"""``borderflow bench``: events/second and peak memory of one worker against a bare consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tempfile
+import uuid
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from streams.bench import Result, bare_consumer, bench_events, prepare, report, run_baseline, run_worker
+from streams.broker import EmbeddedBroker
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@click.command()
+@click.option("--kafka", envvar="BORDERFLOW_KAFKA", default=None, help="Broker to use; default: a fresh embedded broker [BORDERFLOW_KAFKA]")
+@click.option("--events", "n_events", default=1_000_000, show_default=True, type=click.IntRange(1), help="Events to pre-publish.")
+@click.option("--cells", default=100_000, show_default=True, type=click.IntRange(1), help="About how many (checkpoint, hour) cells.")
+@click.option("--partitions", default=4, show_default=True, type=click.IntRange(1), help="Partitions of the bench topic.")
+@click.option(
+    "--baseline-events",
+    default=30_000,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Events for the idiomatic Faust baseline (0 skips it); its rate is measured on this many.",
+)
+@click.option("--timeout", default=1800.0, show_default=True, help="Seconds each contestant may take.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench(kafka: str | None, n_events: int, cells: int, partitions: int, baseline_events: int, timeout: float, as_json: bool) -> None:
+    """Pre-publish EVENTS crossings, then time (a) a bare aiokafka consumer, (b) an idiomatic
+    Faust agent and (c) a borderflow worker draining them, in the same run."""
+    console = Console(stderr=True)
+    broker = None
+    if kafka is None:
+        broker = EmbeddedBroker(port=_free_port(), data_dir=Path(tempfile.mkdtemp(prefix="borderflow-bench-broker-")))
+        broker.start()
+        kafka = broker.bootstrap
+    try:
+        prefix = f"bench-{uuid.uuid4().hex[:8]}."
+        topic = prefix + "crossings"
+        events = bench_events(n_events, cells)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"publishing {n_events:,} events", total=n_events)
+            asyncio.run(prepare(kafka, topic, partitions, events, lambda done: progress.update(task, completed=done)))
+        del events
+        results: list[Result] = []
+        with console.status("(a) bare aiokafka consumer draining the topic"):
+            results.append(asyncio.run(bare_consumer(kafka, topic, n_events)))
+        if baseline_events:
+            with console.status(f"(b) idiomatic Faust agent on {min(baseline_events, n_events):,} events"):
+                results.append(run_baseline(kafka, topic, min(baseline_events, n_events), partitions, timeout))
+        with console.status("(c) borderflow worker"):
+            results.append(run_worker(kafka, prefix, n_events, _free_port(), partitions, timeout))
+    finally:
+        if broker is not None:
+            broker.stop()
+    figures = report(results) | {"events": n_events, "cells": cells, "partitions": partitions, "broker": "embedded" if broker else kafka}
+    if as_json:
+        click.echo(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(title=f"{n_events:,} events, ~{cells:,} cells, {partitions} partitions")
+    for column in ("contestant", "events", "seconds", "events/s", "ratio to (a)", "speed-up over (b)", "peak RSS MB", "first result s"):
+        table.add_column(column, justify="right")
+    for row in figures["results"]:  # type: ignore[attr-defined]
+        table.add_row(
+            str(row["name"]),
+            f"{row['events']:,}",
+            f"{row['seconds']:.1f}",
+            f"{row['events_per_s']:,}",
+            str(row["ratio_to_bare"]),
+            str(row.get("speedup_over_baseline", "-")),
+            "-" if row["peak_rss_mb"] is None else f"{row['peak_rss_mb']:.0f}",
+            "-" if row["first_result_s"] is None else f"{row['first_result_s']:.1f}",
+        )
+    Console().print(table)

@@ -1,0 +1,237 @@
+"""``borderflow bench``: one worker against the Kafka consumer under it, measured in the same run.
+
+Three contestants drain the same pre-published topic:
+
+(a) a bare aiokafka consumer (the ceiling);
+(b) an idiomatic Faust agent updating a table per event (the baseline);
+(c) a borderflow worker (consume, decode, validate, dedup, window, state, changelog, commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from events.times import format_utc
+
+T0 = 1663718400  # 2022-09-21T00:00:00Z
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    name: str
+    events: int
+    seconds: float
+    peak_rss_mb: float | None = None
+    first_result_s: float | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def bench_events(n: int, cells: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
+    """``n`` crossings spread over about ``cells`` (checkpoint, hour) window cells."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible load, not security
+    hours = max(1, min(240, cells // 100))
+    borders = max(1, cells // hours)
+    out = []
+    for i in range(n):
+        border = f"cp-{rng.randrange(borders):05d}"
+        t = T0 + (i * hours * 3600) // n + rng.randrange(-600, 1)
+        value = orjson.dumps(
+            {
+                "type": "crossing",
+                "event_id": f"b-{seed}-{i}",
+                "occurred_at": format_utc(t),
+                "border": border,
+                "from_country": "RU",
+                "to_country": rng.choice(("GE", "KZ", "FI", "MN")),
+                "count": rng.randint(1, 9),
+            }
+        )
+        out.append((border.encode(), value))
+    return out
+
+
+async def prepare(bootstrap: str, topic: str, partitions: int, events: list[tuple[bytes, bytes]], progress: Callable[[int], None]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        pending = []
+        for i, (key, value) in enumerate(events):
+            pending.append(await producer.send(topic, value, key=key))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                progress(i + 1)
+        await asyncio.gather(*pending)
+        progress(len(events))
+    finally:
+        await producer.stop()
+
+
+async def bare_consumer(bootstrap: str, topic: str, expected: int) -> Result:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=16 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topic
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        seen = 0
+        started = time.perf_counter()
+        while seen < expected:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=100_000)
+            seen += sum(len(records) for records in batch.values())
+        return Result("bare aiokafka consumer", seen, time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _events_total(url: str) -> float:
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as response:  # noqa: S310 - loopback
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("borderflow_events_total{"))
+
+
+def run_worker(bootstrap: str, prefix: str, expected: int, port: int, partitions: int, timeout: float) -> Result:
+    """A real ``borderflow worker`` process, timed from its start to the last event processed."""
+    workdir = tempfile.mkdtemp(prefix="borderflow-bench-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}
+    env |= {
+        "BORDERFLOW_KAFKA": bootstrap,
+        "BORDERFLOW_TOPIC_PREFIX": prefix,
+        "BORDERFLOW_APP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+        "BORDERFLOW_WEB_PORT": str(port),
+        "BORDERFLOW_DATA_DIR": workdir,
+        "BORDERFLOW_PARTITIONS": str(partitions),
+        "BORDERFLOW_EVICT_DEAD_MEMBERS": "false",
+    }
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    first = None
+    done = 0.0
+    peak = None
+    try:
+        while time.perf_counter() - started < timeout:
+            done = _events_total(url)
+            peak = peak_rss_mb(process.pid) or peak
+            if done and first is None:
+                first = time.perf_counter() - started
+            if done >= expected:
+                break
+            if process.poll() is not None:
+                raise RuntimeError(f"the worker exited with {process.returncode}")
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+    finally:
+        process.terminate()
+        process.wait(30)
+    return Result("borderflow worker", int(done), elapsed, peak, first)
+
+
+BASELINE = """
+import sys, time, faust, orjson
+bootstrap, topic, expected, partitions, datadir = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+app = faust.App("bench-baseline-" + str(time.time_ns()), broker="kafka://" + bootstrap, store="memory://", web_enabled=False,
+                datadir=datadir, topic_partitions=partitions, value_serializer="raw", consumer_auto_offset_reset="earliest")
+source = app.topic(topic, value_type=bytes, partitions=partitions)
+counts = app.Table("counts", default=int, partitions=partitions)
+seen = 0
+started = None
+
+@app.agent(source)
+async def count(stream):
+    global seen, started
+    async for value in stream:
+        if started is None:
+            started = time.perf_counter()
+        event = orjson.loads(value)
+        hour = event["occurred_at"][:13]
+        counts[event["border"] + "|" + hour] += event["count"]
+        seen += 1
+        if seen >= expected:
+            print(f"DONE {seen} {time.perf_counter() - started}", flush=True)
+            await app.stop()
+
+app.main() if False else None
+worker = faust.Worker(app, loglevel="ERROR", quiet=True)
+worker.execute_from_commandline()
+"""
+
+
+def run_baseline(bootstrap: str, topic: str, expected: int, partitions: int, timeout: float) -> Result:
+    """The idiomatic Faust way: an agent updating a table per event."""
+    with tempfile.TemporaryDirectory(prefix="borderflow-baseline-") as workdir:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-c", BASELINE, bootstrap, topic, str(expected), str(partitions), workdir],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            out, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, _ = process.communicate()
+        for line in out.decode().splitlines():
+            if line.startswith("DONE "):
+                _, seen, seconds = line.split()
+                return Result("idiomatic Faust agent (table update per event)", int(seen), float(seconds))
+        return Result("idiomatic Faust agent (table update per event)", 0, time.perf_counter() - started)
+
+
+def report(results: list[Result]) -> dict[str, object]:
+    bare = next(r for r in results if r.name.startswith("bare"))
+    baseline = next((r for r in results if r.name.startswith("idiomatic")), None)
+    rows = []
+    for r in results:
+        row: dict[str, object] = asdict(r) | {"events_per_s": round(r.rate)}
+        row["ratio_to_bare"] = round(r.rate / bare.rate, 4) if bare.rate else None
+        if baseline is not None and baseline.rate:
+            row["speedup_over_baseline"] = round(r.rate / baseline.rate, 2)
+        rows.append(row)
+    return {"results": rows}
