@@ -30,7 +30,7 @@ from streams.queries import (
 )
 from streams.runtime import Runtime
 from streams.settings import Settings
-from streams.topics import DEDUP_TABLE, STATE_TABLE
+from streams.topics import STATE_TABLE
 
 log = logging.getLogger(__name__)
 INTERNAL_PARTIALS = "/internal/partials"
@@ -70,7 +70,6 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         canonical_url=f"http://{settings.web_host}:{settings.web_port}",
         consumer_auto_offset_reset="earliest",
-        broker_max_poll_interval=settings.rebalance_timeout.total_seconds(),
         broker_rebalance_timeout=settings.rebalance_timeout.total_seconds(),
         broker_session_timeout=settings.session_timeout.total_seconds(),
         consumer_group_instance_id=group_instance_id(settings),
@@ -83,8 +82,7 @@ def create_app(settings: Settings) -> faust.App:
         loghandlers=[],
     )
     state = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions)
-    dedup = app.Table(DEDUP_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions)
-    runtime = Runtime(app, config, settings.topics, state, dedup)
+    runtime = Runtime(app, config, settings.topics, state)
     app.borderflow_runtime = runtime  # type: ignore[attr-defined]
 
     def make_agent(topic_name: str) -> None:
@@ -134,7 +132,7 @@ def create_app(settings: Settings) -> faust.App:
     metrics.STATE.attach(
         runtime.local_states,
         lambda: statement_views,
-        lambda: {STATE_TABLE: len(state.data), DEDUP_TABLE: sum(s.dedup_size for s in runtime.local_states())},
+        lambda: {STATE_TABLE: len(state.data), "dedup_ids": sum(s.dedup_size for s in runtime.local_states())},
         config.base,
         config.windows[1].size,
     )

@@ -6,14 +6,17 @@ No Faust or Kafka here. The agents feed ``(offset, bytes)`` pairs into a
 Exactness under at-least-once delivery rests on offsets kept *in* the state:
 
 * the progress record (stream time, last applied offset) is written last in
-  every flush, to the same changelog partition as the series it covers, so
+  every flush, to the same changelog partition as the series and dedup
+  segments it covers (one table holds them all), so
   when it is present everything before it is too; events at or below its
   offset are skipped on redelivery;
 * every series record carries the offset of the last event applied to it, so
   a flush cut short by a crash (some series written, the progress record not)
   is not applied twice when the events are redelivered;
-* a dedup record stores the offset of the event that first carried the id,
-  so the redelivery of that same message is not taken for a duplicate.
+* the dedup index stores the offset of the event that first carried each id,
+  so the redelivery of that same message is not taken for a duplicate. It is
+  written as one *segment* record per flush (the ids first seen in it), not
+  one record per event.
 """
 
 from __future__ import annotations
@@ -134,8 +137,8 @@ class Effects:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
 
-# State keys. One table holds series, statements and progress (small); dedup
-# records live in their own table because there is one per event.
+# State keys. One table holds dedup segments, series, statements and progress,
+# so that one changelog partition orders all of a partition's writes.
 def series_key(topic: str, partition: int, kind: str, key: str) -> bytes:
     return f"S|{topic}|{partition}|{kind}|{key}".encode()
 
@@ -148,12 +151,71 @@ def progress_key(topic: str, partition: int) -> bytes:
     return f"P|{topic}|{partition}|progress".encode()
 
 
-def dedup_key(topic: str, partition: int, event_id: str) -> bytes:
-    return f"D|{topic}|{partition}|{event_id}".encode()
+def dedup_key(topic: str, partition: int, segment: str) -> bytes:
+    return f"D|{topic}|{partition}|{segment}".encode()
+
+
+class DedupIndex:
+    """``event_id -> (offset, event time)`` for one partition, kept in segments.
+
+    Each flush writes the ids first seen since the previous flush as one
+    segment, keyed by the first offset it covers. A segment leaves (all its ids
+    at once) when its newest event time is older than the horizon, so an id is
+    remembered at least for the horizon. After a crash, the redelivered events
+    are recorded again into segments keyed by their own first offsets, which
+    covers any segment the crash cut short.
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[int, float]] = {}
+        self._segments: dict[int, tuple[float, list[str]]] = {}
+        self._by_age: list[tuple[float, int]] = []
+        self._pending: dict[str, tuple[int, float]] = {}
+        self._expired: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.seen)
+
+    def get(self, event_id: str) -> tuple[int, float] | None:
+        return self.seen.get(event_id)
+
+    def record(self, event_id: str, offset: int, event_time: float) -> None:
+        self.seen[event_id] = self._pending[event_id] = (offset, event_time)
+
+    def load(self, segment: int, data: bytes) -> None:
+        ids: dict[str, list[float]] = orjson.loads(data)
+        for event_id, (offset, event_time) in ids.items():
+            self.seen[event_id] = (int(offset), event_time)
+        self._add_segment(segment, list(ids), max((t for _, t in ids.values()), default=-math.inf))
+
+    def _add_segment(self, segment: int, ids: list[str], newest: float) -> None:
+        self._segments[segment] = (newest, ids)
+        heapq.heappush(self._by_age, (newest, segment))
+
+    def expire(self, horizon: float) -> None:
+        while self._by_age and self._by_age[0][0] < horizon:
+            newest, segment = heapq.heappop(self._by_age)
+            stored = self._segments.get(segment)
+            if stored is None or stored[0] != newest:
+                continue  # rewritten since
+            del self._segments[segment]
+            for event_id in stored[1]:
+                self.seen.pop(event_id, None)
+            self._expired.append(segment)
+
+    def flush(self) -> list[tuple[int, bytes | None]]:
+        out: list[tuple[int, bytes | None]] = [(segment, None) for segment in self._expired]
+        if self._pending:
+            segment = min(offset for offset, _ in self._pending.values())
+            out.append((segment, orjson.dumps(self._pending)))
+            self._add_segment(segment, list(self._pending), max(t for _, t in self._pending.values()))
+        self._pending = {}
+        self._expired = []
+        return out
 
 
 def state_prefix(topic: str, partition: int) -> tuple[bytes, ...]:
-    return tuple(f"{kind}|{topic}|{partition}|".encode() for kind in "STP")
+    return tuple(f"{kind}|{topic}|{partition}|".encode() for kind in "DSTP")
 
 
 class PartitionState:
@@ -167,33 +229,26 @@ class PartitionState:
         self.progress = Progress()
         self.series: dict[tuple[str, str], Series] = {}
         self.statements: dict[str, dict[str, Any]] = {}
-        self._dedup: dict[str, tuple[int, float]] = {}
-        self._dedup_expiry: list[tuple[float, str]] = []
+        self.dedup = DedupIndex()
         self._dirty_series: set[tuple[str, str]] = set()
         self._dirty_statements: set[str] = set()
-        self._dirty_dedup: set[str] = set()
-        self._expired_dedup: set[str] = set()
         self._dirty_progress = False
         self._last_retention_sweep = -math.inf
 
     # -- loading -----------------------------------------------------------
-    def load(self, state: Iterable[tuple[bytes, bytes]], dedup: Iterable[tuple[bytes, bytes]]) -> None:
+    def load(self, records: Iterable[tuple[bytes, bytes]]) -> None:
         """Restore from table records (keys already filtered to this partition)."""
-        for key, value in state:
+        for key, value in records:
             tag, _, _, rest = key.decode().split("|", 3)
-            if tag == "S":
+            if tag == "D":
+                self.dedup.load(int(rest), value)
+            elif tag == "S":
                 kind, _, name = rest.partition("|")
                 self.series[(kind, name)] = Series.decode(value)
             elif tag == "T":
                 self.statements[rest] = orjson.loads(value)
             elif tag == "P":
                 self.progress = Progress.decode(value)
-        for key, value in dedup:
-            event_id = key.decode().split("|", 3)[3]
-            offset, event_time = orjson.loads(value)
-            self._dedup[event_id] = (offset, event_time)
-            self._dedup_expiry.append((event_time, event_id))
-        heapq.heapify(self._dedup_expiry)
 
     # -- processing ----------------------------------------------------------
     def process(self, offset: int, value: bytes | None, effects: Effects) -> Outcome:
@@ -218,7 +273,7 @@ class PartitionState:
         except Exception as exc:  # noqa: BLE001 - input must never stop the stream
             effects.dead_letters.append(DeadLetter("invalid:$", f"unreadable: {exc!r}", offset, value))
             return "invalid"
-        seen = self._dedup.get(event.event_id)
+        seen = self.dedup.get(event.event_id)
         if seen is not None and seen[0] != offset:
             return "duplicate"
         if isinstance(event, Statement):
@@ -238,10 +293,7 @@ class PartitionState:
         return "accepted"
 
     def _record_id(self, event: Event, offset: int) -> None:
-        self._dedup[event.event_id] = (offset, event.event_time)
-        heapq.heappush(self._dedup_expiry, (event.event_time, event.event_id))
-        self._dirty_dedup.add(event.event_id)
-        self._expired_dedup.discard(event.event_id)
+        self.dedup.record(event.event_id, offset, event.event_time)
 
     def _keep_statement(self, event: Statement, offset: int) -> None:
         record = to_json(event) | {"offset": offset, "partition": self.partition}
@@ -292,15 +344,7 @@ class PartitionState:
         self._expire(stream_time)
 
     def _expire(self, stream_time: float) -> None:
-        horizon = stream_time - self.config.dedup_horizon
-        expiry = self._dedup_expiry
-        while expiry and expiry[0][0] < horizon:
-            event_time, event_id = heapq.heappop(expiry)
-            seen = self._dedup.get(event_id)
-            if seen is not None and seen[1] == event_time:
-                del self._dedup[event_id]
-                self._dirty_dedup.discard(event_id)
-                self._expired_dedup.add(event_id)
+        self.dedup.expire(stream_time - self.config.dedup_horizon)
         if stream_time - self._last_retention_sweep < self.config.base:
             return
         self._last_retention_sweep = stream_time
@@ -312,19 +356,18 @@ class PartitionState:
             if old:
                 self._dirty_series.add(series_id)
 
-    def flush(self) -> tuple[list[tuple[bytes, bytes | None]], list[tuple[bytes, bytes | None]]]:
-        """Changed records since the last flush: (state writes, dedup writes).
+    def flush(self) -> list[tuple[bytes, bytes | None]]:
+        """Records changed since the last flush, in the order they must be written.
 
-        The progress record comes last in the state writes: see the module doc.
+        The progress record comes last: see the module doc.
         """
         topic, partition = self.topic, self.partition
-        dedup: list[tuple[bytes, bytes | None]] = [
-            (dedup_key(topic, partition, event_id), orjson.dumps(self._dedup[event_id])) for event_id in self._dirty_dedup
-        ]
-        dedup.extend((dedup_key(topic, partition, event_id), None) for event_id in self._expired_dedup)
         state: list[tuple[bytes, bytes | None]] = [
-            (series_key(topic, partition, kind, name), self.series[(kind, name)].encode()) for kind, name in self._dirty_series
+            (dedup_key(topic, partition, f"{segment:020d}"), value) for segment, value in self.dedup.flush()
         ]
+        state.extend(
+            (series_key(topic, partition, kind, name), self.series[(kind, name)].encode()) for kind, name in self._dirty_series
+        )
         state.extend(
             (statement_key(topic, partition, event_id), orjson.dumps(self.statements[event_id])) for event_id in self._dirty_statements
         )
@@ -332,14 +375,12 @@ class PartitionState:
             state.append((progress_key(topic, partition), self.progress.encode()))
         self._dirty_series.clear()
         self._dirty_statements.clear()
-        self._dirty_dedup.clear()
-        self._expired_dedup.clear()
         self._dirty_progress = False
-        return state, dedup
+        return state
 
     @property
     def dedup_size(self) -> int:
-        return len(self._dedup)
+        return len(self.dedup)
 
 
 def merge_partials(partials: Iterable[Mapping[str, Any]]) -> tuple[dict[int, int], int]:

@@ -23,7 +23,7 @@ from faust.streams import _current_event  # the one private Faust name we use; s
 from faust.types import TableT
 
 from streams import metrics
-from streams.core import CoreConfig, Effects, PartitionState, dedup_key, state_prefix
+from streams.core import CoreConfig, Effects, PartitionState, state_prefix
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,12 @@ def _partition_prefix(key: bytes) -> bytes:
 
 class Runtime:
     def __init__(
-        self, app: faust.App, config: CoreConfig, topics: Topics, state: TableT[bytes, bytes], dedup: TableT[bytes, bytes]
+        self, app: faust.App, config: CoreConfig, topics: Topics, state: TableT[bytes, bytes]
     ) -> None:
         self.topics = topics
         self.app = app
         self.config = config
         self.state_table = state
-        self.dedup_table = dedup
         self.states: dict[tuple[str, int], PartitionState] = {}
         self.dead_letter_topic = app.topic(
             topics.dead_letters, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw"
@@ -88,20 +87,14 @@ class Runtime:
 
     def _load(self, tps: Sequence[tuple[str, int]]) -> None:
         prefixes = {prefix: tp for tp in tps for prefix in state_prefix(*tp)}
-        state_rows: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
-        dedup_rows: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
+        rows: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
         for key, value in self.state_table.data.items():
             tp = prefixes.get(_partition_prefix(key))
             if tp is not None:
-                state_rows[tp].append((key, value))
-        dedup_prefixes = {dedup_key(t, p, ""): (t, p) for t, p in tps}
-        for key, value in self.dedup_table.data.items():
-            tp = dedup_prefixes.get(_partition_prefix(key))
-            if tp is not None:
-                dedup_rows[tp].append((key, value))
+                rows[tp].append((key, value))
         for tp in tps:
             state = PartitionState(tp[0], tp[1], self.topics.type_of(tp[0]), self.config)
-            state.load(state_rows[tp], dedup_rows[tp])
+            state.load(rows[tp])
             self.states[tp] = state
 
     def _state_for(self, topic: str, partition: int) -> PartitionState:
@@ -123,10 +116,8 @@ class Runtime:
             for event in part_events:
                 state.process(event.message.offset, event.message.value, effects)
             state.close_windows(effects)
-            state_writes, dedup_writes = state.flush()
             with _as_event_of(part_events[-1]):
-                self._write(self.dedup_table, dedup_writes)
-                self._write(self.state_table, state_writes)
+                self._write(self.state_table, state.flush())
             self._emit(topic, partition, effects)
             metrics.observe_batch(kind, effects)
 

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     log_level: str = Field("WARNING", description="worker log level")
     rebalance_timeout: timedelta = Field(
         timedelta(seconds=12),
-        description="consumer rebalance timeout (and max poll interval): see docs/reliability.md",
+        description="how long a rebalance waits for members to rejoin: see docs/reliability.md",
     )
     session_timeout: timedelta = Field(
         timedelta(seconds=10),

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Final
 
 STATE_TABLE: Final = "state"
-DEDUP_TABLE: Final = "dedup"
 TYPE_TOPICS: Final = {"crossing": "crossings", "departure": "departures", "statement": "statements"}
 
 

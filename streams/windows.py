@@ -81,9 +81,14 @@ def closing_windows(
     after: float,
     through: float,
 ) -> Iterator[tuple[int, int]]:
-    """Non-empty windows whose end lies in ``(after, through]``: (start, count)."""
+    """Non-empty windows whose end lies in ``(after, through]``: (start, count).
+
+    Only buckets that such windows can hold are read: stream time usually
+    moves by less than a window between batches.
+    """
     if spec.cumulative or through <= after:
         return
-    for start, count in sorted(window_counts(buckets, spec, base).items()):
+    relevant = {b: c for b, c in buckets.items() if after - spec.size < b + base and b < through}
+    for start, count in sorted(window_counts(relevant, spec, base).items()):
         if after < start + spec.size <= through and count:
             yield start, count

@@ -1,6 +1,8 @@
-"""The embedded broker's group defects, shown with bare aiokafka members, and the workarounds.
+"""The embedded broker's group defect, shown with bare aiokafka members.
 
-See ``streams/broker_defects.py``.
+The workarounds (``streams/broker_defects.py``) are exercised by the worker tests:
+``test_crash_recovery.py`` (static membership: a SIGKILLed worker restarted next to a
+peer) and ``test_two_workers.py`` (eviction of a dead worker).
 """
 
 from __future__ import annotations
@@ -92,24 +94,5 @@ def test_defect_killed_member_stays_in_the_group_past_its_session(kafka: str, to
         assert len(asyncio.run(group_members(kafka, group))) >= 2, "the defect is gone: the dead member was evicted"
     finally:
         for member in (survivor, victim):
-            if member is not None and member.process.poll() is None:
-                member.kill()
-
-
-def test_static_member_restarted_takes_its_place_at_once(kafka: str, topic: str, tmp_path: Path) -> None:
-    group = unique("g")
-    peer = Member(kafka, topic, group, tmp_path / "peer.log", instance="peer")
-    first = Member(kafka, topic, group, tmp_path / "first.log", instance="w1")
-    second = None
-    try:
-        assert first.wait_for("0,2", "1,3", timeout=40), first.assignment()
-        before = first.assignment()
-        first.kill()
-        started = time.monotonic()
-        second = Member(kafka, topic, group, tmp_path / "second.log", instance="w1")
-        assert second.wait_for(str(before), timeout=20), (before, second.assignment())
-        assert time.monotonic() - started < 20
-    finally:
-        for member in (peer, first, second):
             if member is not None and member.process.poll() is None:
                 member.kill()

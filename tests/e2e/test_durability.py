@@ -109,3 +109,16 @@ def test_broker_stop_and_restart_while_the_worker_runs(deployment: dict[str, str
         assert worker.stop() == 0  # while its broker is still there to commit to
     finally:
         broker.stop()
+
+
+def test_a_backlog_longer_than_any_group_timeout_is_drained(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
+    """A worker busy for minutes must keep its group membership (regression: it left the group after 12 s and stalled)."""
+    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
+    create_topics(deployment)
+    messages = events(prefix, 60_000, seed=14)
+    model = Model(partitions=4)
+    model.run(messages)
+    asyncio.run(produce(kafka, messages))
+    worker = spawn_worker("w1")
+    worker.wait_ready()
+    wait_exact(worker, model, timeout=240)
