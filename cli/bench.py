@@ -84,4 +84,4 @@ def bench(kafka: str | None, n_events: int, cells: int, partitions: int, baselin
             "-" if row["peak_rss_mb"] is None else f"{row['peak_rss_mb']:.0f}",
             "-" if row["first_result_s"] is None else f"{row['first_result_s']:.1f}",
         )
-    Console().print(table)
+    Console(width=max(Console().width, 140)).print(table)

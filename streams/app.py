@@ -77,6 +77,11 @@ def create_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         key_serializer="raw",
         value_serializer="raw",
+        # batches, not single messages, through the consumer and the producer
+        stream_buffer_maxsize=max(4096, settings.batch_size * 4),
+        broker_max_poll_records=settings.batch_size,
+        producer_linger_ms=5,
+        producer_max_batch_size=1024 * 1024,
         producer_acks=-1,
         web_in_thread=False,
         loghandlers=[],

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     replication: int = Field(1, ge=1, description="replication factor of created topics")
     store: Literal["memory", "rocksdb"] = Field("rocksdb", description="table store (rocksdb via rocksdict, or memory)")
     standby_replicas: int = Field(0, ge=0, description="standby table replicas")
-    batch_size: int = Field(2000, ge=1, description="events per processing batch")
+    batch_size: int = Field(5000, ge=1, description="events per processing batch")
     batch_within: float = Field(0.2, gt=0, description="seconds to wait to fill a batch")
     max_event_bytes: int = Field(64 * 1024, ge=256, description="largest accepted event")
     body_limit: int = Field(5 * 1024 * 1024, ge=1024, description="largest POST /events body")

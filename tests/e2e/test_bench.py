@@ -1,0 +1,36 @@
+"""``borderflow bench`` runs end to end on a small N and prints well-formed figures (no timing asserted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_on_a_small_topic_reports_every_contestant(kafka: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "bench", "--kafka", kafka, "--events", "3000", "--cells", "300", "--baseline-events", "500",
+         "--timeout", "180", "--json"],
+        env=env, capture_output=True, timeout=400, check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    figures = orjson.loads(done.stdout)
+    names = [r["name"] for r in figures["results"]]
+    assert names == ["bare aiokafka consumer", "idiomatic Faust agent (table update per event)", "borderflow worker"]
+    bare, baseline, worker = figures["results"]
+    assert bare["events"] == worker["events"] == 3000
+    assert baseline["events"] == 500
+    for row in figures["results"]:
+        assert row["seconds"] > 0 and row["events_per_s"] > 0
+        assert 0 < row["ratio_to_bare"] <= 1.5
+    assert worker["peak_rss_mb"] > 10
+    assert worker["first_result_s"] is not None and worker["first_result_s"] <= worker["seconds"]
+    assert worker["speedup_over_baseline"] > 0
