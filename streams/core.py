@@ -156,7 +156,7 @@ def dedup_key(topic: str, partition: int, segment: str) -> bytes:
 
 
 class DedupIndex:
-    """``event_id -> (offset, event time)`` for one partition, kept in segments.
+    """``event_id -> offset`` for one partition, kept in segments.
 
     Each flush writes the ids first seen since the previous flush as one
     segment, keyed by the first offset it covers. A segment leaves (all its ids
@@ -167,7 +167,7 @@ class DedupIndex:
     """
 
     def __init__(self) -> None:
-        self.seen: dict[str, tuple[int, float]] = {}
+        self.seen: dict[str, int] = {}  # only the offset: this dict holds every id within the horizon
         self._segments: dict[int, tuple[float, list[str]]] = {}
         self._by_age: list[tuple[float, int]] = []
         self._pending: dict[str, tuple[int, float]] = {}
@@ -176,16 +176,18 @@ class DedupIndex:
     def __len__(self) -> int:
         return len(self.seen)
 
-    def get(self, event_id: str) -> tuple[int, float] | None:
+    def get(self, event_id: str) -> int | None:
+        """The offset of the message that first carried ``event_id``, if remembered."""
         return self.seen.get(event_id)
 
     def record(self, event_id: str, offset: int, event_time: float) -> None:
-        self.seen[event_id] = self._pending[event_id] = (offset, event_time)
+        self.seen[event_id] = offset
+        self._pending[event_id] = (offset, event_time)
 
     def load(self, segment: int, data: bytes) -> None:
         ids: dict[str, list[float]] = orjson.loads(data)
-        for event_id, (offset, event_time) in ids.items():
-            self.seen[event_id] = (int(offset), event_time)
+        for event_id, (offset, _) in ids.items():
+            self.seen[event_id] = int(offset)
         self._add_segment(segment, list(ids), max((t for _, t in ids.values()), default=-math.inf))
 
     def _add_segment(self, segment: int, ids: list[str], newest: float) -> None:
@@ -274,7 +276,7 @@ class PartitionState:
             effects.dead_letters.append(DeadLetter("invalid:$", f"unreadable: {exc!r}", offset, value))
             return "invalid"
         seen = self.dedup.get(event.event_id)
-        if seen is not None and seen[0] != offset:
+        if seen is not None and seen != offset:
             return "duplicate"
         if isinstance(event, Statement):
             self._record_id(event, offset)
