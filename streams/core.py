@@ -367,9 +367,7 @@ class PartitionState:
         state: list[tuple[bytes, bytes | None]] = [
             (dedup_key(topic, partition, f"{segment:020d}"), value) for segment, value in self.dedup.flush()
         ]
-        state.extend(
-            (series_key(topic, partition, kind, name), self.series[(kind, name)].encode()) for kind, name in self._dirty_series
-        )
+        state.extend((series_key(topic, partition, kind, name), self.series[(kind, name)].encode()) for kind, name in self._dirty_series)
         state.extend(
             (statement_key(topic, partition, event_id), orjson.dumps(self.statements[event_id])) for event_id in self._dirty_statements
         )

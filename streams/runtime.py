@@ -52,9 +52,7 @@ def _partition_prefix(key: bytes) -> bytes:
 
 
 class Runtime:
-    def __init__(
-        self, app: faust.App, config: CoreConfig, topics: Topics, state: TableT[bytes, bytes]
-    ) -> None:
+    def __init__(self, app: faust.App, config: CoreConfig, topics: Topics, state: TableT[bytes, bytes]) -> None:
         self.topics = topics
         self.app = app
         self.config = config

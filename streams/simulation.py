@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from events.times import format_utc
+from events.times import format_utc, parse_rfc3339
 
 START = datetime(2022, 9, 19, tzinfo=UTC).timestamp()
 END = datetime(2022, 9, 29, tzinfo=UTC).timestamp()
@@ -79,6 +79,10 @@ def _local(t: float, offset: str) -> str:
 class SimEvent:
     topic_type: str
     data: bytes
+    #: the simulated instant it is published (Unix seconds)
+    at: float
+    #: the Kafka key the feed uses: the checkpoint for crossings, the country otherwise
+    key: bytes
     #: what a feed problem made of it: "", "duplicate", "late", "malformed"
     flaw: str = ""
 
@@ -137,16 +141,27 @@ def simulate(seed: int = 2022, flaws: bool = True) -> Iterator[SimEvent]:
                     },
                 )
             )
-    events.sort(key=lambda item: item[0] + rng.random() * 600)  # feeds arrive a little out of order
-    for t, obj in events:
-        yield SimEvent(obj["type"], orjson.dumps(obj))
+    published = sorted(((t + rng.random() * 600, obj) for t, obj in events), key=lambda item: item[0])  # a little out of order
+    for at, obj in published:
+        key = str(obj.get("border") if obj["type"] == "crossing" else obj["country"]).encode()
+        yield SimEvent(obj["type"], orjson.dumps(obj), at, key)
         if not flaws:
             continue
         roll = rng.random()
         if roll < 0.01:
-            yield SimEvent(obj["type"], orjson.dumps(obj), "duplicate")
+            yield SimEvent(obj["type"], orjson.dumps(obj), at, key, "duplicate")
         elif roll < 0.012:
+            t = parse_rfc3339(obj["occurred_at"]).timestamp()
             late = dict(obj, event_id=obj["event_id"] + "-late", occurred_at=format_utc(t - 12 * 3600))
-            yield SimEvent(obj["type"], orjson.dumps(late), "late")
+            yield SimEvent(obj["type"], orjson.dumps(late), at, key, "late")
         elif roll < 0.013:
-            yield SimEvent(obj["type"], orjson.dumps(dict(obj, count=0, event_id=obj["event_id"] + "-bad")), "malformed")
+            yield SimEvent(obj["type"], orjson.dumps(dict(obj, count=0, event_id=obj["event_id"] + "-bad")), at, key, "malformed")
+
+
+def with_statements(events: Iterable[SimEvent], statements: Iterable[bytes]) -> list[SimEvent]:
+    """The simulated feeds and the real statements, in order of publication."""
+    timeline = list(events)
+    for data in statements:
+        obj = orjson.loads(data)
+        timeline.append(SimEvent("statement", data, parse_rfc3339(obj["issued_at"]).timestamp(), obj["country"].encode()))
+    return sorted(timeline, key=lambda event: event.at)

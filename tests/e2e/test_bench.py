@@ -17,9 +17,27 @@ def test_bench_on_a_small_topic_reports_every_contestant(kafka: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     done = subprocess.run(
-        [sys.executable, "-m", "cli", "bench", "--kafka", kafka, "--events", "3000", "--cells", "300", "--baseline-events", "500",
-         "--timeout", "180", "--json"],
-        env=env, capture_output=True, timeout=400, check=False,
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "bench",
+            "--kafka",
+            kafka,
+            "--events",
+            "3000",
+            "--cells",
+            "300",
+            "--baseline-events",
+            "500",
+            "--timeout",
+            "180",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        timeout=400,
+        check=False,
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     figures = orjson.loads(done.stdout)

@@ -1,4 +1,5 @@
 from collections import Counter
+from pathlib import Path
 
 import orjson
 
@@ -45,3 +46,28 @@ def test_feed_flaws_are_a_small_share() -> None:
     assert 0 < flaws["duplicate"] / total < 0.02
     assert 0 < flaws["late"] / total < 0.005
     assert 0 < flaws["malformed"] / total < 0.005
+
+
+def test_statements_come_in_order_of_publication_with_the_feeds() -> None:
+    from cli.simulate import timeline
+
+    events = timeline(2022)
+    assert [e.at for e in events] == sorted(e.at for e in events)
+    statements = [e for e in events if e.topic_type == "statement"]
+    assert len(statements) == 5
+    assert events.index(statements[0]) < len(events) - 5  # not all at the end
+
+
+def test_csv_output_publishes_as_the_same_events(tmp_path: Path) -> None:
+    from cli.simulate import timeline, write_file
+    from events.files import read_events
+
+    events = timeline(2022)[:2000]
+    path = tmp_path / "sim.csv"
+    write_file(events, path)
+    with path.open("rb") as stream:
+        lines = list(read_events(stream, path.name))
+    valid = [line.event for line in lines if line.event is not None]
+    expected = [e for e in events if e.flaw != "malformed"]
+    assert len(valid) == len(expected)
+    assert [v.event_id for v in valid] == [orjson.loads(e.data)["event_id"] for e in expected]
