@@ -29,13 +29,18 @@ def events(prefix: str, n: int, seed: int) -> list[tuple[str, bytes | None, byte
     return out
 
 
-def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
-    """Two workers; one is SIGKILLed three times while it works and restarted each time."""
-    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
+def prepared(deployment: dict[str, str], n: int, seed: int) -> tuple[list[tuple[str, bytes | None, bytes | None]], Model]:
+    """Topics created, ``n`` events made for them, and the model's reading of those events."""
     create_topics(deployment)
-    messages = events(prefix, 12_000, seed=7)
+    messages = events(deployment["BORDERFLOW_TOPIC_PREFIX"], n, seed)
     model = Model(partitions=4)
     model.run(messages)
+    return messages, model
+
+
+def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
+    """Two workers; one is SIGKILLed three times while it works and restarted each time."""
+    messages, model = prepared(deployment, 12_000, seed=7)
     peer = spawn_worker("w2")
     peer.wait_ready()
     worker = spawn_worker("w1")

@@ -13,8 +13,7 @@ import pytest
 
 from events.times import format_utc
 from streams.broker import EmbeddedBroker
-from tests.e2e.test_crash_recovery import BORDERS, events
-from tests.integration.test_pipeline import create_topics
+from tests.e2e.test_crash_recovery import BORDERS, prepared
 from tests.support import Model, free_port, http_get, produce
 
 pytestmark = pytest.mark.e2e
@@ -41,11 +40,7 @@ def wait_exact(worker: Any, model: Model, timeout: float = 90) -> None:
 def test_clean_restart_and_lost_local_store_both_recover_exactly(
     deployment: dict[str, str], spawn_worker: Any, kafka: str, tmp_path: Path
 ) -> None:
-    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
-    create_topics(deployment)
-    messages = events(prefix, 6_000, seed=11)
-    model = Model(partitions=4)
-    model.run(messages)
+    messages, model = prepared(deployment, 6_000, seed=11)
     worker = spawn_worker("w1")
     worker.wait_ready()
     asyncio.run(produce(kafka, messages[:3000]))
@@ -67,11 +62,7 @@ def test_clean_restart_and_lost_local_store_both_recover_exactly(
 
 
 def test_rebalance_while_events_flow_counts_exactly(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
-    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
-    create_topics(deployment)
-    messages = events(prefix, 8_000, seed=12)
-    model = Model(partitions=4)
-    model.run(messages)
+    messages, model = prepared(deployment, 8_000, seed=12)
     first = spawn_worker("w1")
     first.wait_ready()
     asyncio.run(produce(kafka, messages[:4000]))
@@ -90,11 +81,7 @@ def test_broker_stop_and_restart_while_the_worker_runs(deployment: dict[str, str
     env = dict(deployment, BORDERFLOW_KAFKA=broker.bootstrap)
     deployment.update(env)
     try:
-        prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
-        create_topics(deployment)
-        messages = events(prefix, 4_000, seed=13)
-        model = Model(partitions=4)
-        model.run(messages)
+        messages, model = prepared(deployment, 4_000, seed=13)
         worker = spawn_worker("w1")
         worker.wait_ready()
         asyncio.run(produce(broker.bootstrap, messages[:2000]))
@@ -113,11 +100,7 @@ def test_broker_stop_and_restart_while_the_worker_runs(deployment: dict[str, str
 
 def test_a_backlog_longer_than_any_group_timeout_is_drained(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
     """A worker busy for minutes must keep its group membership (regression: it left the group after 12 s and stalled)."""
-    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
-    create_topics(deployment)
-    messages = events(prefix, 60_000, seed=14)
-    model = Model(partitions=4)
-    model.run(messages)
+    messages, model = prepared(deployment, 60_000, seed=14)
     asyncio.run(produce(kafka, messages))
     worker = spawn_worker("w1")
     worker.wait_ready()
