@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import click
 
 from cli.common import kafka_option, settings_from
+from streams.admin import KafkaUnreachable, TopicMismatch, wait_for_topics
 
 
 @click.command()
@@ -22,6 +24,14 @@ def worker(
     """Run one worker: consume the input topics, keep the counts, serve HTTP and metrics."""
     settings = settings_from(kafka=kafka, app_id=app_id, data_dir=data_dir, web_host=web_host, web_port=web_port, log_level=log_level)
     from streams.worker import run_worker
+
+    try:
+        # before Faust subscribes: a subscription to a missing topic could auto-create it with the wrong partition count
+        asyncio.run(wait_for_topics(settings))
+    except TopicMismatch as exc:
+        raise click.ClickException(str(exc)) from None
+    except KafkaUnreachable as exc:
+        raise click.ClickException(str(exc)) from None
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     click.echo(f"worker {settings.app_id} on {settings.kafka}; HTTP on http://{settings.web_host}:{settings.web_port}", err=True)

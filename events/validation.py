@@ -107,6 +107,8 @@ def _slug(obj: Mapping[str, Any], field: str, *, optional: bool = False) -> str 
 
 def _count(obj: Mapping[str, Any]) -> int:
     value = _required(obj, "count")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 12.0 is an integer to JSON Schema too
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidEvent("count", f"wrong type: expected integer, got {type(value).__name__}")
     if value < 1:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from streams.kafka import client_options
 from streams.settings import Settings
@@ -18,8 +21,28 @@ class TopicStatus:
     created: bool
 
 
+log = logging.getLogger(__name__)
+
+
 class TopicMismatch(RuntimeError):
     pass
+
+
+class KafkaUnreachable(RuntimeError):
+    pass
+
+
+async def wait_for_topics(settings: Settings, timeout: float = 60.0) -> list[TopicStatus]:
+    """:func:`ensure_topics`, retried while the brokers are not up yet (e.g. starting together)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await ensure_topics(settings)
+        except (KafkaConnectionError, KafkaError, OSError) as exc:
+            if isinstance(exc, TopicAlreadyExistsError) or time.monotonic() > deadline:
+                raise KafkaUnreachable(f"cannot reach Kafka at {settings.kafka} to check the topics: {exc!r}") from exc
+            log.warning("Kafka at %s not reachable yet (%r); retrying", settings.kafka, exc)
+            await asyncio.sleep(2)
 
 
 async def ensure_topics(settings: Settings) -> list[TopicStatus]:

@@ -15,10 +15,12 @@ from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from events.ingest import BodyError, media_type
 from events.times import parse_rfc3339
 from streams import metrics
 from streams.broker_defects import DeadMemberEvictor, group_instance_id
 from streams.core import BORDER, DEPARTURES, ENTRIES, PartitionState, merge_partials
+from streams.ingest import Ingest
 from streams.queries import (
     BadParameter,
     StatementView,
@@ -35,6 +37,7 @@ from streams.topics import STATE_TABLE
 log = logging.getLogger(__name__)
 INTERNAL_PARTIALS = "/internal/partials"
 INTERNAL_STATEMENTS = "/internal/statements"
+INTERNAL_SEEN = "/internal/seen"
 
 
 def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
@@ -133,7 +136,16 @@ def create_app(settings: Settings) -> faust.App:
             except Exception as exc:  # noqa: BLE001 - best effort; the next sweep retries
                 log.info("dead member sweep failed: %r", exc)
 
+    ingest = Ingest(settings, cluster.seen)
+    if ingest.refusal is not None:
+        log.error("%s", ingest.refusal)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust sends (sender)
+    async def _close_ingest(sender: Any, **_: Any) -> None:
+        await ingest.close()
+
     _install_views(app, settings, runtime, cluster)
+    _install_ingest(app, runtime, ingest)
     metrics.STATE.attach(
         runtime.local_states,
         lambda: statement_views,
@@ -157,6 +169,15 @@ def _local_partials(states: Iterable[PartitionState], series: Iterable[tuple[str
     return out
 
 
+def local_seen(states: Iterable[PartitionState], ids_by_topic: dict[str, list[str]]) -> set[str]:
+    found = set()
+    for state in states:
+        for event_id in ids_by_topic.get(state.topic, ()):
+            if state.dedup.get(event_id) is not None:
+                found.add(event_id)
+    return found
+
+
 class Cluster:
     """Scatter-gather over the workers that own the partitions."""
 
@@ -173,15 +194,18 @@ class Cluster:
                 peers.append(peer)
         return sorted(set(peers))
 
-    async def _fetch(self, path: str, params: list[tuple[str, str]]) -> list[Any]:
+    async def _fetch(self, path: str, params: list[tuple[str, str]], body: Any = None) -> list[Any]:
+        """Every peer's JSON answer to GET ``path`` (or POST of ``body``)."""
         peers = self._peers()
         if not peers:
             return []
         timeout = aiohttp.ClientTimeout(total=10)
+        method = "GET" if body is None else "POST"
+        data = None if body is None else orjson.dumps(body)
         async with aiohttp.ClientSession(timeout=timeout) as session:
 
             async def one(url: str) -> Any:
-                async with session.get(url + path, params=params) as response:
+                async with session.request(method, url + path, params=params, data=data) as response:
                     response.raise_for_status()
                     return orjson.loads(await response.read())
 
@@ -199,6 +223,13 @@ class Cluster:
             times = [p["stream_time"] for p in parts if p.get("stream_time") is not None]
             merged[name] = (buckets, total, max(times) if times else None)
         return merged
+
+    async def seen(self, ids_by_topic: dict[str, list[str]]) -> set[str]:
+        """The ids that some worker's stream has already counted (within the dedup horizon)."""
+        found = local_seen(self.runtime.local_states(), ids_by_topic)
+        for answer in await self._fetch(INTERNAL_SEEN, [], ids_by_topic):
+            found.update(answer)
+        return found
 
     async def statements(self, country: str | None, *, owned_only: bool = False) -> list[dict[str, Any]]:
         """Statements reconciled against every worker's counts (only this worker's statements if owned_only)."""
@@ -305,3 +336,35 @@ def _install_views(app: faust.App, settings: Settings, runtime: Runtime, cluster
             return _json(self, [s for st in own for s in st.statements.values()])
 
     del Health, Metrics, BorderCounts, CountryCounts, NetInflow, Statements, Partials, LocalStatements
+
+
+def _install_ingest(app: faust.App, runtime: Runtime, ingest: Ingest) -> None:
+    @app.page("/events")
+    class Events(View):
+        async def post(self, request: Request) -> Response:
+            status, body = await self._answer(request)
+            metrics.INGEST_REQUESTS.labels(code=str(status)).inc()
+            headers = {"WWW-Authenticate": 'Bearer realm="borderflow"'} if status == 401 else None
+            response = _json(self, body, status)
+            if headers:
+                response.headers.update(headers)
+            return response
+
+        async def _answer(self, request: Request) -> tuple[int, dict[str, Any]]:
+            try:
+                refused = ingest.authorize(request.headers.get("Authorization"))
+                if refused is not None:
+                    raise refused
+                kind = media_type(request.headers.get("Content-Type"))
+                body = await ingest.read(request.content_length, request.content.read)  # type: ignore[attr-defined]  # aiohttp
+                return await ingest.handle(kind, body)
+            except BodyError as exc:
+                return exc.status, exc.body()
+
+    @app.page(INTERNAL_SEEN)
+    class Seen(View):
+        async def post(self, request: Request) -> Response:
+            wanted = orjson.loads(await request.read())
+            return _json(self, sorted(local_seen(runtime.local_states(), wanted)))
+
+    del Events, Seen

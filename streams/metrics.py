@@ -19,12 +19,17 @@ from streams.core import BORDER, DEPARTURES, ENTRIES, Effects, PartitionState
 from streams.windows import bucket_start, window_count
 
 if TYPE_CHECKING:
+    from events.ingest import LineResult
     from streams.queries import StatementView
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 EVENTS = Counter("borderflow_events", "Events processed, by type and outcome", ["type", "outcome"], registry=REGISTRY)
 DEAD_LETTERS = Counter("borderflow_dead_letters", "Messages sent to the dead-letter topic, by reason", ["reason"], registry=REGISTRY)
+INGEST_LINES = Counter(
+    "borderflow_ingest_lines", "Lines received by POST /events, by status (accepted, duplicate, rejected)", ["status"], registry=REGISTRY
+)
+INGEST_REQUESTS = Counter("borderflow_ingest_requests", "POST /events requests, by HTTP status code", ["code"], registry=REGISTRY)
 BATCH_SECONDS = Histogram("borderflow_batch_seconds", "Time to process one batch of one partition", registry=REGISTRY)
 
 
@@ -32,6 +37,11 @@ def observe_batch(kind: str, effects: Effects) -> None:
     for outcome, n in effects.outcomes.items():
         if outcome != "skipped":
             EVENTS.labels(type=kind, outcome=outcome).inc(n)
+
+
+def observe_ingest(results: Iterable[LineResult]) -> None:
+    for line in results:
+        INGEST_LINES.labels(status=line.status).inc()
 
 
 class StateCollector(Collector):

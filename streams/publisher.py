@@ -38,6 +38,14 @@ class Publisher:
         if len(self._pending) >= 10_000:
             await self.flush()
 
+    async def deliver(self, items: list[tuple[Event, bytes]]) -> None:
+        """Send ``(event, bytes)`` pairs and wait for exactly these to be acknowledged.
+
+        Safe to call concurrently: unlike :meth:`flush`, it waits only for its own sends.
+        """
+        futures = [await self._producer.send(self.topics.for_type(event.type), data, key=message_key(event)) for event, data in items]
+        await asyncio.gather(*futures)
+
     async def send_raw(self, topic: str, data: bytes, key: bytes | None = None) -> None:
         self._pending.append(await self._producer.send(topic, data, key=key))
 
