@@ -8,6 +8,7 @@ from cli.bench import bench
 from cli.broker import broker
 from cli.demo import demo
 from cli.publish import publish
+from cli.replay import replay
 from cli.simulate import simulate
 from cli.topics import topics
 from cli.worker import worker
@@ -19,5 +20,5 @@ def main() -> None:
     """borderflow: event-time counts of border crossings, from Kafka to Prometheus."""
 
 
-for command in (broker, worker, topics, publish, simulate, demo, bench):
+for command in (broker, worker, topics, publish, simulate, replay, demo, bench):
     main.add_command(command)

@@ -22,7 +22,12 @@ def kafka_option(func: F) -> F:
 def settings_from(**overrides: Any) -> Settings:
     """Settings from the environment, with the command line's values on top."""
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(f"BORDERFLOW_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise click.UsageError(f"invalid configuration: {problems}") from None
+    try:
+        settings.core()  # the windows, grace and retention must fit together
+    except ValueError as exc:
+        raise click.UsageError(f"invalid configuration: {exc}") from None
+    return settings

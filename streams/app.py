@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 INTERNAL_PARTIALS = "/internal/partials"
 INTERNAL_STATEMENTS = "/internal/statements"
 INTERNAL_SEEN = "/internal/seen"
+INTERNAL_OFFSETS = "/internal/offsets"
+INTERNAL_SNAPSHOT = "/internal/snapshot"
 
 
 def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
@@ -129,6 +131,14 @@ def create_app(settings: Settings) -> faust.App:
     if settings.evict_dead_members:
         evictor = DeadMemberEvictor(settings, str(app.conf.canonical_url).rstrip("/"))
 
+        @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust sends (sender)
+        async def _leave_group(sender: Any, **_: Any) -> None:
+            try:
+                left = await evictor.leave()
+                log.info("left group %s as %s", settings.app_id, left)
+            except Exception as exc:  # noqa: BLE001 - best effort on the way out
+                log.warning("could not leave the group on shutdown: %r", exc)
+
         @app.timer(max(1.0, settings.session_timeout.total_seconds() / 2))
         async def _evict_dead_members() -> None:
             try:
@@ -146,6 +156,7 @@ def create_app(settings: Settings) -> faust.App:
 
     _install_views(app, settings, runtime, cluster)
     _install_ingest(app, runtime, ingest)
+    _install_replay_views(app, runtime, cluster)
     metrics.STATE.attach(
         runtime.local_states,
         lambda: statement_views,
@@ -178,6 +189,16 @@ def local_seen(states: Iterable[PartitionState], ids_by_topic: dict[str, list[st
     return found
 
 
+async def local_snapshots(runtime: Runtime, wanted: dict[str, int], wait: float) -> dict[str, dict[str, Any]]:
+    futures = {}
+    for tp, offset in wanted.items():
+        topic, _, partition = tp.rpartition("|")
+        futures[tp] = runtime.snapshot_at(topic, int(partition), offset)
+    if futures:
+        await asyncio.wait(futures.values(), timeout=wait)
+    return {tp: future.result() if future.done() else {"status": "timeout"} for tp, future in futures.items()}
+
+
 class Cluster:
     """Scatter-gather over the workers that own the partitions."""
 
@@ -194,12 +215,12 @@ class Cluster:
                 peers.append(peer)
         return sorted(set(peers))
 
-    async def _fetch(self, path: str, params: list[tuple[str, str]], body: Any = None) -> list[Any]:
+    async def _fetch(self, path: str, params: list[tuple[str, str]], body: Any = None, timeout_s: float = 10) -> list[Any]:
         """Every peer's JSON answer to GET ``path`` (or POST of ``body``)."""
         peers = self._peers()
         if not peers:
             return []
-        timeout = aiohttp.ClientTimeout(total=10)
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
         method = "GET" if body is None else "POST"
         data = None if body is None else orjson.dumps(body)
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -229,6 +250,23 @@ class Cluster:
         found = local_seen(self.runtime.local_states(), ids_by_topic)
         for answer in await self._fetch(INTERNAL_SEEN, [], ids_by_topic):
             found.update(answer)
+        return found
+
+    async def offsets(self) -> dict[str, int]:
+        """Last applied offset of every input partition, from whichever worker owns it."""
+        found = self.runtime.offsets()
+        for answer in await self._fetch(INTERNAL_OFFSETS, []):
+            found.update(answer)
+        return found
+
+    async def snapshots(self, wanted: dict[str, int], wait: float) -> dict[str, dict[str, Any]]:
+        """``topic|partition -> snapshot at offset`` from the owners (see Runtime.snapshot_at)."""
+        params = [("at", f"{tp}|{offset}") for tp, offset in wanted.items()] + [("wait", str(wait))]
+        found = await local_snapshots(self.runtime, wanted, wait)
+        for answer in await self._fetch(INTERNAL_SNAPSHOT, params, timeout_s=wait + 10):
+            for tp, result in answer.items():
+                if result.get("status") != "not-owned":
+                    found[tp] = result
         return found
 
     async def statements(self, country: str | None, *, owned_only: bool = False) -> list[dict[str, Any]]:
@@ -368,3 +406,31 @@ def _install_ingest(app: faust.App, runtime: Runtime, ingest: Ingest) -> None:
             return _json(self, sorted(local_seen(runtime.local_states(), wanted)))
 
     del Events, Seen
+
+
+def _install_replay_views(app: faust.App, runtime: Runtime, cluster: Cluster) -> None:
+    """Offsets and snapshots at an offset, which ``borderflow replay --verify`` compares."""
+
+    @app.page(INTERNAL_OFFSETS)
+    class Offsets(View):
+        async def get(self, request: Request) -> Response:
+            if request.query.get("all"):
+                return _json(self, await cluster.offsets())
+            return _json(self, runtime.offsets())
+
+    @app.page(INTERNAL_SNAPSHOT)
+    class Snapshot(View):
+        async def get(self, request: Request) -> Response:
+            try:
+                wanted = {}
+                for item in request.query.getall("at", []):  # type: ignore[attr-defined]  # aiohttp MultiDict
+                    tp, _, offset = item.rpartition("|")
+                    wanted[tp] = int(offset)
+                wait = min(float(request.query.get("wait", "30")), 300.0)
+            except ValueError:
+                return _json(self, {"error": "at: expected topic|partition|offset", "parameter": "at"}, 400)
+            if request.query.get("all"):
+                return _json(self, await cluster.snapshots(wanted, wait))
+            return _json(self, await local_snapshots(runtime, wanted, wait))
+
+    del Offsets, Snapshot

@@ -25,6 +25,9 @@ Workarounds:
   request on its behalf. On real Kafka the coordinator has already done this by
   then, so the evictor finds nothing to do; ``BORDERFLOW_EVICT_DEAD_MEMBERS=false``
   turns it off.
+* **Leaving on a clean stop** (:meth:`DeadMemberEvictor.leave`): a worker that
+  stops cleanly removes its own static member, so a worker started later under
+  another id (a promoted replay) does not wait on it. Same switch.
 """
 
 from __future__ import annotations
@@ -98,6 +101,27 @@ class DeadMemberEvictor:
                 if member_id not in current:
                     del self.unreachable_since[member_id]
             return evict
+        finally:
+            await client.close()
+
+    async def leave(self) -> list[str]:
+        """Remove this worker's own member from the group; called once its consumer has stopped.
+
+        A static member does not leave its group when it stops (KIP-345), and
+        this broker never expires it (defect 1). A worker started later under
+        another ``group.instance.id`` (a promoted replay, a moved worker) would
+        then wait forever on a member nobody can evict, since a joining worker
+        serves no HTTP and runs no timers before its first assignment.
+        """
+        client = AIOKafkaClient(**client_options(self.settings))
+        await client.bootstrap()
+        try:
+            node = await client.coordinator_lookup(0, self.settings.app_id)
+            response = await client.send(node, DescribeGroupsRequest([self.settings.app_id]))
+            mine = [m[0] for group in response.groups for m in group[5] if member_url(m[3]) == self.own_url]
+            for member_id in mine:
+                await client.send(node, LeaveGroupRequest(self.settings.app_id, member_id))
+            return mine
         finally:
             await client.close()
 

@@ -235,7 +235,7 @@ class PartitionState:
         self._dirty_series: set[tuple[str, str]] = set()
         self._dirty_statements: set[str] = set()
         self._dirty_progress = False
-        self._last_retention_sweep = -math.inf
+        self._swept_through = -math.inf
 
     # -- loading -----------------------------------------------------------
     def load(self, records: Iterable[tuple[bytes, bytes]]) -> None:
@@ -347,10 +347,12 @@ class PartitionState:
 
     def _expire(self, stream_time: float) -> None:
         self.dedup.expire(stream_time - self.config.dedup_horizon)
-        if stream_time - self._last_retention_sweep < self.config.base:
+        # Aligned to the base bucket, so which buckets are held depends on stream
+        # time only, not on batch boundaries or restarts: a replay holds the same.
+        cutoff = bucket_start(stream_time - self.config.retention, self.config.base)
+        if cutoff <= self._swept_through:
             return
-        self._last_retention_sweep = stream_time
-        cutoff = stream_time - self.config.retention
+        self._swept_through = cutoff
         for series_id, series in self.series.items():
             old = [b for b in series.buckets if b + self.config.base <= cutoff]
             for bucket in old:
@@ -377,6 +379,30 @@ class PartitionState:
         self._dirty_statements.clear()
         self._dirty_progress = False
         return state
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the counts of this partition are, as JSON: for comparing a replay with the live state.
+
+        Buckets past retention are left out whether or not this batch's sweep
+        has dropped them yet, so a snapshot taken mid-batch reads the same as
+        one taken at the end of a batch.
+        """
+        stream_time = self.progress.stream_time
+        cutoff = -math.inf if stream_time is None else bucket_start(stream_time - self.config.retention, self.config.base)
+        return {
+            "offset": self.progress.offset,
+            "stream_time": stream_time,
+            "series": {
+                f"{kind}:{key}": {
+                    "buckets": {str(b): c for b, c in sorted(series.buckets.items()) if c and b + self.config.base > cutoff},
+                    "total": series.total,
+                }
+                for (kind, key), series in sorted(self.series.items())
+            },
+            "statements": {
+                event_id: {k: v for k, v in record.items() if k != "offset"} for event_id, record in sorted(self.statements.items())
+            },
+        }
 
     @property
     def dedup_size(self) -> int:

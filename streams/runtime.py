@@ -10,6 +10,7 @@ state changes it caused are in the changelog.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from collections import defaultdict
@@ -58,6 +59,7 @@ class Runtime:
         self.config = config
         self.state_table = state
         self.states: dict[tuple[str, int], PartitionState] = {}
+        self._snapshots: dict[tuple[str, int], list[tuple[int, asyncio.Future[dict[str, Any]]]]] = {}
         self.dead_letter_topic = app.topic(
             topics.dead_letters, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw"
         )
@@ -69,6 +71,10 @@ class Runtime:
     def on_revoked(self, partitions: set[int]) -> None:
         for tp in [tp for tp in self.states if tp[1] in partitions]:
             del self.states[tp]
+        for tp in [tp for tp in self._snapshots if tp[1] in partitions]:
+            for _, future in self._snapshots.pop(tp):
+                if not future.done():
+                    future.set_result({"status": "not-owned"})
 
     def owned_partitions(self) -> set[int]:
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in self.topics.inputs}
@@ -102,6 +108,45 @@ class Runtime:
             state = self.states[(topic, partition)]
         return state
 
+    # -- snapshots, for verifying a replay against the live state -------------
+    def snapshot_at(self, topic: str, partition: int, offset: int) -> asyncio.Future[dict[str, Any]]:
+        """The partition's snapshot right after ``offset`` is applied (at once if it is the last applied).
+
+        Resolves to ``{"status": "ok", ...}``, or ``{"status": "passed"}`` if
+        this worker has already applied later offsets, or ``{"status":
+        "not-owned"}``.
+        """
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        if partition not in self.owned_partitions():
+            future.set_result({"status": "not-owned"})
+            return future
+        state = self._state_for(topic, partition)
+        if state.progress.offset == offset:
+            future.set_result({"status": "ok", **state.snapshot()})
+        elif state.progress.offset > offset:
+            future.set_result({"status": "passed", "offset": state.progress.offset})
+        else:
+            self._snapshots.setdefault((topic, partition), []).append((offset, future))
+        return future
+
+    @staticmethod
+    def _take_snapshots(state: PartitionState, waiting: list[tuple[int, asyncio.Future[dict[str, Any]]]]) -> None:
+        """Resolve the requests for the offset just applied (snapshots are taken mid-batch, before the flush)."""
+        for item in list(waiting):
+            offset, future = item
+            if future.done():
+                waiting.remove(item)
+            elif state.progress.offset == offset:
+                future.set_result({"status": "ok", **state.snapshot()})
+                waiting.remove(item)
+            elif state.progress.offset > offset:  # the offset carried no message (compaction, transaction markers)
+                future.set_result({"status": "passed", "offset": state.progress.offset})
+                waiting.remove(item)
+
+    def offsets(self) -> dict[str, int]:
+        """``topic|partition -> last applied offset`` for the partitions this worker owns."""
+        return {f"{state.topic}|{state.partition}": state.progress.offset for state in self.local_states()}
+
     # -- processing ------------------------------------------------------------
     def process_batch(self, topic: str, events: Sequence[faust.types.EventT]) -> None:
         by_partition: dict[int, list[faust.types.EventT]] = defaultdict(list)
@@ -111,8 +156,11 @@ class Runtime:
         for partition, part_events in by_partition.items():
             state = self._state_for(topic, partition)
             effects = Effects()
+            waiting = self._snapshots.get((topic, partition))
             for event in part_events:
                 state.process(event.message.offset, event.message.value, effects)
+                if waiting:
+                    self._take_snapshots(state, waiting)
             state.close_windows(effects)
             with _as_event_of(part_events[-1]):
                 self._write(self.state_table, state.flush())

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
             WindowSpec(ALL, 0, 0),
         )
         validate_specs(windows, base)
+        longest = max(spec.size for spec in windows)
+        if self.retention < self.grace + timedelta(seconds=longest):
+            raise ValueError(
+                f"BORDERFLOW_RETENTION ({format_duration(self.retention)}) must be at least BORDERFLOW_GRACE plus the longest window "
+                f"({format_duration(self.grace + timedelta(seconds=longest))}): a window must be final before it leaves the hot state"
+            )
         return CoreConfig(
             base=base,
             windows=windows,

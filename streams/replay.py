@@ -1,0 +1,225 @@
+"""Rebuilding the state from the input topics into a fresh app, and checking it against the live one.
+
+A replay is an ordinary worker process under its own app id (so its own
+consumer group, changelog and local state; the live workers are untouched)
+that starts from the beginning of the input topics. This module starts it,
+follows its progress up to the end offsets taken at the start, and for
+``--verify`` compares it with the live workers partition by partition *at
+the same offset*: both sides are asked for a snapshot right after applying
+the same message, so events still arriving do not show as differences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.kafka import client_options
+from streams.settings import Settings
+from streams.verify import Difference, diff_partition
+
+
+class ReplayError(RuntimeError):
+    pass
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``BORDERFLOW_*`` variables that reproduce ``settings`` in another process."""
+    env = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, timedelta):
+            text = f"{int(value.total_seconds())}s"
+        elif isinstance(value, datetime):
+            text = value.isoformat()
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        env[f"BORDERFLOW_{name.upper()}"] = text
+    return env
+
+
+async def input_offsets(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
+    """``topic|partition`` -> (first offset, end offset) of every input partition, as they are now."""
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
+    await consumer.start()
+    try:
+        partitions: list[TopicPartition] = []
+        for topic in settings.topics.inputs:
+            found = consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+            partitions.extend(TopicPartition(topic, p) for p in sorted(found))
+        if not partitions:
+            raise ReplayError(f"no input topics found on {settings.kafka} (prefix {settings.topic_prefix!r})")
+        first = await consumer.beginning_offsets(partitions)
+        end = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return ({f"{tp.topic}|{tp.partition}": first[tp] for tp in partitions}, {f"{tp.topic}|{tp.partition}": end[tp] for tp in partitions})
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+    return consumer.partitions_for_topic(topic) or set()
+
+
+@dataclass
+class Progress:
+    """How far the replay is, from the offsets it has applied."""
+
+    first: dict[str, int]
+    end: dict[str, int]
+    applied: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.end[tp] - self.first[tp] for tp in self.end)
+
+    @property
+    def done(self) -> int:
+        return sum(max(0, min(self.applied.get(tp, -1) + 1, self.end[tp]) - self.first[tp]) for tp in self.end)
+
+    @property
+    def partitions_left(self) -> int:
+        return sum(1 for tp in self.end if self.end[tp] > self.first[tp] and self.applied.get(tp, -1) < self.end[tp] - 1)
+
+    @property
+    def finished(self) -> bool:
+        return self.partitions_left == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ReplayWorker:
+    """A ``borderflow worker`` process under the replay's own app id, on loopback."""
+
+    def __init__(self, settings: Settings, app_id: str, data_dir: Path) -> None:
+        self.app_id = app_id
+        self.port = _free_port()
+        self.data_dir = data_dir
+        self.log_path = data_dir / "replay-worker.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}
+        self.env |= settings_env(settings) | {
+            "BORDERFLOW_APP_ID": app_id,
+            "BORDERFLOW_DATA_DIR": str(data_dir),
+            "BORDERFLOW_WEB_HOST": "127.0.0.1",
+            "BORDERFLOW_WEB_PORT": str(self.port),
+            "BORDERFLOW_WORKER_ID": f"{app_id}-1",
+        }
+        self.env.pop("BORDERFLOW_INGEST_TOKEN", None)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cli", "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
+            raise ReplayError(f"the replay worker exited with {self.process.returncode}; its log ({self.log_path}) ends:\n{tail}")
+
+    def stop(self, timeout: float = 60) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+async def get_json(session: aiohttp.ClientSession, url: str, params: list[tuple[str, str]] | None = None) -> Any:
+    async with session.get(url, params=params) as response:
+        if response.status != 200:
+            raise ReplayError(f"{url} answered {response.status}: {(await response.text())[:300]}")
+        return orjson.loads(await response.read())
+
+
+async def follow(worker: ReplayWorker, progress: Progress, on_progress: Callable[[Progress], None], timeout: float) -> None:
+    """Wait until the replay worker is ready and has applied everything up to the end offsets."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        while True:
+            worker.check_alive()
+            if time.monotonic() > deadline:
+                raise ReplayError(f"replay not finished within {timeout:g} s ({progress.done} of {progress.total} events)")
+            try:
+                progress.applied = await get_json(session, worker.url + "/internal/offsets", [("all", "1")])
+            except (TimeoutError, aiohttp.ClientError, ReplayError):
+                pass  # starting or recovering
+            on_progress(progress)
+            if progress.finished:
+                return
+            await asyncio.sleep(0.5)
+
+
+async def verify(live_url: str, replay_url: str, base: int, attempts: int = 8, wait: float = 60) -> tuple[list[Difference], dict[str, int]]:
+    """Differences between live and replay, each partition compared at an offset both have applied.
+
+    Returns the differences and the offset each partition was compared at.
+    """
+    compared: dict[str, int] = {}
+    differences: list[Difference] = []
+    pending: set[str] | None = None
+    timeout = aiohttp.ClientTimeout(total=wait + 30)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for _ in range(attempts):
+            live_offsets, replay_offsets = await asyncio.gather(
+                get_json(session, live_url + "/internal/offsets", [("all", "1")]),
+                get_json(session, replay_url + "/internal/offsets", [("all", "1")]),
+            )
+            if pending is None:
+                pending = set(live_offsets) | set(replay_offsets)
+            targets = {tp: max(live_offsets.get(tp, -1), replay_offsets.get(tp, -1)) for tp in pending}
+            for tp in [tp for tp, offset in targets.items() if offset < 0]:
+                pending.discard(tp)  # no message on either side
+                del targets[tp]
+            if not targets:
+                break
+            params = [("at", f"{tp}|{offset}") for tp, offset in targets.items()] + [("wait", str(wait)), ("all", "1")]
+            live, replay = await asyncio.gather(
+                get_json(session, live_url + "/internal/snapshot", params),
+                get_json(session, replay_url + "/internal/snapshot", params),
+            )
+            for tp, offset in targets.items():
+                one, other = live.get(tp, {}), replay.get(tp, {})
+                if one.get("status") == "ok" and other.get("status") == "ok":
+                    differences.extend(diff_partition(tp, one, other, base))
+                    compared[tp] = offset
+                    pending.discard(tp)
+            if not pending:
+                break
+    if pending:
+        raise ReplayError(
+            f"could not catch live and replay at a common offset for {sorted(pending)} after {attempts} attempts "
+            "(is a live worker down or rebalancing?)"
+        )
+    return differences, compared
