@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,20 +31,26 @@ from streams.broker import EmbeddedBroker
 def broker(port: int, data_dir: Path) -> None:
     """Run the embedded broker (noida-db's Kafka service) on 127.0.0.1:PORT."""
     embedded = EmbeddedBroker(port=port, data_dir=data_dir, stdout=None)
-    try:
-        embedded.start()
-    except (RuntimeError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"broker ready on {embedded.bootstrap} (data in {data_dir}); Ctrl-C stops it", err=True)
+    stopping = False
 
     def stop(signum: int, _frame: object) -> None:
-        embedded.stop()
-        sys.exit(0)
+        # Only signal here: the main thread may be inside Popen.wait(), which
+        # holds the lock a second wait() in this handler would need (a deadlock).
+        nonlocal stopping
+        stopping = True
+        embedded.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        code = embedded.wait()
-    except subprocess.TimeoutExpired:  # pragma: no cover
-        code = 1
-    sys.exit(code)
+        embedded.start()
+    except (RuntimeError, FileNotFoundError) as exc:
+        if stopping:
+            sys.exit(0)
+        raise click.ClickException(str(exc)) from None
+    if stopping:  # a signal came while it started
+        embedded.stop()
+        sys.exit(0)
+    click.echo(f"broker ready on {embedded.bootstrap} (data in {data_dir}); Ctrl-C stops it", err=True)
+    code = embedded.wait()
+    sys.exit(0 if stopping else code)

@@ -11,6 +11,8 @@ from typing import Any
 import aiohttp
 import faust
 import orjson
+from faust.sensors.prometheus import PrometheusMonitor
+from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -73,7 +75,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
-        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        canonical_url=settings.canonical_url,
         consumer_auto_offset_reset="earliest",
         broker_rebalance_timeout=settings.rebalance_timeout.total_seconds(),
         broker_session_timeout=settings.session_timeout.total_seconds(),
@@ -113,6 +115,12 @@ def create_app(settings: Settings) -> faust.App:
     cluster = Cluster(app, runtime)
     #: this worker's statements with cluster-wide observed figures, for the gauges
     statement_views: list[StatementView] = []
+
+    app.monitor = PrometheusMonitor(metrics=metrics.FAUST)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust sends (sender, assigned)
+    async def _on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+        metrics.REBALANCES.inc()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust sends (sender, revoked)
     async def _on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
@@ -157,12 +165,22 @@ def create_app(settings: Settings) -> faust.App:
     _install_views(app, settings, runtime, cluster)
     _install_ingest(app, runtime, ingest)
     _install_replay_views(app, runtime, cluster)
+
+    def highwater(topic: str, partition: int) -> int | None:
+        consumer = app.consumer
+        try:
+            return consumer.highwater(TP(topic, partition)) if consumer is not None else None
+        except Exception:  # noqa: BLE001 - not assigned yet, or the consumer is restarting
+            return None
+
     metrics.STATE.attach(
         runtime.local_states,
         lambda: statement_views,
         lambda: {STATE_TABLE: len(state.data), "dedup_ids": sum(s.dedup_size for s in runtime.local_states())},
         config.base,
         config.windows[1].size,
+        highwater,
+        lambda: ready(app),
     )
     return app
 
@@ -282,6 +300,12 @@ class Cluster:
         return reconcile_all(items, lambda kind, country: partials[f"{kind}:{country}"][0])
 
 
+def ready(app: faust.App) -> bool:
+    """Recovered and not rebalancing: the answers are complete."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManager has it, TableManagerT not
+    return bool(app.consumer is not None and not app.rebalancing and not recovery.in_recovery and recovery.completed.is_set())
+
+
 def _json(view: View, body: Any, status: int = 200) -> Response:
     return view.bytes(orjson.dumps(body), content_type="application/json", status=status)
 
@@ -299,14 +323,10 @@ def _time_param(request: Request, name: str) -> float | None:
 def _install_views(app: faust.App, settings: Settings, runtime: Runtime, cluster: Cluster) -> None:
     config = settings.core()
 
-    def ready() -> bool:
-        recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManager has it, TableManagerT not
-        return bool(app.consumer is not None and not app.rebalancing and not recovery.in_recovery and recovery.completed.is_set())
-
     @app.page("/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
-            ok = ready()
+            ok = ready(app)
             body = {"status": "ready" if ok else "starting", **runtime.describe()}
             return _json(self, body, 200 if ok else 503)
 

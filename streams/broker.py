@@ -75,6 +75,11 @@ class EmbeddedBroker:
         assert self.process is not None
         return self.process.wait()
 
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the broker's process group, without waiting."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         process = self.process
         if process is None or process.poll() is not None:

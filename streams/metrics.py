@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from faust.sensors.prometheus import FaustMetrics
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     from streams.queries import StatementView
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):  # process_*, python_* (resident memory, CPU, GC)
+    REGISTRY.register(_collector)
+#: Faust's own engine metrics (faust_*: messages in, rebalances, assignment and commit latency, offsets), through its sensor
+FAUST = FaustMetrics.create(REGISTRY, "faust")
 
 EVENTS = Counter("borderflow_events", "Events processed, by type and outcome", ["type", "outcome"], registry=REGISTRY)
 DEAD_LETTERS = Counter("borderflow_dead_letters", "Messages sent to the dead-letter topic, by reason", ["reason"], registry=REGISTRY)
@@ -30,6 +35,7 @@ INGEST_LINES = Counter(
     "borderflow_ingest_lines", "Lines received by POST /events, by status (accepted, duplicate, rejected)", ["status"], registry=REGISTRY
 )
 INGEST_REQUESTS = Counter("borderflow_ingest_requests", "POST /events requests, by HTTP status code", ["code"], registry=REGISTRY)
+REBALANCES = Counter("borderflow_rebalances", "Partition assignments this worker received", registry=REGISTRY)
 BATCH_SECONDS = Histogram("borderflow_batch_seconds", "Time to process one batch of one partition", registry=REGISTRY)
 
 
@@ -57,6 +63,8 @@ class StateCollector(Collector):
         table_sizes: Callable[[], dict[str, int]],
         base: int,
         rolling: int,
+        highwater: Callable[[str, int], int | None] = lambda topic, partition: None,
+        ready: Callable[[], bool] = lambda: False,
     ) -> None:
         """Point the gauges at a worker's state (one worker per process)."""
         self._states = states
@@ -64,6 +72,8 @@ class StateCollector(Collector):
         self._table_sizes = table_sizes
         self._base = base
         self._rolling = rolling
+        self._highwater = highwater
+        self._ready = ready
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())
@@ -82,8 +92,16 @@ class StateCollector(Collector):
         stream_time = GaugeMetricFamily(
             "borderflow_stream_time_seconds", "Largest event time seen, per input partition", labels=["topic", "partition"]
         )
+        lag = GaugeMetricFamily(
+            "borderflow_consumer_lag",
+            "Messages in the partition not yet applied (high watermark - next offset)",
+            labels=["topic", "partition"],
+        )
         sums: dict[tuple[str, str, str], int] = {}
         for state in self._states():
+            highwater = self._highwater(state.topic, state.partition)
+            if highwater is not None:
+                lag.add_metric([state.topic, str(state.partition)], max(0, highwater - state.progress.offset - 1))
             st = state.progress.stream_time
             if st is None:
                 continue
@@ -106,7 +124,10 @@ class StateCollector(Collector):
                 countries.add((key, window))
         for key, window in sorted(countries):
             net.add_metric([key, window], sums.get((ENTRIES, key, window), 0) - sums.get((DEPARTURES, key, window), 0))
-        yield from (crossings, entries, departures, net, stream_time)
+        yield from (crossings, entries, departures, net, stream_time, lag)
+        ready = GaugeMetricFamily("borderflow_ready", "1 once the worker has recovered its state and serves, else 0")
+        ready.add_metric([], 1.0 if self._ready() else 0.0)
+        yield ready
 
         value = GaugeMetricFamily("borderflow_statement_value", "Figure published in a statement", labels=["country", "metric", "source"])
         observed = GaugeMetricFamily(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".borderflow"), description="local state directory")
     web_host: str = Field("127.0.0.1", description="worker HTTP bind address")
     web_port: int = Field(6066, description="worker HTTP port")
+    advertised_url: str | None = Field(
+        None, description="URL other workers use to reach this one (default: http://web_host:web_port, or the hostname for 0.0.0.0)"
+    )
     ingest_token: str | None = Field(None, description="bearer token for POST /events")
     grace: timedelta = Field(timedelta(hours=6), description="grace period before events are late")
     since: datetime | None = Field(None, description="start of the cumulative window (RFC 3339)")
@@ -74,6 +78,16 @@ class Settings(BaseSettings):
                 return None
             return parse_rfc3339(value)
         return value
+
+    @property
+    def canonical_url(self) -> str:
+        """How peers reach this worker: a wildcard bind address is no address to call."""
+        if self.advertised_url:
+            return self.advertised_url.rstrip("/")
+        host = self.web_host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - recognising a wildcard, not binding one
+            host = socket.gethostname()
+        return f"http://{host}:{self.web_port}"
 
     @property
     def topics(self) -> Topics:
