@@ -4,9 +4,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration lint soak clean
+SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: install system-deps demo test test-unit test-integration lint soak dashboards clean
 
 install: $(STAMP)
+
+# Debian's Prometheus (prometheus, promtool) for the rule tests and the end-to-end
+# scrape test, and docker-compose to validate docker-compose.yml.
+system-deps:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v docker-compose >/dev/null || { \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus docker-compose; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv --clear $(VENV)
@@ -17,21 +26,25 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/borderflow demo
 
-test: lint
+test: lint system-deps
 	$(BIN)/pytest -m "not soak"
 
 test-unit: install
 	$(BIN)/pytest tests/unit
 
-test-integration: install
+test-integration: install system-deps
 	$(BIN)/pytest tests/integration tests/e2e -m "not soak"
 
-soak: install
+soak: install system-deps
 	$(BIN)/pytest -m soak
 
 lint: install
 	$(BIN)/ruff check events streams cli tests
 	$(BIN)/mypy
+
+# Regenerate grafana/dashboards/*.json from grafana/dashboards.py (a test checks they are current).
+dashboards: install
+	$(BIN)/python grafana/dashboards.py
 
 clean:
 	rm -rf $(VENV) .borderflow .pytest_cache .mypy_cache .ruff_cache
