@@ -39,7 +39,7 @@ soak: install system-deps
 	$(BIN)/pytest -m soak
 
 lint: install
-	$(BIN)/ruff check events streams cli tests
+	$(BIN)/ruff check events streams cli tests grafana
 	$(BIN)/mypy
 
 # Regenerate grafana/dashboards/*.json from grafana/dashboards.py (a test checks they are current).

@@ -165,13 +165,17 @@ class Model:
     counts: dict[tuple[str, str], dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     statements: dict[str, Statement] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: (topic, partition) -> stream time, the largest event time of a counted event
+    stream_times: dict[tuple[str, int], float] = field(default_factory=dict)
+    #: border -> the partition its crossings are keyed to
+    border_partitions: dict[str, int] = field(default_factory=dict)
 
     def run(self, messages: list[tuple[str, bytes | None, bytes | None]]) -> None:
         by_partition: dict[tuple[str, int], list[bytes | None]] = defaultdict(list)
         for topic, key, value in messages:
             part = partition_for(key or b"", self.partitions)
             by_partition[(topic, part)].append(value)
-        for (topic, _), values in by_partition.items():
+        for (topic, partition), values in by_partition.items():
             stream_time: float | None = None
             seen: set[str] = set()
             for value in values:
@@ -196,8 +200,10 @@ class Model:
                 seen.add(event.event_id)
                 self.outcomes["accepted"] += 1
                 stream_time = event.event_time if stream_time is None else max(stream_time, event.event_time)
+                self.stream_times[(topic, partition)] = stream_time
                 hour = int(event.event_time // H * H)
                 if isinstance(event, Crossing):
+                    self.border_partitions[event.border] = partition
                     self.counts[("border", event.border)][hour] += event.count
                     self.counts[("entries", event.to_country)][hour] += event.count
                     self.counts[("exits", event.from_country)][hour] += event.count
@@ -213,6 +219,12 @@ class Model:
             for start in range(hour - size + H, hour + 1, H):
                 out[start] += count
         return dict(out)
+
+    def current(self, topic: str, border: str, size: int) -> int:
+        """A border's gauge: the ``size`` seconds of event time ending with the hour that holds its partition's stream time."""
+        stream_time = self.stream_times[(topic, self.border_partitions[border])]
+        end = int(stream_time // H * H) + H
+        return self.observed("border", border, end - size, end)
 
     def observed(self, kind: str, key: str, start: float, end: float) -> int:
         return sum(c for h, c in self.hourly(kind, key).items() if start <= h < end)

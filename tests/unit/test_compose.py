@@ -1,0 +1,90 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine (docker-compose config)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolved(**env: str) -> dict[str, Any]:
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.fail("docker-compose is missing: run make system-deps (Debian package docker-compose)")
+    result = subprocess.run(
+        [tool, "-f", "docker-compose.yml", "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")} | env,
+    )
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = yaml.safe_load(result.stdout)
+    return config
+
+
+def test_the_stack_has_kafka_two_workers_simulator_prometheus_and_grafana() -> None:
+    services = resolved()["services"]
+    assert {"kafka", "worker-1", "worker-2", "simulator", "prometheus", "grafana"} <= set(services)
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    kafka_env = services["kafka"]["environment"]
+    assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert (
+        "INTERNAL://kafka:9092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+        and "HOST://localhost:29092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+    )
+    for name in ("kafka", "worker-1", "worker-2", "prometheus", "grafana"):
+        assert services[name]["healthcheck"]["test"], name
+
+
+def test_workers_are_built_here_and_reach_kafka_and_each_other() -> None:
+    services = resolved()["services"]
+    ids = set()
+    for name in ("worker-1", "worker-2"):
+        worker = services[name]
+        assert worker["build"]["context"] == str(ROOT)
+        env = worker["environment"]
+        assert env["BORDERFLOW_KAFKA"] == "kafka:9092"
+        assert env["BORDERFLOW_ADVERTISED_URL"] == f"http://{name}:6066"  # peers gather answers from each other
+        assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+        ids.add(env["BORDERFLOW_WORKER_ID"])
+    assert len(ids) == 2
+    simulator = services["simulator"]
+    assert simulator["command"][0] == "simulate"
+    assert {dep["condition"] for dep in simulator["depends_on"].values()} == {"service_healthy"}
+
+
+def test_ingest_token_passes_through_and_defaults_to_ingest_disabled() -> None:
+    assert resolved()["services"]["worker-1"]["environment"]["BORDERFLOW_INGEST_TOKEN"] == ""
+    assert resolved(BORDERFLOW_INGEST_TOKEN="s3cret")["services"]["worker-2"]["environment"]["BORDERFLOW_INGEST_TOKEN"] == "s3cret"
+
+
+def test_prometheus_and_grafana_mount_this_repository_s_config() -> None:
+    services = resolved()["services"]
+    mounts = [str(v) for s in ("prometheus", "grafana") for v in services[s]["volumes"]]
+    for source in ("prometheus", "grafana/provisioning", "grafana/dashboards"):
+        assert any(str(ROOT / source) in m for m in mounts), source
+        assert (ROOT / source).is_dir()
+    targets = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert targets == ["worker-1:6066", "worker-2:6066"]
+    datasource = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090"
+
+
+def test_dockerfile_copies_what_exists_and_runs_the_worker() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    for source in re.findall(r"^COPY (\S+(?: \S+)*) \S+$", text, flags=re.M):
+        for item in source.split():
+            assert (ROOT / item).exists(), item
+    assert 'ENTRYPOINT ["borderflow"]' in text and 'CMD ["worker"]' in text
+    assert "/health" in text
