@@ -36,11 +36,22 @@ def _free_port() -> int:
     type=click.IntRange(0),
     help="Events for the idiomatic Faust baseline (0 skips it); its rate is measured on this many.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Also time this many workers sharing the partitions (contestant d), when more than 1.",
+)
 @click.option("--timeout", default=1800.0, show_default=True, help="Seconds each contestant may take.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench(kafka: str | None, n_events: int, cells: int, partitions: int, baseline_events: int, timeout: float, as_json: bool) -> None:
+def bench(
+    kafka: str | None, n_events: int, cells: int, partitions: int, baseline_events: int, workers: int, timeout: float, as_json: bool
+) -> None:
     """Pre-publish EVENTS crossings, then time (a) a bare aiokafka consumer, (b) an idiomatic
-    Faust agent and (c) a borderflow worker draining them, in the same run."""
+    Faust agent, (c) a borderflow worker and (d) with --workers N, N workers, draining them in the same run.
+
+    Peak RSS is the largest worker's."""
     console = Console(stderr=True)
     broker = None
     if kafka is None:
@@ -62,7 +73,10 @@ def bench(kafka: str | None, n_events: int, cells: int, partitions: int, baselin
             with console.status(f"(b) idiomatic Faust agent on {min(baseline_events, n_events):,} events"):
                 results.append(run_baseline(kafka, topic, min(baseline_events, n_events), partitions, timeout))
         with console.status("(c) borderflow worker"):
-            results.append(run_worker(kafka, prefix, n_events, _free_port(), partitions, timeout))
+            results.append(run_worker(kafka, prefix, n_events, [_free_port()], partitions, timeout))
+        if workers > 1:
+            with console.status(f"(d) {workers} borderflow workers"):
+                results.append(run_worker(kafka, prefix, n_events, [_free_port() for _ in range(workers)], partitions, timeout))
     finally:
         if broker is not None:
             broker.stop()

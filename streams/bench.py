@@ -137,41 +137,50 @@ def _events_total(url: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("borderflow_events_total{"))
 
 
-def run_worker(bootstrap: str, prefix: str, expected: int, port: int, partitions: int, timeout: float) -> Result:
-    """A real ``borderflow worker`` process, timed from its start to the last event processed."""
-    workdir = tempfile.mkdtemp(prefix="borderflow-bench-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}
-    env |= {
-        "BORDERFLOW_KAFKA": bootstrap,
-        "BORDERFLOW_TOPIC_PREFIX": prefix,
-        "BORDERFLOW_APP_ID": f"bench-{uuid.uuid4().hex[:8]}",
-        "BORDERFLOW_WEB_PORT": str(port),
-        "BORDERFLOW_DATA_DIR": workdir,
-        "BORDERFLOW_PARTITIONS": str(partitions),
-        "BORDERFLOW_EVICT_DEAD_MEMBERS": "false",
-    }
+def run_worker(bootstrap: str, prefix: str, expected: int, ports: list[int], partitions: int, timeout: float) -> Result:
+    """Real ``borderflow worker`` processes (one per port, one app), timed from their start to the last event processed."""
+    app_id = f"bench-{uuid.uuid4().hex[:8]}"
+    processes = []
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    for port in ports:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}
+        env |= {
+            "BORDERFLOW_KAFKA": bootstrap,
+            "BORDERFLOW_TOPIC_PREFIX": prefix,
+            "BORDERFLOW_APP_ID": app_id,
+            "BORDERFLOW_WEB_PORT": str(port),
+            "BORDERFLOW_DATA_DIR": tempfile.mkdtemp(prefix="borderflow-bench-"),
+            "BORDERFLOW_PARTITIONS": str(partitions),
+            "BORDERFLOW_EVICT_DEAD_MEMBERS": "false",
+        }
+        processes.append(
+            subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
     first = None
     done = 0.0
-    peak = None
+    peaks: dict[int, float] = {}
     try:
         while time.perf_counter() - started < timeout:
-            done = _events_total(url)
-            peak = peak_rss_mb(process.pid) or peak
+            done = sum(_events_total(url) for url in urls)
+            for process in processes:
+                peaks[process.pid] = peak_rss_mb(process.pid) or peaks.get(process.pid, 0.0)
             if done and first is None:
                 first = time.perf_counter() - started
             if done >= expected:
                 break
-            if process.poll() is not None:
-                raise RuntimeError(f"the worker exited with {process.returncode}")
+            for process in processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"a worker exited with {process.returncode}")
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
     finally:
-        process.terminate()
-        process.wait(30)
-    return Result("borderflow worker", int(done), elapsed, peak, first)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+    name = "borderflow worker" if len(ports) == 1 else f"borderflow, {len(ports)} workers"
+    return Result(name, int(done), elapsed, max(peaks.values(), default=None), first)
 
 
 BASELINE = """

@@ -30,6 +30,8 @@ def test_bench_on_a_small_topic_reports_every_contestant(kafka: str) -> None:
             "300",
             "--baseline-events",
             "500",
+            "--workers",
+            "2",
             "--timeout",
             "180",
             "--json",
@@ -42,9 +44,14 @@ def test_bench_on_a_small_topic_reports_every_contestant(kafka: str) -> None:
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     figures = orjson.loads(done.stdout)
     names = [r["name"] for r in figures["results"]]
-    assert names == ["bare aiokafka consumer", "idiomatic Faust agent (table update per event)", "borderflow worker"]
-    bare, baseline, worker = figures["results"]
-    assert bare["events"] == worker["events"] == 3000
+    assert names == [
+        "bare aiokafka consumer",
+        "idiomatic Faust agent (table update per event)",
+        "borderflow worker",
+        "borderflow, 2 workers",
+    ]
+    bare, baseline, worker, two = figures["results"]
+    assert bare["events"] == worker["events"] == two["events"] == 3000
     assert baseline["events"] == 500
     for row in figures["results"]:
         assert row["seconds"] > 0 and row["events_per_s"] > 0
