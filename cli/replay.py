@@ -77,12 +77,12 @@ def replay(
             TextColumn("{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
-            TextColumn("{task.completed:,.0f}/{task.total:,.0f} events · {task.fields[left]} partitions left · {task.fields[rate]}"),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} messages · {task.fields[left]} · {task.fields[rate]}"),
             TimeRemainingColumn(),
             console=err,
             disable=not err.is_terminal,
         ) as bar:
-            task = bar.add_task("replay", total=max(progress.total, 1), left=len(end), rate="starting")
+            task = bar.add_task("replay", total=max(progress.total, 1), left=f"{progress.total:,} left", rate="starting")
 
             def show(p: ReplayProgress) -> None:
                 elapsed = time.monotonic() - started

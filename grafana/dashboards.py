@@ -264,10 +264,19 @@ def pipeline() -> Dashboard:
         )
         .with_panel(
             series(
+                "Ready per worker",
+                "1 when the worker has recovered its state and answers; 0 while it recovers after a start or rebalance.",
+                query("max by (instance) (borderflow_ready)", "{{instance}}"),
+                width=8,
+            )
+        )
+        .with_panel(
+            series(
                 "Resident memory per worker",
                 "process_resident_memory_bytes.",
                 query('process_resident_memory_bytes{job="borderflow"}', "{{instance}}"),
                 unit="bytes",
+                width=8,
             )
         )
         .with_panel(
@@ -276,6 +285,7 @@ def pipeline() -> Dashboard:
                 "Cores used.",
                 query('rate(process_cpu_seconds_total{job="borderflow"}[$__rate_interval])', "{{instance}}"),
                 unit="percentunit",
+                width=8,
             )
         )
     )
