@@ -31,7 +31,7 @@ from streams.queries import (
     window_spec,
     windows_of,
 )
-from streams.runtime import Runtime
+from streams.runtime import NotReady, Runtime
 from streams.settings import Settings
 from streams.topics import STATE_TABLE
 
@@ -93,7 +93,7 @@ def create_app(settings: Settings) -> faust.App:
         loghandlers=[],
     )
     state = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions)
-    runtime = Runtime(app, config, settings.topics, state)
+    runtime = Runtime(app, config, settings.topics, state, lambda: ready(app))
     app.borderflow_runtime = runtime  # type: ignore[attr-defined]
 
     def make_agent(topic_name: str) -> None:
@@ -172,10 +172,17 @@ def create_app(settings: Settings) -> faust.App:
         except Exception:  # noqa: BLE001 - not assigned yet, or the consumer is restarting
             return None
 
+    def owned_states() -> list[PartitionState]:
+        """For the gauges: nothing while recovering (a gauge is better absent than wrong)."""
+        try:
+            return runtime.local_states()
+        except NotReady:
+            return []
+
     metrics.STATE.attach(
-        runtime.local_states,
+        owned_states,
         lambda: statement_views,
-        lambda: {STATE_TABLE: len(state.data), "dedup_ids": sum(s.dedup_size for s in runtime.local_states())},
+        lambda: {STATE_TABLE: len(state.data), "dedup_ids": sum(s.dedup_size for s in owned_states())},
         config.base,
         config.windows[1].size,
         highwater,
@@ -243,9 +250,14 @@ class Cluster:
         async with aiohttp.ClientSession(timeout=timeout) as session:
 
             async def one(url: str) -> Any:
-                async with session.request(method, url + path, params=params, data=data) as response:
-                    response.raise_for_status()
-                    return orjson.loads(await response.read())
+                try:
+                    async with session.request(method, url + path, params=params, data=data) as response:
+                        if response.status == 503:
+                            raise NotReady(f"worker {url} is recovering its state or rebalancing; retry shortly")
+                        response.raise_for_status()
+                        return orjson.loads(await response.read())
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raise NotReady(f"worker {url} did not answer ({exc!r}); retry shortly") from None
 
             return list(await asyncio.gather(*(one(url) for url in peers)))
 
@@ -305,6 +317,16 @@ def ready(app: faust.App) -> bool:
     return bool(app.consumer is not None and not app.rebalancing and not recovery.in_recovery and recovery.completed.is_set())
 
 
+class StateView(View):
+    """A view that reads the state: 503 with the reason while this worker, or a peer it asks, is recovering."""
+
+    async def dispatch(self, request: Any) -> Any:
+        try:
+            return await super().dispatch(request)
+        except NotReady as exc:
+            return _json(self, {"error": str(exc), "status": "recovering"}, 503)
+
+
 def _json(view: View, body: Any, status: int = 200) -> Response:
     return view.bytes(orjson.dumps(body), content_type="application/json", status=status)
 
@@ -345,17 +367,17 @@ def _install_views(app: faust.App, settings: Settings, runtime: Runtime, cluster
         return _json(view, {label: key, "window": spec.name, "windows": windows_of(buckets, total, stream_time, spec, config, start, end)})
 
     @app.page("/counts/borders/{border}")
-    class BorderCounts(View):
+    class BorderCounts(StateView):
         async def get(self, request: Request, border: str) -> Response:
             return await counts(self, request, "border", BORDER, border)
 
     @app.page("/counts/countries/{country}")
-    class CountryCounts(View):
+    class CountryCounts(StateView):
         async def get(self, request: Request, country: str) -> Response:
             return await counts(self, request, "country", ENTRIES, country)
 
     @app.page("/net-inflow/{country}")
-    class NetInflow(View):
+    class NetInflow(StateView):
         async def get(self, request: Request, country: str) -> Response:
             try:
                 spec = window_spec(config, request.query.get("window"))
@@ -370,13 +392,13 @@ def _install_views(app: faust.App, settings: Settings, runtime: Runtime, cluster
             return _json(self, {"country": country, "window": spec.name, "windows": windows})
 
     @app.page("/statements")
-    class Statements(View):
+    class Statements(StateView):
         async def get(self, request: Request) -> Response:
             country = request.query.get("country") or None
             return _json(self, {"statements": await cluster.statements(country)})
 
     @app.page(INTERNAL_PARTIALS)
-    class Partials(View):
+    class Partials(StateView):
         async def get(self, request: Request) -> Response:
             names: list[str] = request.query.getall("series", [])  # type: ignore[attr-defined]  # aiohttp MultiDict
             wanted = [(kind, key) for kind, _, key in (name.partition(":") for name in names)]
@@ -387,7 +409,7 @@ def _install_views(app: faust.App, settings: Settings, runtime: Runtime, cluster
             )
 
     @app.page(INTERNAL_STATEMENTS)
-    class LocalStatements(View):
+    class LocalStatements(StateView):
         async def get(self, request: Request) -> Response:
             own = [st for st in runtime.local_states() if st.topic == runtime.topics.statements]
             return _json(self, [s for st in own for s in st.statements.values()])
@@ -419,7 +441,7 @@ def _install_ingest(app: faust.App, runtime: Runtime, ingest: Ingest) -> None:
                 return exc.status, exc.body()
 
     @app.page(INTERNAL_SEEN)
-    class Seen(View):
+    class Seen(StateView):
         async def post(self, request: Request) -> Response:
             wanted = orjson.loads(await request.read())
             return _json(self, sorted(local_seen(runtime.local_states(), wanted)))
@@ -431,14 +453,14 @@ def _install_replay_views(app: faust.App, runtime: Runtime, cluster: Cluster) ->
     """Offsets and snapshots at an offset, which ``borderflow replay --verify`` compares."""
 
     @app.page(INTERNAL_OFFSETS)
-    class Offsets(View):
+    class Offsets(StateView):
         async def get(self, request: Request) -> Response:
             if request.query.get("all"):
                 return _json(self, await cluster.offsets())
             return _json(self, runtime.offsets())
 
     @app.page(INTERNAL_SNAPSHOT)
-    class Snapshot(View):
+    class Snapshot(StateView):
         async def get(self, request: Request) -> Response:
             try:
                 wanted = {}

@@ -21,8 +21,9 @@ Workarounds:
   left behind. On real Kafka this is also what avoids a rebalance on restart.
 * **Evicting unreachable members** (:class:`DeadMemberEvictor`): each worker
   periodically describes its group; a member whose advertised HTTP endpoint
-  has not answered for a whole session timeout is removed with a LeaveGroup
-  request on its behalf. On real Kafka the coordinator has already done this by
+  answered once and then has not answered for a whole session timeout is
+  removed with a LeaveGroup request on its behalf (one that never answered,
+  perhaps still recovering, gets five minutes: :class:`EvictionPolicy`). On real Kafka the coordinator has already done this by
   then, so the evictor finds nothing to do; ``BORDERFLOW_EVICT_DEAD_MEMBERS=false``
   turns it off.
 * **Leaving on a clean stop** (:meth:`DeadMemberEvictor.leave`): a worker that
@@ -67,39 +68,69 @@ def member_url(metadata: bytes) -> str | None:
 
 
 @dataclass
+class EvictionPolicy:
+    """Which members to evict, from what each sweep saw (pure, so it can be tested without a broker).
+
+    A member that has answered once and then stops answering for a session
+    timeout is dead. A member that has never answered may be a worker still
+    recovering its state (Faust serves HTTP only once recovery is done), so it
+    gets ``join_grace`` first; evicting it sooner would restart its recovery
+    over and over.
+    """
+
+    session_timeout: float
+    join_grace: float = 300.0
+    first_seen: dict[str, float] = field(default_factory=dict)
+    answered: set[str] = field(default_factory=set)
+    unreachable_since: dict[str, float] = field(default_factory=dict)
+
+    def decide(self, alive: dict[str, bool], now: float) -> list[str]:
+        """``alive``: member id -> answered this sweep (members without a URL or this worker count as alive)."""
+        evict = []
+        for member_id, ok in alive.items():
+            self.first_seen.setdefault(member_id, now)
+            if ok:
+                self.answered.add(member_id)
+                self.unreachable_since.pop(member_id, None)
+                continue
+            since = self.unreachable_since.setdefault(member_id, now)
+            if member_id in self.answered:
+                if now - since >= self.session_timeout:
+                    evict.append(member_id)
+            elif now - self.first_seen[member_id] >= self.join_grace:
+                evict.append(member_id)
+        for member_id in [m for m in self.first_seen if m not in alive or m in evict]:
+            self.first_seen.pop(member_id, None)
+            self.unreachable_since.pop(member_id, None)
+            self.answered.discard(member_id)
+        return evict
+
+
+@dataclass
 class DeadMemberEvictor:
     settings: Settings
     own_url: str
-    unreachable_since: dict[str, float] = field(default_factory=dict)
     evicted: int = 0
+    policy: EvictionPolicy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policy = EvictionPolicy(self.settings.session_timeout.total_seconds())
 
     async def sweep(self) -> list[str]:
-        """Evict members unreachable for a session timeout; return their ids."""
+        """Evict members that are dead by :class:`EvictionPolicy`; return their ids."""
         client = AIOKafkaClient(**client_options(self.settings))
         await client.bootstrap()
         try:
             node = await client.coordinator_lookup(0, self.settings.app_id)
             response = await client.send(node, DescribeGroupsRequest([self.settings.app_id]))
             members = [(m[0], member_url(m[3])) for group in response.groups for m in group[5]]
-            now = time.monotonic()
-            alive = await asyncio.gather(*(self._answers(url) for _, url in members))
-            evict = []
-            for (member_id, url), ok in zip(members, alive, strict=True):
-                if ok or url is None or url == self.own_url:
-                    self.unreachable_since.pop(member_id, None)
-                    continue
-                since = self.unreachable_since.setdefault(member_id, now)
-                if now - since >= self.settings.session_timeout.total_seconds():
-                    evict.append(member_id)
+            answers = await asyncio.gather(*(self._answers(url) for _, url in members))
+            alive = {member_id: ok or url is None or url == self.own_url for (member_id, url), ok in zip(members, answers, strict=True)}
+            evict = self.policy.decide(alive, time.monotonic())
             for member_id in evict:
                 await client.send(node, LeaveGroupRequest(self.settings.app_id, member_id))
-                self.unreachable_since.pop(member_id, None)
                 self.evicted += 1
                 log.warning("evicted unreachable group member %s (see streams/broker_defects.py)", member_id)
-            current = {m for m, _ in members}
-            for member_id in list(self.unreachable_since):
-                if member_id not in current:
-                    del self.unreachable_since[member_id]
             return evict
         finally:
             await client.close()

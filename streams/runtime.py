@@ -14,7 +14,7 @@ import asyncio
 import logging
 import weakref
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,8 +52,15 @@ def _partition_prefix(key: bytes) -> bytes:
     return b"|".join(parts[:3]) + b"|"
 
 
+class NotReady(RuntimeError):
+    """The worker is recovering or rebalancing: its tables may be incomplete, so nothing is read from them."""
+
+
 class Runtime:
-    def __init__(self, app: faust.App, config: CoreConfig, topics: Topics, state: TableT[bytes, bytes]) -> None:
+    def __init__(
+        self, app: faust.App, config: CoreConfig, topics: Topics, state: TableT[bytes, bytes], ready: Callable[[], bool] = lambda: True
+    ) -> None:
+        self._ready = ready
         self.topics = topics
         self.app = app
         self.config = config
@@ -80,7 +87,13 @@ class Runtime:
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in self.topics.inputs}
 
     def local_states(self) -> list[PartitionState]:
-        """States of the partitions this worker owns, loading any not yet loaded."""
+        """States of the partitions this worker owns, loading any not yet loaded.
+
+        Raises :class:`NotReady` while the tables are being recovered: a state
+        loaded then would be cached incomplete and counted on from there.
+        """
+        if not self._ready():
+            raise NotReady("this worker is recovering its state or rebalancing; retry shortly")
         owned = self.owned_partitions()
         for tp in [tp for tp in self.states if tp[1] not in owned]:
             del self.states[tp]
@@ -117,6 +130,9 @@ class Runtime:
         "not-owned"}``.
         """
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        if not self._ready():
+            future.set_result({"status": "not-ready"})
+            return future
         if partition not in self.owned_partitions():
             future.set_result({"status": "not-owned"})
             return future

@@ -1,5 +1,5 @@
 """Chaos soak (make soak, marker ``soak``; not part of make test): three workers, SIGKILLs and SIGTERMs at random
-while 60,000 events with resends trickle in for minutes; at the end every worker answers exactly and a replay of
+while 120,000 events with resends trickle in for about three minutes; at the end every worker answers exactly and a replay of
 the topics verifies identical to the live state."""
 
 from __future__ import annotations
@@ -15,24 +15,45 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_crash_recovery import prepared
+from events.times import format_utc
+from tests.e2e.test_crash_recovery import BORDERS, prepared
 from tests.e2e.test_two_workers import answers_match, wait_until
-from tests.support import produce
+from tests.support import http_get, produce
 
 pytestmark = [pytest.mark.e2e, pytest.mark.soak]
+
+
+def diagnose(workers: dict[str, Any], model: Any) -> str:
+    lines = []
+    for name, worker in workers.items():
+        lines.append(f"{name}: health {http_get(worker.url + '/health')}")
+    asked = next(iter(workers.values()))
+    for border in BORDERS:
+        status, body = http_get(f"{asked.url}/counts/borders/{border}?window=1h")
+        got = {w["start"]: w["count"] for w in body.get("windows", [])} if status == 200 else body
+        want = {format_utc(h): c for h, c in model.hourly("border", border).items()}
+        if got != want:
+            diff = {
+                k: (got.get(k) if isinstance(got, dict) else got, want.get(k))
+                for k in set(want) | set(got if isinstance(got, dict) else {})
+            }
+            lines.append(f"{border}: {status} {[(k, v) for k, v in sorted(diff.items()) if v[0] != v[1]][:10]}")
+    for name, worker in workers.items():
+        lines.append(f"--- {name}\n{worker.tail(15)}")
+    return "\n".join(lines)
 
 
 def test_three_workers_under_random_kills_stay_exact_and_replay_identical(
     deployment: dict[str, str], spawn_worker: Any, kafka: str
 ) -> None:
-    messages, model = prepared(deployment, 60_000, seed=23)
+    messages, model = prepared(deployment, 120_000, seed=23)
     workers = {name: spawn_worker(name) for name in ("w1", "w2", "w3")}
     for worker in workers.values():
         worker.wait_ready(timeout=120)
 
     def feed() -> None:
-        for start in range(0, len(messages), 2_000):
-            asyncio.run(produce(kafka, messages[start : start + 2_000]))
+        for start in range(0, len(messages), 1_000):  # about three minutes
+            asyncio.run(produce(kafka, messages[start : start + 1_000]))
             time.sleep(1.5)
 
     feeder = threading.Thread(target=feed)
@@ -55,8 +76,11 @@ def test_three_workers_under_random_kills_stay_exact_and_replay_identical(
     for worker in workers.values():
         worker.wait_ready(timeout=120)
     for worker in workers.values():
-        wait_until(lambda w=worker: answers_match(w, model), 180, f"{worker.url} never matched the model:\n{worker.tail()}")
-    assert kills >= 10
+        try:
+            wait_until(lambda w=worker: answers_match(w, model), 180, f"{worker.url} never matched the model")
+        except AssertionError:
+            raise AssertionError(diagnose(workers, model)) from None
+    assert kills >= 15
 
     result = subprocess.run(
         [sys.executable, "-m", "cli", "replay", "--verify", "--live", workers["w1"].url],
