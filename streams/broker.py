@@ -8,16 +8,22 @@ restart. Its known defects, and how borderflow works around them, are in
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import IO
 
 import noida_db
+
+_PR_SET_PDEATHSIG = 1
+#: loaded here, not in the child between fork and exec
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 def noida_binary() -> Path:
@@ -28,6 +34,16 @@ def noida_binary() -> Path:
     if found is None:
         raise FileNotFoundError("noida-db is not installed: run 'make install' (pip install noida-db)")
     return Path(found)
+
+
+def _own_session_and_die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Like ``start_new_session``, and on Linux the broker gets SIGTERM if the process that started it dies.
+
+    Without it a SIGKILLed ``borderflow broker`` (or test run) would leave the broker running.
+    """
+    os.setsid()
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def port_open(host: str, port: int) -> bool:
@@ -59,7 +75,7 @@ class EmbeddedBroker:
             stdout=self.stdout,
             stderr=subprocess.STDOUT if self.stdout is not None else None,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            preexec_fn=_own_session_and_die_with_parent,  # noqa: PLW1509 - async-signal-safe calls only
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
