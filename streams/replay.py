@@ -191,11 +191,17 @@ async def verify(live_url: str, replay_url: str, base: int, attempts: int = 8, w
     pending: set[str] | None = None
     timeout = aiohttp.ClientTimeout(total=wait + 30)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        for _ in range(attempts):
-            live_offsets, replay_offsets = await asyncio.gather(
-                get_json(session, live_url + "/internal/offsets", [("all", "1")]),
-                get_json(session, replay_url + "/internal/offsets", [("all", "1")]),
-            )
+        for attempt in range(attempts):
+            try:
+                live_offsets, replay_offsets = await asyncio.gather(
+                    get_json(session, live_url + "/internal/offsets", [("all", "1")]),
+                    get_json(session, replay_url + "/internal/offsets", [("all", "1")]),
+                )
+            except ReplayError:
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(3)  # a worker is recovering or rebalancing (503): ask again
+                continue
             if pending is None:
                 pending = set(live_offsets) | set(replay_offsets)
             targets = {tp: max(live_offsets.get(tp, -1), replay_offsets.get(tp, -1)) for tp in pending}
