@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from streams.bench import Result, bare_consumer, bench_events, prepare, report, run_baseline, run_worker
+from streams.bench import Result, bare_consumer, bench_events, core_only, prepare, report, run_baseline, run_worker
 from streams.broker import EmbeddedBroker
 
 
@@ -65,6 +65,8 @@ def bench(
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"publishing {n_events:,} events", total=n_events)
             asyncio.run(prepare(kafka, topic, partitions, events, lambda done: progress.update(task, completed=done)))
+        with console.status("pure core on the same events, in process"):
+            ceiling = core_only([value for _, value in events])
         del events
         results: list[Result] = []
         with console.status("(a) bare aiokafka consumer draining the topic"):
@@ -77,6 +79,7 @@ def bench(
         if workers > 1:
             with console.status(f"(d) {workers} borderflow workers"):
                 results.append(run_worker(kafka, prefix, n_events, [_free_port() for _ in range(workers)], partitions, timeout))
+        results.append(ceiling)
     finally:
         if broker is not None:
             broker.stop()

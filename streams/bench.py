@@ -4,7 +4,10 @@ Three contestants drain the same pre-published topic:
 
 (a) a bare aiokafka consumer (the ceiling);
 (b) an idiomatic Faust agent updating a table per event (the baseline);
-(c) a borderflow worker (consume, decode, validate, dedup, window, state, changelog, commit).
+(c) a borderflow worker (consume, decode, validate, dedup, window, state, changelog, commit);
+(d) optionally several workers sharing the partitions;
+
+and, for reference, the pure core alone on the same events in this process (no Kafka).
 """
 
 from __future__ import annotations
@@ -116,6 +119,21 @@ async def bare_consumer(bootstrap: str, topic: str, expected: int) -> Result:
         return Result("bare aiokafka consumer", seen, time.perf_counter() - started)
     finally:
         await consumer.stop()
+
+
+def core_only(values: list[bytes], batch: int = 5000) -> Result:
+    """The pure core on the same events, no Kafka at all: the ceiling of borderflow's own code in one process."""
+    from streams.core import CoreConfig, Effects, PartitionState
+
+    state = PartitionState("crossings", 0, "crossing", CoreConfig())
+    started = time.perf_counter()
+    for start in range(0, len(values), batch):
+        effects = Effects()
+        for offset in range(start, min(start + batch, len(values))):
+            state.process(offset, values[offset], effects)
+        state.close_windows(effects)
+        state.flush()
+    return Result("pure core in process, no Kafka", len(values), time.perf_counter() - started)
 
 
 def peak_rss_mb(pid: int) -> float | None:

@@ -49,13 +49,16 @@ def test_bench_on_a_small_topic_reports_every_contestant(kafka: str) -> None:
         "idiomatic Faust agent (table update per event)",
         "borderflow worker",
         "borderflow, 2 workers",
+        "pure core in process, no Kafka",
     ]
-    bare, baseline, worker, two = figures["results"]
+    bare, baseline, worker, two, core = figures["results"]
+    assert core["events"] == 3000 and core["peak_rss_mb"] is None
     assert bare["events"] == worker["events"] == two["events"] == 3000
     assert baseline["events"] == 500
     for row in figures["results"]:
-        assert row["seconds"] > 0 and row["events_per_s"] > 0
-        assert 0 < row["ratio_to_bare"] <= 1.5
+        assert row["seconds"] > 0 and row["events_per_s"] > 0 and row["ratio_to_bare"] > 0
+    for row in (bare, baseline, worker, two):  # the in-process core may well outrun a small consumer run
+        assert row["ratio_to_bare"] <= 1.5
     assert worker["peak_rss_mb"] > 10
     assert worker["first_result_s"] is not None and worker["first_result_s"] <= worker["seconds"]
     assert worker["speedup_over_baseline"] > 0
