@@ -21,6 +21,7 @@ from events.times import parse_rfc3339
 from streams import metrics
 from streams.broker_defects import DeadMemberEvictor, group_instance_id
 from streams.core import BORDER, DEPARTURES, ENTRIES, PartitionState, merge_partials
+from streams.fastpath import BatchTopic, batch_topic
 from streams.ingest import Ingest
 from streams.queries import (
     BadParameter,
@@ -108,8 +109,32 @@ def create_app(settings: Settings) -> faust.App:
         agent.__qualname__ = agent.__name__
         app.agent(topic, name=f"borderflow.{topic_name}")(agent)
 
+    def make_batch_consumer(topic_name: str) -> None:
+        topic = batch_topic(app, topic_name, settings.partitions, maxsize=max(4096, settings.batch_size * 4))
+
+        async def drain() -> None:
+            buffer = topic.buffer
+            while True:
+                await buffer.not_empty.wait()
+                deadline = asyncio.get_running_loop().time() + settings.batch_within
+                while len(buffer.items) < settings.batch_size and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(0.005)
+                messages = buffer.take()
+                if not messages:
+                    continue
+                with metrics.BATCH_SECONDS.time():
+                    runtime.process_messages(topic_name, messages)
+                consumer = app.consumer
+                for message in messages:  # only now may their offsets be committed
+                    message.ack(consumer)
+
+        drain.__name__ = f"drain_{topic_name}".replace("-", "_").replace(".", "_")
+        app.task(drain)
+        batch_topics.append(topic)
+
+    batch_topics: list[BatchTopic] = []
     for topic_name in settings.topics.inputs:
-        make_agent(topic_name)
+        (make_batch_consumer if settings.fast_path else make_agent)(topic_name)
 
     cluster = Cluster(app, runtime)
     #: this worker's statements with cluster-wide observed figures, for the gauges
@@ -123,6 +148,8 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust sends (sender, revoked)
     async def _on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        for topic in batch_topics:
+            topic.buffer.discard(set(revoked))
         runtime.on_revoked({tp.partition for tp in revoked})
         statement_views.clear()
 

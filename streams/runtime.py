@@ -165,20 +165,26 @@ class Runtime:
 
     # -- processing ------------------------------------------------------------
     def process_batch(self, topic: str, events: Sequence[faust.types.EventT]) -> None:
-        by_partition: dict[int, list[faust.types.EventT]] = defaultdict(list)
-        for event in events:
-            by_partition[event.message.partition].append(event)
+        """A batch from a Faust stream (``take_events``)."""
+        self.process_messages(topic, [event.message for event in events])
+
+    def process_messages(self, topic: str, messages: Sequence[faust.types.Message]) -> None:
+        """Apply a batch of one topic's messages and queue the state they changed, partition by partition."""
+        by_partition: dict[int, list[faust.types.Message]] = defaultdict(list)
+        for message in messages:
+            by_partition[message.partition].append(message)
         kind = self.topics.type_of(topic)
-        for partition, part_events in by_partition.items():
+        for partition, part_messages in by_partition.items():
             state = self._state_for(topic, partition)
             effects = Effects()
             waiting = self._snapshots.get((topic, partition))
-            for event in part_events:
-                state.process(event.message.offset, event.message.value, effects)
+            for message in part_messages:
+                state.process(message.offset, message.value, effects)
                 if waiting:
                     self._take_snapshots(state, waiting)
             state.close_windows(effects)
-            with _as_event_of(part_events[-1]):
+            last = part_messages[-1]
+            with _as_event_of(faust.Event(self.app, last.key, last.value, last.headers, last)):
                 self._write(self.state_table, state.flush())
             self._emit(topic, partition, effects)
             metrics.observe_batch(kind, effects)

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     standby_replicas: int = Field(0, ge=0, description="standby table replicas")
     batch_size: int = Field(5000, ge=1, description="events per processing batch")
     batch_within: float = Field(0.2, gt=0, description="seconds to wait to fill a batch")
+    fast_path: bool = Field(True, description="input in whole batches past Faust's per-event streams (streams/fastpath.py)")
     max_event_bytes: int = Field(64 * 1024, ge=256, description="largest accepted event")
     body_limit: int = Field(5 * 1024 * 1024, ge=1024, description="largest POST /events body")
     log_level: str = Field("WARNING", description="worker log level")
