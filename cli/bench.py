@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import tempfile
 import uuid
 from pathlib import Path
@@ -15,13 +14,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from streams.bench import Result, bare_consumer, bench_events, core_only, prepare, report, run_baseline, run_worker
-from streams.broker import EmbeddedBroker
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from streams.broker import EmbeddedBroker, free_port
 
 
 @click.command()
@@ -55,7 +48,7 @@ def bench(
     console = Console(stderr=True)
     broker = None
     if kafka is None:
-        broker = EmbeddedBroker(port=_free_port(), data_dir=Path(tempfile.mkdtemp(prefix="borderflow-bench-broker-")))
+        broker = EmbeddedBroker(port=free_port(), data_dir=Path(tempfile.mkdtemp(prefix="borderflow-bench-broker-")))
         broker.start()
         kafka = broker.bootstrap
     try:
@@ -75,10 +68,10 @@ def bench(
             with console.status(f"(b) idiomatic Faust agent on {min(baseline_events, n_events):,} events"):
                 results.append(run_baseline(kafka, topic, min(baseline_events, n_events), partitions, timeout))
         with console.status("(c) borderflow worker"):
-            results.append(run_worker(kafka, prefix, n_events, [_free_port()], partitions, timeout))
+            results.append(run_worker(kafka, prefix, n_events, [free_port()], partitions, timeout))
         if workers > 1:
             with console.status(f"(d) {workers} borderflow workers"):
-                results.append(run_worker(kafka, prefix, n_events, [_free_port() for _ in range(workers)], partitions, timeout))
+                results.append(run_worker(kafka, prefix, n_events, [free_port() for _ in range(workers)], partitions, timeout))
         results.append(ceiling)
     finally:
         if broker is not None:

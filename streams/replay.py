@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.broker import free_port
 from streams.kafka import client_options
 from streams.settings import Settings
 from streams.verify import Difference, diff_partition
@@ -104,18 +104,12 @@ class Progress:
         return self.partitions_left == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class ReplayWorker:
     """A ``borderflow worker`` process under the replay's own app id, on loopback."""
 
     def __init__(self, settings: Settings, app_id: str, data_dir: Path) -> None:
         self.app_id = app_id
-        self.port = _free_port()
+        self.port = free_port()
         self.data_dir = data_dir
         self.log_path = data_dir / "replay-worker.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}

@@ -26,16 +26,22 @@ def run_replay(env: dict[str, str], *args: str, timeout: float = 300) -> subproc
     )
 
 
-def test_replay_verifies_identical_while_events_flow_and_promotes(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
-    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
-    messages, _ = prepared(deployment, 6_000, seed=11)
-    messages += scenario(prefix)  # departures, statements, late, duplicate and malformed messages too
+def counted_by_a_live_worker(spawn_worker: Any, kafka: str, messages: list[Any]) -> Any:
+    """A worker that has counted ``messages`` exactly (checked against the model)."""
     live = spawn_worker("live")
     live.wait_ready()
     asyncio.run(produce(kafka, messages))
     model = Model(partitions=4)
     model.run(messages)
     wait_exact(live, model)
+    return live
+
+
+def test_replay_verifies_identical_while_events_flow_and_promotes(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
+    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
+    messages, _ = prepared(deployment, 6_000, seed=11)
+    messages += scenario(prefix)  # departures, statements, late, duplicate and malformed messages too
+    live = counted_by_a_live_worker(spawn_worker, kafka, messages)
 
     more = [
         keyed(prefix + "crossings", crossing(f"more-{i}", format_utc(1663718400 + 6_000 * 20 + i * 10), BORDERS[i % 5], "RU", "KZ", 2))
@@ -73,16 +79,11 @@ def test_replay_verifies_identical_while_events_flow_and_promotes(deployment: di
 
 def test_replay_with_another_grace_shows_the_windows_that_differ(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
     prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
-    messages, model = prepared(deployment, 1_000, seed=5)
+    messages, _ = prepared(deployment, 1_000, seed=5)
     newest = 1663718400 + 1_000 * 20
     # two hours behind stream time: counted with the live 6 h grace, late with 1 h
     messages.append(keyed(prefix + "crossings", crossing("behind", format_utc(newest - 2 * 3600), "post-3", "RU", "GE", 40)))
-    live = spawn_worker("live")
-    live.wait_ready()
-    asyncio.run(produce(kafka, messages))
-    model = Model(partitions=4)
-    model.run(messages)
-    wait_exact(live, model)
+    live = counted_by_a_live_worker(spawn_worker, kafka, messages)
 
     result = run_replay(deployment, "--verify", "--live", live.url, "--grace", "1h")
     assert result.returncode == 1, result.stderr[-3000:]
