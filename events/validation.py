@@ -233,3 +233,121 @@ def validate(obj: object) -> Event:
     if not isinstance(kind, str) or kind not in _BUILDERS:
         raise InvalidEvent("type", f"unknown type {str(kind)[:32]!r}: expected one of {list(EVENT_TYPES)}")
     return _BUILDERS[kind](_upcast(obj))
+
+
+# -- the hot path ----------------------------------------------------------------
+#
+# The stream validates every crossing and departure it counts. The checks above
+# build a typed record and name the field on failure; the functions below only
+# answer "valid, and these are the fields the counts need" for the common shape,
+# and return None for anything else, so the caller falls back to
+# :func:`validate` for the verdict and the error. They never accept what
+# :func:`validate` rejects, nor give other values (tests/unit/test_fast_validation.py).
+
+#: a counted event's essentials: event_id, event time (Unix seconds), count, and
+#: the series keys: (border, to_country, from_country) or (country,)
+Counted = tuple[str, float, int, tuple[str, ...]]
+
+_CACHE_LIMIT: Final = 65536
+#: "YYYY-MM-DDTHH:MM" -> Unix seconds, for prefixes of canonical UTC times that parsed
+_minutes: dict[str, float] = {}
+_SECONDS: Final = {f"{s:02d}": s for s in range(60)}
+#: checkpoint slugs that passed :func:`_slug`
+_slugs: set[str] = set()
+
+
+def _fast_time(text: object) -> float | None:
+    """Unix seconds of a canonical ``YYYY-MM-DDTHH:MM:SSZ``, or None (not that shape, or not seen yet)."""
+    if type(text) is not str or len(text) != 20 or text[19] != "Z" or text[16] != ":":
+        return None
+    minute = _minutes.get(text[:16])
+    second = _SECONDS.get(text[17:19])
+    if minute is None or second is None:
+        return _learn_time(text)
+    return minute + second
+
+
+def _learn_time(text: str) -> float | None:
+    try:
+        seconds = parse_rfc3339(text).timestamp()
+    except ValueError:
+        return None
+    if len(_minutes) >= _CACHE_LIMIT:
+        _minutes.clear()
+    _minutes[text[:16]] = seconds - int(text[17:19])
+    return seconds
+
+
+def _fast_slug(value: object) -> bool:
+    if type(value) is not str:
+        return False
+    if value in _slugs:
+        return True
+    if len(value) > _SLUG_MAX or not _SLUG.match(value):
+        return False
+    if len(_slugs) >= _CACHE_LIMIT:
+        _slugs.clear()
+    _slugs.add(value)
+    return True
+
+
+def _fast_common(obj: dict[str, Any], kind: str) -> tuple[str, float, int] | None:
+    """event_id, occurred_at and count of a plain, valid counted event of ``kind``; None to fall back."""
+    version = obj.get("schema_version", 1)  # absent: version 1, as _upcast reads it
+    if obj.get("type") != kind or type(version) is not int or version != SCHEMA_VERSION:
+        return None
+    event_id = obj.get("event_id")
+    if type(event_id) is not str or not 0 < len(event_id) <= 128 or not event_id.isprintable():
+        return None
+    count = obj.get("count")
+    if type(count) is not int or not 1 <= count <= MAX_COUNT:
+        return None
+    source = obj.get("source")
+    if source is not None and (type(source) is not str or not 0 < len(source) <= MAX_TEXT):
+        return None
+    occurred_at = _fast_time(obj.get("occurred_at"))
+    if occurred_at is None:
+        return None
+    return event_id, occurred_at, count
+
+
+def fast_crossing(obj: object) -> Counted | None:
+    """The essentials of a valid crossing in its common shape, or None (then use :func:`validate`)."""
+    if type(obj) is not dict:
+        return None
+    common = _fast_common(obj, "crossing")
+    if common is None:
+        return None
+    border, from_country, to_country = obj.get("border"), obj.get("from_country"), obj.get("to_country")
+    mode = obj.get("mode")
+    if (
+        not _fast_slug(border)
+        or type(from_country) is not str
+        or type(to_country) is not str
+        or from_country not in COUNTRIES
+        or to_country not in COUNTRIES
+        or from_country == to_country
+        or (mode is not None and (type(mode) is not str or mode not in MODES))
+    ):
+        return None
+    return common[0], common[1], common[2], (border, to_country, from_country)  # type: ignore[return-value]  # checked str above
+
+
+def fast_departure(obj: object) -> Counted | None:
+    """The essentials of a valid departure in its common shape, or None (then use :func:`validate`)."""
+    if type(obj) is not dict:
+        return None
+    common = _fast_common(obj, "departure")
+    if common is None:
+        return None
+    country, destination, border = obj.get("country"), obj.get("destination"), obj.get("border")
+    if (
+        type(country) is not str
+        or type(destination) is not str
+        or country not in COUNTRIES
+        or destination not in COUNTRIES
+        or country == destination
+        or (border is not None and not _fast_slug(border))
+    ):
+        return None
+    return common[0], common[1], common[2], (country,)

@@ -21,7 +21,7 @@ from events.times import parse_rfc3339
 from streams import metrics
 from streams.broker_defects import DeadMemberEvictor, group_instance_id
 from streams.core import BORDER, DEPARTURES, ENTRIES, PartitionState, merge_partials
-from streams.fastpath import BatchTopic, batch_topic
+from streams.fastpath import BatchInputs, BorderflowApp, FetchedBatch
 from streams.ingest import Ingest
 from streams.queries import (
     BadParameter,
@@ -37,6 +37,8 @@ from streams.settings import Settings
 from streams.topics import STATE_TABLE
 
 log = logging.getLogger(__name__)
+#: fetched batches waiting for the input agent: enough to keep it busy while the consumer fetches
+FETCHED_BATCHES_QUEUED = 8
 INTERNAL_PARTIALS = "/internal/partials"
 INTERNAL_STATEMENTS = "/internal/statements"
 INTERNAL_SEEN = "/internal/seen"
@@ -63,7 +65,7 @@ def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
 
 def create_app(settings: Settings) -> faust.App:
     config = settings.core()
-    app = faust.App(
+    app = BorderflowApp(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
         broker_credentials=broker_credentials(settings),
@@ -109,32 +111,25 @@ def create_app(settings: Settings) -> faust.App:
         agent.__qualname__ = agent.__name__
         app.agent(topic, name=f"borderflow.{topic_name}")(agent)
 
-    def make_batch_consumer(topic_name: str) -> None:
-        topic = batch_topic(app, topic_name, settings.partitions, maxsize=max(4096, settings.batch_size * 4))
+    def make_batch_agent(topic_names: list[str]) -> None:
+        """One agent for every input topic, fed whole fetched batches by the consumer (streams/fastpath.py)."""
+        for topic_name in topic_names:  # subscribed, so the assignor co-partitions the table with them
+            app.topics.add(app.topic(topic_name, key_type=bytes, value_type=bytes, partitions=settings.partitions, acks=True))
+        batches = app.channel(maxsize=FETCHED_BATCHES_QUEUED)
 
-        async def drain() -> None:
-            buffer = topic.buffer
-            while True:
-                await buffer.not_empty.wait()
-                deadline = asyncio.get_running_loop().time() + settings.batch_within
-                while len(buffer.items) < settings.batch_size and asyncio.get_running_loop().time() < deadline:
-                    await asyncio.sleep(0.005)
-                messages = buffer.take()
-                if not messages:
-                    continue
+        async def process_input(stream: faust.StreamT[FetchedBatch]) -> None:
+            async for batch in stream:
                 with metrics.BATCH_SECONDS.time():
-                    runtime.process_messages(topic_name, messages)
-                consumer = app.consumer
-                for message in messages:  # only now may their offsets be committed
-                    message.ack(consumer)
+                    runtime.process_fetched(batch)
 
-        drain.__name__ = f"drain_{topic_name}".replace("-", "_").replace(".", "_")
-        app.task(drain)
-        batch_topics.append(topic)
+        app.agent(batches, name="borderflow.inputs")(process_input)
+        app.batch_inputs = BatchInputs(topic_names, batches.put)  # type: ignore[arg-type]  # a channel carries any value
 
-    batch_topics: list[BatchTopic] = []
-    for topic_name in settings.topics.inputs:
-        (make_batch_consumer if settings.fast_path else make_agent)(topic_name)
+    if settings.fast_path:
+        make_batch_agent(list(settings.topics.inputs))
+    else:
+        for topic_name in settings.topics.inputs:
+            make_agent(topic_name)
 
     cluster = Cluster(app, runtime)
     #: this worker's statements with cluster-wide observed figures, for the gauges
@@ -148,8 +143,6 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust sends (sender, revoked)
     async def _on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
-        for topic in batch_topics:
-            topic.buffer.discard(set(revoked))
         runtime.on_revoked({tp.partition for tp in revoked})
         statement_views.clear()
 
@@ -235,7 +228,7 @@ def local_seen(states: Iterable[PartitionState], ids_by_topic: dict[str, list[st
     found = set()
     for state in states:
         for event_id in ids_by_topic.get(state.topic, ()):
-            if state.dedup.get(event_id) is not None:
+            if event_id in state.dedup:
                 found.add(event_id)
     return found
 

@@ -31,7 +31,7 @@ import orjson
 
 from events.codec import decode, to_json
 from events.model import Crossing, Departure, Event, Statement
-from events.validation import InvalidEvent
+from events.validation import InvalidEvent, fast_crossing, fast_departure
 from streams.windows import ALL, WindowSpec, bucket_start, closing_windows
 
 Outcome = Literal["accepted", "duplicate", "late", "invalid", "skipped"]
@@ -76,7 +76,7 @@ class Series:
     offset: int = NO_OFFSET
 
     def encode(self) -> bytes:
-        return orjson.dumps({"o": self.offset, "t": self.total, "b": {str(k): v for k, v in self.buckets.items()}})
+        return orjson.dumps({"o": self.offset, "t": self.total, "b": self.buckets}, option=orjson.OPT_NON_STR_KEYS)
 
     @classmethod
     def decode(cls, data: bytes) -> Series:
@@ -156,7 +156,7 @@ def dedup_key(topic: str, partition: int, segment: str) -> bytes:
 
 
 class DedupIndex:
-    """``event_id -> offset`` for one partition, kept in segments.
+    """The event ids of one partition within the dedup horizon, kept in segments.
 
     Each flush writes the ids first seen since the previous flush as one
     segment, keyed by the first offset it covers. A segment leaves (all its ids
@@ -164,31 +164,53 @@ class DedupIndex:
     remembered at least for the horizon. After a crash, the redelivered events
     are recorded again into segments keyed by their own first offsets, which
     covers any segment the crash cut short.
+
+    In memory an id is only a member of a set: an id loaded from a segment past
+    the progress record (written before a crash cut the flush short) also keeps
+    the offset that carried it, so that the redelivery of that same message is
+    not taken for a duplicate.
     """
 
     def __init__(self) -> None:
-        self.seen: dict[str, int] = {}  # only the offset: this dict holds every id within the horizon
+        self.seen: set[str] = set()
+        #: ids loaded from past the progress record: the offset of the message that carried each
+        self.uncertain: dict[str, int] = {}
         self._segments: dict[int, tuple[float, list[str]]] = {}
         self._by_age: list[tuple[float, int]] = []
-        self._pending: dict[str, tuple[int, float]] = {}
+        self._pending_ids: list[str] = []
+        self._pending_offsets: list[int] = []
+        self._pending_times: list[float] = []
         self._expired: list[int] = []
 
     def __len__(self) -> int:
-        return len(self.seen)
+        return len(self.seen) + len(self.uncertain)
 
-    def get(self, event_id: str) -> int | None:
-        """The offset of the message that first carried ``event_id``, if remembered."""
-        return self.seen.get(event_id)
+    def __contains__(self, event_id: str) -> bool:
+        return event_id in self.seen or event_id in self.uncertain
+
+    def is_duplicate(self, event_id: str, offset: int) -> bool:
+        """Whether a message other than the one at ``offset`` already carried ``event_id``."""
+        return event_id in self.seen or self.uncertain.get(event_id, offset) != offset
 
     def record(self, event_id: str, offset: int, event_time: float) -> None:
-        self.seen[event_id] = offset
-        self._pending[event_id] = (offset, event_time)
+        self.seen.add(event_id)
+        if self.uncertain:
+            self.uncertain.pop(event_id, None)
+        self._pending_ids.append(event_id)
+        self._pending_offsets.append(offset)
+        self._pending_times.append(event_time)
 
-    def load(self, segment: int, data: bytes) -> None:
+    def load(self, segment: int, data: bytes, applied_through: int) -> None:
+        """Restore a segment; ``applied_through`` is the offset of the partition's progress record."""
         ids: dict[str, list[float]] = orjson.loads(data)
-        for event_id, (offset, _) in ids.items():
-            self.seen[event_id] = int(offset)
-        self._add_segment(segment, list(ids), max((t for _, t in ids.values()), default=-math.inf))
+        newest = -math.inf
+        for event_id, (offset, event_time) in ids.items():
+            if offset > applied_through:
+                self.uncertain[event_id] = int(offset)
+            else:
+                self.seen.add(event_id)
+            newest = max(newest, event_time)
+        self._add_segment(segment, list(ids), newest)
 
     def _add_segment(self, segment: int, ids: list[str], newest: float) -> None:
         self._segments[segment] = (newest, ids)
@@ -201,19 +223,27 @@ class DedupIndex:
             if stored is None or stored[0] != newest:
                 continue  # rewritten since
             del self._segments[segment]
-            for event_id in stored[1]:
-                self.seen.pop(event_id, None)
+            self.seen.difference_update(stored[1])
+            if self.uncertain:
+                for event_id in stored[1]:
+                    self.uncertain.pop(event_id, None)
             self._expired.append(segment)
 
     def flush(self) -> list[tuple[int, bytes | None]]:
         out: list[tuple[int, bytes | None]] = [(segment, None) for segment in self._expired]
-        if self._pending:
-            segment = min(offset for offset, _ in self._pending.values())
-            out.append((segment, orjson.dumps(self._pending)))
-            self._add_segment(segment, list(self._pending), max(t for _, t in self._pending.values()))
-        self._pending = {}
+        if self._pending_ids:
+            ids, offsets, times = self._pending_ids, self._pending_offsets, self._pending_times
+            segment = min(offsets)
+            out.append((segment, orjson.dumps(dict(zip(ids, zip(offsets, times, strict=True), strict=True)))))
+            self._add_segment(segment, ids, max(times))
+            self._pending_ids, self._pending_offsets, self._pending_times = [], [], []
         self._expired = []
         return out
+
+
+_FAST_VALIDATORS: Final = {"crossing": fast_crossing, "departure": fast_departure}
+#: the series a counted event's keys go to, in the order the fast validators give the keys
+_SERIES_KINDS: Final = {"crossing": (BORDER, ENTRIES, EXITS), "departure": (DEPARTURES,)}
 
 
 def state_prefix(topic: str, partition: int) -> tuple[bytes, ...]:
@@ -240,17 +270,21 @@ class PartitionState:
     # -- loading -----------------------------------------------------------
     def load(self, records: Iterable[tuple[bytes, bytes]]) -> None:
         """Restore from table records (keys already filtered to this partition)."""
+        parsed: list[tuple[str, str, bytes]] = []
         for key, value in records:
             tag, _, _, rest = key.decode().split("|", 3)
+            if tag == "P":  # first: the dedup index needs to know how far the partition was applied
+                self.progress = Progress.decode(value)
+            else:
+                parsed.append((tag, rest, value))
+        for tag, rest, value in parsed:
             if tag == "D":
-                self.dedup.load(int(rest), value)
+                self.dedup.load(int(rest), value, self.progress.offset)
             elif tag == "S":
                 kind, _, name = rest.partition("|")
                 self.series[(kind, name)] = Series.decode(value)
             elif tag == "T":
                 self.statements[rest] = orjson.loads(value)
-            elif tag == "P":
-                self.progress = Progress.decode(value)
 
     # -- processing ----------------------------------------------------------
     def process(self, offset: int, value: bytes | None, effects: Effects) -> Outcome:
@@ -264,6 +298,71 @@ class PartitionState:
         effects.count(outcome)
         return outcome
 
+    def process_many(self, messages: Iterable[tuple[int, bytes | None]], effects: Effects) -> None:
+        """Apply ``(offset, value)`` pairs in order: the same as :meth:`process` on each, faster.
+
+        Valid crossings and departures in their common shape take the inlined
+        path below; anything else (statements, invalid input, redeliveries,
+        unusual shapes) goes through :meth:`process`. The two are kept equal by
+        tests/unit/test_fast_path.py.
+        """
+        fast = _FAST_VALIDATORS.get(self.kind)
+        if fast is None:
+            for offset, value in messages:
+                self.process(offset, value, effects)
+            return
+        kinds = _SERIES_KINDS[self.kind]
+        progress, dedup, series_of = self.progress, self.dedup, self.series
+        seen, dirty = dedup.seen, self._dirty_series
+        grace, base, since, max_bytes = self.config.grace, self.config.base, self.config.since, self.config.max_event_bytes
+        accepted = duplicate = 0
+        for offset, value in messages:
+            if offset <= progress.offset or value is None or len(value) > max_bytes:
+                self.process(offset, value, effects)
+                continue
+            try:
+                counted = fast(orjson.loads(value))
+            except orjson.JSONDecodeError:
+                counted = None
+            if counted is None:
+                self.process(offset, value, effects)
+                continue
+            event_id, event_time, count, keys = counted
+            if event_id in seen or (dedup.uncertain and dedup.is_duplicate(event_id, offset)):
+                duplicate += 1
+                progress.offset = offset
+                continue
+            stream_time = progress.stream_time
+            if stream_time is not None and event_time < stream_time - grace:
+                self.process(offset, value, effects)  # late: dead-lettered there, with the reason
+                continue
+            dedup.record(event_id, offset, event_time)
+            bucket = math.floor(event_time / base) * base
+            in_total = since is None or event_time >= since
+            for series_id in zip(kinds, keys, strict=False):
+                series = series_of.get(series_id)
+                if series is None:
+                    series = series_of[series_id] = Series()
+                if offset <= series.offset:
+                    continue  # applied before a crash cut the last flush short
+                buckets = series.buckets
+                buckets[bucket] = buckets.get(bucket, 0) + count
+                if in_total:
+                    series.total += count
+                series.offset = offset
+                dirty.add(series_id)
+            if stream_time is None or event_time > stream_time:
+                progress.stream_time = event_time
+            progress.offset = offset
+            accepted += 1
+        if accepted or duplicate:
+            self._dirty_progress = True
+            outcomes = effects.outcomes
+            if accepted:
+                outcomes["accepted"] = outcomes.get("accepted", 0) + accepted
+            if duplicate:
+                outcomes["duplicate"] = outcomes.get("duplicate", 0) + duplicate
+
     def _process(self, offset: int, value: bytes | None, effects: Effects) -> Outcome:
         try:
             event = decode(value, max_bytes=self.config.max_event_bytes)
@@ -275,8 +374,7 @@ class PartitionState:
         except Exception as exc:  # noqa: BLE001 - input must never stop the stream
             effects.dead_letters.append(DeadLetter("invalid:$", f"unreadable: {exc!r}", offset, value))
             return "invalid"
-        seen = self.dedup.get(event.event_id)
-        if seen is not None and seen != offset:
+        if self.dedup.is_duplicate(event.event_id, offset):
             return "duplicate"
         if isinstance(event, Statement):
             self._record_id(event, offset)
@@ -352,11 +450,16 @@ class PartitionState:
         cutoff = bucket_start(stream_time - self.config.retention, self.config.base)
         if cutoff <= self._swept_through:
             return
-        self._swept_through = cutoff
+        base = self.config.base
+        since, self._swept_through = self._swept_through, cutoff
         for series_id, series in self.series.items():
-            old = [b for b in series.buckets if b + self.config.base <= cutoff]
+            buckets = series.buckets
+            if math.isinf(since) or (cutoff - since) // base > len(buckets):
+                old = [b for b in buckets if b + base <= cutoff]
+            else:  # the buckets between the last sweep and this one: later buckets were never written before
+                old = [b for b in range(int(since), cutoff, base) if b in buckets]
             for bucket in old:
-                del series.buckets[bucket]
+                del buckets[bucket]
             if old:
                 self._dirty_series.add(series_id)
 

@@ -16,7 +16,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -25,6 +25,7 @@ from faust.types import TableT
 
 from streams import metrics
 from streams.core import CoreConfig, Effects, PartitionState, state_prefix
+from streams.fastpath import BatchingConsumer, FetchedBatch
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -165,29 +166,45 @@ class Runtime:
 
     # -- processing ------------------------------------------------------------
     def process_batch(self, topic: str, events: Sequence[faust.types.EventT]) -> None:
-        """A batch from a Faust stream (``take_events``)."""
-        self.process_messages(topic, [event.message for event in events])
-
-    def process_messages(self, topic: str, messages: Sequence[faust.types.Message]) -> None:
-        """Apply a batch of one topic's messages and queue the state they changed, partition by partition."""
+        """A batch from a Faust stream (``take_events``): the per-message path, BORDERFLOW_FAST_PATH=false."""
         by_partition: dict[int, list[faust.types.Message]] = defaultdict(list)
-        for message in messages:
-            by_partition[message.partition].append(message)
+        for event in events:
+            by_partition[event.message.partition].append(event.message)
+        for partition, messages in by_partition.items():
+            last = messages[-1]
+            self._apply(topic, partition, messages, faust.Event(self.app, last.key, last.value, last.headers, last))
+
+    def process_fetched(self, batch: FetchedBatch) -> None:
+        """A partition's fetched records (the fast path); marked processed once their state is written.
+
+        A batch fetched before a rebalance is dropped: its partition may have
+        moved, and the consumer reads it again from the committed offset.
+        """
+        consumer = cast(BatchingConsumer, self.app.consumer)
+        if batch.generation_id != self.app.consumer_generation_id or batch.tp not in consumer.assignment():
+            return
+        last = batch.records[-1]
+        message = consumer._to_message(batch.tp, last)  # noqa: SLF001 - Faust's record -> Message, for the table's context
+        self._apply(batch.tp.topic, batch.tp.partition, batch.records, faust.Event(self.app, last.key, last.value, last.headers, message))
+        consumer.mark_processed(batch.tp, last.offset)
+
+    def _apply(self, topic: str, partition: int, records: Sequence[Any], context: faust.types.EventT) -> None:
+        """Apply one partition's records (anything with ``offset`` and ``value``) and write the state they changed."""
         kind = self.topics.type_of(topic)
-        for partition, part_messages in by_partition.items():
-            state = self._state_for(topic, partition)
-            effects = Effects()
-            waiting = self._snapshots.get((topic, partition))
-            for message in part_messages:
-                state.process(message.offset, message.value, effects)
-                if waiting:
-                    self._take_snapshots(state, waiting)
-            state.close_windows(effects)
-            last = part_messages[-1]
-            with _as_event_of(faust.Event(self.app, last.key, last.value, last.headers, last)):
-                self._write(self.state_table, state.flush())
-            self._emit(topic, partition, effects)
-            metrics.observe_batch(kind, effects)
+        state = self._state_for(topic, partition)
+        effects = Effects()
+        waiting = self._snapshots.get((topic, partition))
+        if waiting:
+            for record in records:
+                state.process(record.offset, record.value, effects)
+                self._take_snapshots(state, waiting)
+        else:
+            state.process_many([(record.offset, record.value) for record in records], effects)
+        state.close_windows(effects)
+        with _as_event_of(context):
+            self._write(self.state_table, state.flush())
+        self._emit(topic, partition, effects)
+        metrics.observe_batch(kind, effects)
 
     @staticmethod
     def _write(table: TableT[bytes, bytes], writes: Sequence[tuple[bytes, bytes | None]]) -> None:

@@ -81,14 +81,29 @@ def closing_windows(
     after: float,
     through: float,
 ) -> Iterator[tuple[int, int]]:
-    """Non-empty windows whose end lies in ``(after, through]``: (start, count).
+    """Non-empty windows whose end lies in ``(after, through]``: (start, count), by start.
 
-    Only buckets that such windows can hold are read: stream time usually
-    moves by less than a window between batches.
+    Stream time usually moves by less than a window between batches, so the
+    few windows that closed are summed from their own buckets; only a long
+    jump (or the first batch) reads every bucket.
     """
     if spec.cumulative or through <= after:
         return
-    relevant = {b: c for b, c in buckets.items() if after - spec.size < b + base and b < through}
+    size, step = spec.size, spec.step
+    if not math.isinf(after):
+        first = math.floor((after - size) / step) * step + step  # the first start with start + size > after
+        last = math.floor((through - size) / step) * step  # the last start with start + size <= through
+        if (last - first) // step + 1 <= max(len(buckets) * base // step, 4):  # cheaper than expanding every bucket
+            get = buckets.get
+            count = sum([get(bucket, 0) for bucket in range(first, first + size, base)])
+            for start in range(first, last + 1, step):
+                if start != first:  # slide: add the buckets entering the window, drop those leaving it
+                    count += sum([get(b, 0) for b in range(start + size - step, start + size, base)])
+                    count -= sum([get(b, 0) for b in range(start - step, start, base)])
+                if count:
+                    yield start, count
+            return
+    relevant = {b: c for b, c in buckets.items() if after - size < b + base and b < through}
     for start, count in sorted(window_counts(relevant, spec, base).items()):
-        if after < start + spec.size <= through and count:
+        if after < start + size <= through and count:
             yield start, count
