@@ -38,7 +38,18 @@ from streams.topics import STATE_TABLE
 
 log = logging.getLogger(__name__)
 #: fetched batches waiting for the input agent: enough to keep it busy while the consumer fetches
-FETCHED_BATCHES_QUEUED = 8
+FETCHED_BATCHES_QUEUED = 4
+#: the local store per partition: Faust's defaults (3 x 64 MiB memtables, a 2 GiB block cache) are sized for a
+#: store that is read; ours is written every batch and read only on recovery, which reads the changelog anyway
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 8 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "target_file_size_base": 16 * 1024 * 1024,
+    "block_cache_size": 16 * 1024 * 1024,
+    "block_cache_compressed_size": 4 * 1024 * 1024,
+}
+#: records written (changelog, window results, dead letters) but not yet handed to the Kafka producer, before input waits
+PRODUCER_BACKLOG = 20_000
 INTERNAL_PARTIALS = "/internal/partials"
 INTERNAL_STATEMENTS = "/internal/statements"
 INTERNAL_SEEN = "/internal/seen"
@@ -89,15 +100,17 @@ def create_app(settings: Settings) -> faust.App:
         # batches, not single messages, through the consumer and the producer
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         broker_max_poll_records=settings.batch_size,
+        consumer_max_fetch_size=4 * 1024 * 1024,  # per partition and fetch: fewer round trips for the consumer thread
         producer_linger_ms=5,
         producer_max_batch_size=1024 * 1024,
         producer_acks=-1,
         web_in_thread=False,
         loghandlers=[],
     )
-    state = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    state = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions, options=ROCKSDB_OPTIONS)
     runtime = Runtime(app, config, settings.topics, state, lambda: ready(app))
     app.borderflow_runtime = runtime  # type: ignore[attr-defined]
+    app.output = runtime.output
 
     def make_agent(topic_name: str) -> None:
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
@@ -105,7 +118,7 @@ def create_app(settings: Settings) -> faust.App:
         async def agent(stream: faust.StreamT[bytes]) -> None:
             async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]  # missing from StreamT
                 with metrics.BATCH_SECONDS.time():
-                    runtime.process_batch(topic_name, events)
+                    await runtime.process_batch(topic_name, events)
 
         agent.__name__ = f"process_{topic_name}".replace("-", "_")
         agent.__qualname__ = agent.__name__
@@ -118,9 +131,12 @@ def create_app(settings: Settings) -> faust.App:
         batches = app.channel(maxsize=FETCHED_BATCHES_QUEUED)
 
         async def process_input(stream: faust.StreamT[FetchedBatch]) -> None:
+            producer_buffer = app.producer.buffer
             async for batch in stream:
                 with metrics.BATCH_SECONDS.time():
-                    runtime.process_fetched(batch)
+                    await runtime.process_fetched(batch)
+                while producer_buffer.size > PRODUCER_BACKLOG:  # what Faust's conductor does before each message
+                    await producer_buffer.flush_atmost(producer_buffer.size - PRODUCER_BACKLOG)
 
         app.agent(batches, name="borderflow.inputs")(process_input)
         app.batch_inputs = BatchInputs(topic_names, batches.put)  # type: ignore[arg-type]  # a channel carries any value

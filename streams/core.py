@@ -202,15 +202,19 @@ class DedupIndex:
 
     def load(self, segment: int, data: bytes, applied_through: int) -> None:
         """Restore a segment; ``applied_through`` is the offset of the partition's progress record."""
-        ids: dict[str, list[float]] = orjson.loads(data)
-        newest = -math.inf
-        for event_id, (offset, event_time) in ids.items():
-            if offset > applied_through:
-                self.uncertain[event_id] = int(offset)
-            else:
-                self.seen.add(event_id)
-            newest = max(newest, event_time)
-        self._add_segment(segment, list(ids), newest)
+        stored = orjson.loads(data)
+        if isinstance(stored, dict):  # the first layout: {event_id: [offset, event_time]}
+            stored = [list(stored), [o for o, _ in stored.values()], [t for _, t in stored.values()]]
+        ids, offsets, times = stored
+        if offsets and max(offsets) <= applied_through:  # the whole segment was applied
+            self.seen.update(ids)
+        else:
+            for event_id, offset in zip(ids, offsets, strict=True):
+                if offset > applied_through:
+                    self.uncertain[event_id] = offset
+                else:
+                    self.seen.add(event_id)
+        self._add_segment(segment, ids, max(times, default=-math.inf))
 
     def _add_segment(self, segment: int, ids: list[str], newest: float) -> None:
         self._segments[segment] = (newest, ids)
@@ -234,7 +238,7 @@ class DedupIndex:
         if self._pending_ids:
             ids, offsets, times = self._pending_ids, self._pending_offsets, self._pending_times
             segment = min(offsets)
-            out.append((segment, orjson.dumps(dict(zip(ids, zip(offsets, times, strict=True), strict=True)))))
+            out.append((segment, orjson.dumps([ids, offsets, times])))  # [[event_id...], [offset...], [event_time...]]
             self._add_segment(segment, ids, max(times))
             self._pending_ids, self._pending_offsets, self._pending_times = [], [], []
         self._expired = []

@@ -27,6 +27,8 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
+from streams.output import DirectOutput
+
 
 @dataclass(frozen=True, slots=True)
 class FetchedBatch:
@@ -56,6 +58,13 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         """Everything up to ``offset`` in ``tp`` is applied and its state queued to the changelog."""
         self._processed[tp] = offset
         self._acked[tp]  # noqa: B018 - the commit loop visits the partitions found here
+
+    async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        output: DirectOutput | None = getattr(self.app, "output", None)
+        if output is not None:  # what the offsets cover must have reached Kafka, the direct output included
+            await self.app.producer.flush()
+            output.check()
+        return await super()._commit_offsets(offsets, start_new_transaction)
 
     def _new_offset(self, tp: TP) -> int | None:
         processed = self._processed.get(tp)
@@ -126,6 +135,7 @@ class BorderflowApp(faust.App):
     """A Faust app whose consumer delivers :attr:`batch_inputs` topics in whole batches."""
 
     batch_inputs: BatchInputs | None = None
+    output: DirectOutput | None = None
 
     def _new_transport(self) -> Any:
         # always this transport: Faust may create it before batch_inputs is set (app.topics needs it)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +27,7 @@ from faust.types import TableT
 from streams import metrics
 from streams.core import CoreConfig, Effects, PartitionState, state_prefix
 from streams.fastpath import BatchingConsumer, FetchedBatch
+from streams.output import DirectOutput, Record
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,9 @@ def _partition_prefix(key: bytes) -> bytes:
     return b"|".join(parts[:3]) + b"|"
 
 
+_offset_and_value = operator.attrgetter("offset", "value")
+
+
 class NotReady(RuntimeError):
     """The worker is recovering or rebalancing: its tables may be incomplete, so nothing is read from them."""
 
@@ -68,12 +73,8 @@ class Runtime:
         self.state_table = state
         self.states: dict[tuple[str, int], PartitionState] = {}
         self._snapshots: dict[tuple[str, int], list[tuple[int, asyncio.Future[dict[str, Any]]]]] = {}
-        self.dead_letter_topic = app.topic(
-            topics.dead_letters, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw"
-        )
-        self.results_topic = app.topic(
-            topics.window_results, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw"
-        )
+        # Faust starts its producer after the app is built: look it up when sending
+        self.output = DirectOutput(lambda: app.producer._ensure_producer())  # type: ignore[attr-defined]  # noqa: PLW0108
 
     # -- ownership -----------------------------------------------------------
     def on_revoked(self, partitions: set[int]) -> None:
@@ -165,17 +166,18 @@ class Runtime:
         return {f"{state.topic}|{state.partition}": state.progress.offset for state in self.local_states()}
 
     # -- processing ------------------------------------------------------------
-    def process_batch(self, topic: str, events: Sequence[faust.types.EventT]) -> None:
+    async def process_batch(self, topic: str, events: Sequence[faust.types.EventT]) -> None:
         """A batch from a Faust stream (``take_events``): the per-message path, BORDERFLOW_FAST_PATH=false."""
         by_partition: dict[int, list[faust.types.Message]] = defaultdict(list)
         for event in events:
             by_partition[event.message.partition].append(event.message)
         for partition, messages in by_partition.items():
             last = messages[-1]
-            self._apply(topic, partition, messages, faust.Event(self.app, last.key, last.value, last.headers, last))
+            effects = self._apply(topic, partition, messages, faust.Event(self.app, last.key, last.value, last.headers, last))
+            await self._publish(topic, partition, effects)
 
-    def process_fetched(self, batch: FetchedBatch) -> None:
-        """A partition's fetched records (the fast path); marked processed once their state is written.
+    async def process_fetched(self, batch: FetchedBatch) -> None:
+        """A partition's fetched records (the fast path), marked processed once their state and output are written.
 
         A batch fetched before a rebalance is dropped: its partition may have
         moved, and the consumer reads it again from the committed offset.
@@ -185,10 +187,12 @@ class Runtime:
             return
         last = batch.records[-1]
         message = consumer._to_message(batch.tp, last)  # noqa: SLF001 - Faust's record -> Message, for the table's context
-        self._apply(batch.tp.topic, batch.tp.partition, batch.records, faust.Event(self.app, last.key, last.value, last.headers, message))
+        topic, partition = batch.tp.topic, batch.tp.partition
+        effects = self._apply(topic, partition, batch.records, faust.Event(self.app, last.key, last.value, last.headers, message))
+        await self._publish(topic, partition, effects)
         consumer.mark_processed(batch.tp, last.offset)
 
-    def _apply(self, topic: str, partition: int, records: Sequence[Any], context: faust.types.EventT) -> None:
+    def _apply(self, topic: str, partition: int, records: Sequence[Any], context: faust.types.EventT) -> Effects:
         """Apply one partition's records (anything with ``offset`` and ``value``) and write the state they changed."""
         kind = self.topics.type_of(topic)
         state = self._state_for(topic, partition)
@@ -199,12 +203,12 @@ class Runtime:
                 state.process(record.offset, record.value, effects)
                 self._take_snapshots(state, waiting)
         else:
-            state.process_many([(record.offset, record.value) for record in records], effects)
+            state.process_many(map(_offset_and_value, records), effects)
         state.close_windows(effects)
         with _as_event_of(context):
             self._write(self.state_table, state.flush())
-        self._emit(topic, partition, effects)
         metrics.observe_batch(kind, effects)
+        return effects
 
     @staticmethod
     def _write(table: TableT[bytes, bytes], writes: Sequence[tuple[bytes, bytes | None]]) -> None:
@@ -215,7 +219,9 @@ class Runtime:
             else:
                 table[key] = value
 
-    def _emit(self, topic: str, partition: int, effects: Effects) -> None:
+    async def _publish(self, topic: str, partition: int, effects: Effects) -> None:
+        """Dead letters and final window counts, into the producer before the input is marked processed."""
+        letters: list[Record] = []
         for letter in effects.dead_letters:
             headers = [
                 ("reason", letter.reason.encode()),
@@ -224,22 +230,29 @@ class Runtime:
                 ("partition", str(partition).encode()),
                 ("offset", str(letter.offset).encode()),
             ]
-            self.dead_letter_topic.send_soon(value=letter.value, headers=headers)
+            letters.append((None, letter.value, headers))
             metrics.DEAD_LETTERS.labels(reason=letter.reason.split(":")[0]).inc()
-        for result in effects.results:
-            value = orjson.dumps(
-                {
-                    "kind": result.kind,
-                    "key": result.key,
-                    "window": result.window,
-                    "start": result.start,
-                    "end": result.end,
-                    "count": result.count,
-                    "topic": topic,
-                    "partition": partition,
-                }
+        await self.output.send(self.topics.dead_letters, partition, letters)
+        results: list[Record] = [
+            (
+                result.record_key(topic, partition),
+                orjson.dumps(
+                    {
+                        "kind": result.kind,
+                        "key": result.key,
+                        "window": result.window,
+                        "start": result.start,
+                        "end": result.end,
+                        "count": result.count,
+                        "topic": topic,
+                        "partition": partition,
+                    }
+                ),
+                [],
             )
-            self.results_topic.send_soon(key=result.record_key(topic, partition), value=value)
+            for result in effects.results
+        ]
+        await self.output.send(self.topics.window_results, partition, results)
 
     def describe(self) -> dict[str, Any]:
         return {"partitions": sorted(self.owned_partitions())}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 from pathlib import Path
@@ -34,9 +35,22 @@ def prepare_local_state(state_dir: Path, tables: Path) -> bool:
     return kept
 
 
+def tune_garbage_collector() -> None:
+    """Collect cycles less often: the hot path allocates a few short-lived objects per event.
+
+    With CPython's default (a young collection every 700 net allocations,
+    walking every tracked object of the young generations) the collector took
+    about a tenth of the processing time. What the worker built at start-up
+    (modules, Faust's services) is frozen out of every collection.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; Faust's worker stops agents, flushes, commits and exits."""
     app = create_app(settings)
+    tune_garbage_collector()
     state_dir = Path(app.conf.datadir)
     state_dir.mkdir(parents=True, exist_ok=True)
     prepare_local_state(state_dir, Path(app.conf.tabledir))

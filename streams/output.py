@@ -1,0 +1,71 @@
+"""Window results and dead letters, written straight into the Kafka producer's record batches.
+
+Faust's ``send_soon`` costs a FutureMessage, a queue hop and an awaited send
+per record; a busy hour closes a window for every series, which is hundreds
+of records per batch. Here each batch's records for one output topic go into
+aiokafka record batches on the same producer that Faust flushes before every
+commit, so an input offset is still committed only after what its events
+produced is in Kafka. A record batch that fails to be delivered stops the
+worker before the next commit (:meth:`DirectOutput.check`), so its input is
+processed again rather than lost.
+
+Records go to the output partition with the input partition's number (modulo
+the output's partition count): each key is only ever written by the owner of
+one input partition, so one key stays in one partition, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+
+
+class OutputFailed(RuntimeError):
+    """A record batch could not be delivered; the inputs that produced it must not be committed."""
+
+
+class DirectOutput:
+    def __init__(self, producer: Any) -> None:
+        """``producer``: a callable giving the started ``AIOKafkaProducer`` (Faust creates it late)."""
+        self._producer = producer
+        self._partitions: dict[str, list[int]] = {}
+        self.failure: BaseException | None = None
+
+    async def send(self, topic: str, partition_hint: int, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        self.check()
+        producer = self._producer()
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
+        partition = partitions[partition_hint % len(partitions)]
+        batch = producer.create_batch()
+        for key, value, headers in records:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                self._watch(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    raise OutputFailed(f"a record for {topic} is larger than the producer's batch size")
+        self._watch(await producer.send_batch(batch, topic, partition=partition))
+
+    def _watch(self, delivery: asyncio.Future[Any]) -> None:
+        delivery.add_done_callback(self._delivered)
+
+    def _delivered(self, delivery: asyncio.Future[Any]) -> None:
+        if delivery.cancelled():
+            self.failure = self.failure or OutputFailed("a record batch was cancelled before delivery")
+        elif delivery.exception() is not None:
+            self.failure = self.failure or delivery.exception()
+            log.error("a record batch was not delivered: %r", delivery.exception())
+
+    def check(self) -> None:
+        """Raise if any record batch failed: nothing after it may be committed."""
+        if self.failure is not None:
+            raise OutputFailed(f"output not delivered: {self.failure!r}") from self.failure
