@@ -149,7 +149,8 @@ def crossing(event_id: str, quarter: int, border: str, count: int) -> bytes:
 
 
 def messages() -> st.SearchStrategy[list[bytes | None]]:
-    valid = st.builds(crossing, st.integers(0, 15).map(lambda n: f"e-{n}"), st.integers(0, 120), st.sampled_from(["a", "b"]), st.integers(1, 5))
+    ids = st.integers(0, 15).map(lambda n: f"e-{n}")
+    valid = st.builds(crossing, ids, st.integers(0, 120), st.sampled_from(["a", "b"]), st.integers(1, 5))
     odd = st.sampled_from(
         [
             None,
