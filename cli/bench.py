@@ -36,10 +36,25 @@ from streams.broker import EmbeddedBroker, free_port
     type=click.IntRange(1),
     help="Also time this many workers sharing the partitions (contestant d), when more than 1.",
 )
+@click.option(
+    "--compression",
+    type=click.Choice(["none", "gzip", "lz4", "zstd", "snappy"]),
+    default="zstd",
+    show_default=True,
+    help="How the events are published (borderflow's own producers use zstd: BORDERFLOW_COMPRESSION).",
+)
 @click.option("--timeout", default=1800.0, show_default=True, help="Seconds each contestant may take.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench(
-    kafka: str | None, n_events: int, cells: int, partitions: int, baseline_events: int, workers: int, timeout: float, as_json: bool
+    kafka: str | None,
+    n_events: int,
+    cells: int,
+    partitions: int,
+    baseline_events: int,
+    workers: int,
+    compression: str,
+    timeout: float,
+    as_json: bool,
 ) -> None:
     """Pre-publish EVENTS crossings, then time (a) a bare aiokafka consumer, (b) an idiomatic
     Faust agent, (c) a borderflow worker and (d) with --workers N, N workers, draining them in the same run.
@@ -57,7 +72,8 @@ def bench(
         events = bench_events(n_events, cells)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"publishing {n_events:,} events", total=n_events)
-            asyncio.run(prepare(kafka, topic, partitions, events, lambda done: progress.update(task, completed=done)))
+            codec = None if compression == "none" else compression
+            asyncio.run(prepare(kafka, topic, partitions, events, lambda done: progress.update(task, completed=done), codec))
         with console.status("pure core on the same events, in process"):
             ceiling = core_only([value for _, value in events])
         del events
@@ -76,7 +92,13 @@ def bench(
     finally:
         if broker is not None:
             broker.stop()
-    figures = report(results) | {"events": n_events, "cells": cells, "partitions": partitions, "broker": "embedded" if broker else kafka}
+    figures = report(results) | {
+        "events": n_events,
+        "cells": cells,
+        "partitions": partitions,
+        "compression": compression,
+        "broker": "embedded" if broker else kafka,
+    }
     if as_json:
         click.echo(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
         return

@@ -104,6 +104,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger_ms=5,
         producer_max_batch_size=1024 * 1024,
         producer_acks=-1,
+        producer_compression_type=settings.compression_type,
         web_in_thread=False,
         loghandlers=[],
     )

@@ -72,14 +72,23 @@ def bench_events(n: int, cells: int, seed: int = 1) -> list[tuple[bytes, bytes]]
     return out
 
 
-async def prepare(bootstrap: str, topic: str, partitions: int, events: list[tuple[bytes, bytes]], progress: Callable[[int], None]) -> None:
+async def prepare(
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    events: list[tuple[bytes, bytes]],
+    progress: Callable[[int], None],
+    compression: str | None = "zstd",
+) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, partitions, 1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024, compression_type=compression
+    )
     await producer.start()
     try:
         pending = []
@@ -196,7 +205,11 @@ def run_worker(bootstrap: str, prefix: str, expected: int, ports: list[int], par
         for process in processes:
             process.terminate()
         for process in processes:
-            process.wait(30)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:  # the figures are taken; do not leave it behind
+                process.kill()
+                process.wait()
     name = "borderflow worker" if len(ports) == 1 else f"borderflow, {len(ports)} workers"
     return Result(name, int(done), elapsed, max(peaks.values(), default=None), first)
 

@@ -13,8 +13,23 @@ Measured on this machine with plain aiokafka consumers as well as Faust workers
    failed commit, or the KIP-394 member-id handshake) leaves its old id in the
    group as a member that never answers, with the same effect.
 
+3. **Fetch size limits are ignored.** A fetch returns every record from the
+   requested offset to the end of the partition, whatever
+   ``max_partition_fetch_bytes`` and ``fetch_max_bytes`` say. A worker catching
+   up on a backlog holds the whole backlog of its partitions in memory at
+   once (twice, briefly, while aiokafka copies each partition out of the
+   response): at 1M uncompressed events, about 300 MB more than on real
+   Kafka, where a fetch is bounded by ``consumer_max_fetch_size`` per partition.
+
 Workarounds:
 
+* **Compressed record batches** (``BORDERFLOW_COMPRESSION``, default
+  ``zstd``): everything borderflow produces is compressed, and aiokafka keeps
+  fetched batches compressed until it reads them, one batch at a time, so a
+  backlog costs its compressed size (JSON events: about a sixth). This is the
+  only bound available on the client side; events that other producers send
+  uncompressed still cost their full size here. On real Kafka compression
+  only saves network and disk.
 * **Static membership** (KIP-345): every worker joins with a stable
   ``group.instance.id`` (:func:`group_instance_id`). A worker restarted under
   the same id takes its predecessor's place at once, and no phantom ids are

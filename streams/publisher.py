@@ -17,7 +17,14 @@ class Publisher:
     """An aiokafka producer that waits for every send to be acknowledged."""
 
     def __init__(self, settings: Settings, **producer: Any) -> None:
-        self._producer = AIOKafkaProducer(acks="all", linger_ms=5, max_batch_size=256 * 1024, **client_options(settings), **producer)
+        self._producer = AIOKafkaProducer(
+            acks="all",
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+            compression_type=settings.compression_type,
+            **client_options(settings),
+            **producer,
+        )
         self._pending: list[asyncio.Future[Any]] = []
         self.topics = settings.topics
 

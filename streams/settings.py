@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     batch_within: float = Field(0.2, gt=0, description="seconds to wait to fill a batch")
     fast_path: bool = Field(True, description="input in whole batches past Faust's per-event streams (streams/fastpath.py)")
     max_event_bytes: int = Field(64 * 1024, ge=256, description="largest accepted event")
+    compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = Field(
+        "zstd", description="compression of everything borderflow produces (events, changelogs, outputs)"
+    )
     body_limit: int = Field(5 * 1024 * 1024, ge=1024, description="largest POST /events body")
     log_level: str = Field("WARNING", description="worker log level")
     rebalance_timeout: timedelta = Field(
@@ -97,6 +100,11 @@ class Settings(BaseSettings):
     @property
     def bootstrap_servers(self) -> list[str]:
         return [part.strip() for part in self.kafka.split(",") if part.strip()]
+
+    @property
+    def compression_type(self) -> str | None:
+        """The producers' ``compression_type``."""
+        return None if self.compression == "none" else self.compression
 
     def core(self) -> CoreConfig:
         base = int(self.bucket.total_seconds())

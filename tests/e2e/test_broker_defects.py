@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.admin import DescribeGroupsRequest
@@ -96,3 +97,38 @@ def test_defect_killed_member_stays_in_the_group_past_its_session(kafka: str, to
         for member in (survivor, victim):
             if member is not None and member.process.poll() is None:
                 member.kill()
+
+
+@pytest.mark.skipif(not EMBEDDED, reason="shows a defect of the embedded broker (noida-db 0.2.3)")
+def test_defect_a_fetch_returns_the_whole_partition_whatever_its_size_limit(kafka: str) -> None:
+    """Workaround: compressed batches (BORDERFLOW_COMPRESSION), which aiokafka keeps compressed until read."""
+    name = unique("fetch-defect")
+    records, limit = 20_000, 64 * 1024
+
+    async def run() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(name, 1, 1)])
+        finally:
+            await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=kafka, linger_ms=20)
+        await producer.start()
+        try:
+            await asyncio.gather(*[await producer.send(name, b"x" * 200) for _ in range(records)])
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka, max_partition_fetch_bytes=limit, fetch_max_bytes=limit, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(name, 0)])
+            fetched = await consumer.getmany(timeout_ms=10_000, max_records=records)
+            return sum(len(batch) for batch in fetched.values())
+        finally:
+            await consumer.stop()
+
+    first_fetch = asyncio.run(run())
+    # Real Kafka answers with about 64 KiB (some 300 records); noida-db with all 4 MB of them.
+    assert first_fetch * 200 > 10 * limit, f"the defect is gone: the first fetch held {first_fetch} records"
