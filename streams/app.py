@@ -99,7 +99,7 @@ def create_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         # batches, not single messages, through the consumer and the producer
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
-        broker_max_poll_records=settings.batch_size,
+        broker_max_poll_records=settings.batch_size * 4,  # a fetch from each of several partitions
         consumer_max_fetch_size=4 * 1024 * 1024,  # per partition and fetch: fewer round trips for the consumer thread
         producer_linger_ms=5,
         producer_max_batch_size=1024 * 1024,

@@ -1,8 +1,10 @@
-"""Window results and dead letters, written straight into the Kafka producer's record batches.
+"""State changelog, window results and dead letters, written straight into the Kafka producer's record batches.
 
-Faust's ``send_soon`` costs a FutureMessage, a queue hop and an awaited send
-per record; a busy hour closes a window for every series, which is hundreds
-of records per batch. Here each batch's records for one output topic go into
+Faust's ``send_soon`` (what a table write does for its changelog) costs a
+FutureMessage, a queue hop and an awaited send per record, and Faust's
+producer flush before a commit waits until that queue is empty, which under
+a steady backlog it never is. A batch changes hundreds of state records, and
+a busy hour closes a window for every series. Here each batch's records for one output topic go into
 aiokafka record batches on the same producer that Faust flushes before every
 commit, so an input offset is still committed only after what its events
 produced is in Kafka. A record batch that fails to be delivered stops the
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,19 @@ class DirectOutput:
         self._partitions: dict[str, list[int]] = {}
         self.failure: BaseException | None = None
 
-    async def send(self, topic: str, partition_hint: int, records: Sequence[Record]) -> None:
+    async def send(
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[Record],
+        *,
+        exact: bool = False,
+        on_delivered: Callable[[int], None] | None = None,
+    ) -> None:
+        """Queue ``records`` for ``topic``, in order, in partition ``partition`` (modulo its count unless ``exact``).
+
+        ``on_delivered`` gets the offset of the last record once all are in Kafka.
+        """
         if not records:
             return
         self.check()
@@ -45,25 +59,29 @@ class DirectOutput:
         partitions = self._partitions.get(topic)
         if partitions is None:
             partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
-        partition = partitions[partition_hint % len(partitions)]
+        if exact and partition not in partitions:
+            raise OutputFailed(f"{topic} has no partition {partition}")
+        target = partition if exact else partitions[partition % len(partitions)]
         batch = producer.create_batch()
         for key, value, headers in records:
             if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                self._watch(await producer.send_batch(batch, topic, partition=partition))
+                self._watch(await producer.send_batch(batch, topic, partition=target), None, 0)
                 batch = producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                     raise OutputFailed(f"a record for {topic} is larger than the producer's batch size")
-        self._watch(await producer.send_batch(batch, topic, partition=partition))
+        self._watch(await producer.send_batch(batch, topic, partition=target), on_delivered, batch.record_count())
 
-    def _watch(self, delivery: asyncio.Future[Any]) -> None:
-        delivery.add_done_callback(self._delivered)
+    def _watch(self, delivery: asyncio.Future[Any], on_delivered: Callable[[int], None] | None, records: int) -> None:
+        def delivered(future: asyncio.Future[Any]) -> None:
+            if future.cancelled():
+                self.failure = self.failure or OutputFailed("a record batch was cancelled before delivery")
+            elif future.exception() is not None:
+                self.failure = self.failure or future.exception()
+                log.error("a record batch was not delivered: %r", future.exception())
+            elif on_delivered is not None:
+                on_delivered(future.result().offset + records - 1)
 
-    def _delivered(self, delivery: asyncio.Future[Any]) -> None:
-        if delivery.cancelled():
-            self.failure = self.failure or OutputFailed("a record batch was cancelled before delivery")
-        elif delivery.exception() is not None:
-            self.failure = self.failure or delivery.exception()
-            log.error("a record batch was not delivered: %r", delivery.exception())
+        delivery.add_done_callback(delivered)
 
     def check(self) -> None:
         """Raise if any record batch failed: nothing after it may be committed."""

@@ -22,7 +22,8 @@ from typing import Any, cast
 import faust
 import orjson
 from faust.streams import _current_event  # the one private Faust name we use; see _as_event_of
-from faust.types import TableT
+from faust.types import TP, TableT
+from faust.types.stores import StoreT
 
 from streams import metrics
 from streams.core import CoreConfig, Effects, PartitionState, state_prefix
@@ -73,6 +74,7 @@ class Runtime:
         self.state_table = state
         self.states: dict[tuple[str, int], PartitionState] = {}
         self._snapshots: dict[tuple[str, int], list[tuple[int, asyncio.Future[dict[str, Any]]]]] = {}
+        self.changelog_topic = state.changelog_topic.get_topic_name()
         # Faust starts its producer after the app is built: look it up when sending
         self.output = DirectOutput(lambda: app.producer._ensure_producer())  # type: ignore[attr-defined]  # noqa: PLW0108
 
@@ -173,8 +175,8 @@ class Runtime:
             by_partition[event.message.partition].append(event.message)
         for partition, messages in by_partition.items():
             last = messages[-1]
-            effects = self._apply(topic, partition, messages, faust.Event(self.app, last.key, last.value, last.headers, last))
-            await self._publish(topic, partition, effects)
+            writes, effects = self._apply(topic, partition, messages, faust.Event(self.app, last.key, last.value, last.headers, last))
+            await self._publish(topic, partition, writes, effects)
 
     async def process_fetched(self, batch: FetchedBatch) -> None:
         """A partition's fetched records (the fast path), marked processed once their state and output are written.
@@ -188,12 +190,17 @@ class Runtime:
         last = batch.records[-1]
         message = consumer._to_message(batch.tp, last)  # noqa: SLF001 - Faust's record -> Message, for the table's context
         topic, partition = batch.tp.topic, batch.tp.partition
-        effects = self._apply(topic, partition, batch.records, faust.Event(self.app, last.key, last.value, last.headers, message))
-        await self._publish(topic, partition, effects)
+        writes, effects = self._apply(topic, partition, batch.records, faust.Event(self.app, last.key, last.value, last.headers, message))
+        await self._publish(topic, partition, writes, effects)
         consumer.mark_processed(batch.tp, last.offset)
 
-    def _apply(self, topic: str, partition: int, records: Sequence[Any], context: faust.types.EventT) -> Effects:
-        """Apply one partition's records (anything with ``offset`` and ``value``) and write the state they changed."""
+    def _apply(
+        self, topic: str, partition: int, records: Sequence[Any], context: faust.types.EventT
+    ) -> tuple[list[tuple[bytes, bytes | None]], Effects]:
+        """Apply one partition's records (anything with ``offset`` and ``value``) and write the changed state to the local store.
+
+        Returns the state records, for the changelog, and the batch's effects.
+        """
         kind = self.topics.type_of(topic)
         state = self._state_for(topic, partition)
         effects = Effects()
@@ -205,22 +212,35 @@ class Runtime:
         else:
             state.process_many(map(_offset_and_value, records), effects)
         state.close_windows(effects)
-        with _as_event_of(context):
-            self._write(self.state_table, state.flush())
+        writes = state.flush()
+        store = self.state_table.data
+        with _as_event_of(context):  # the store picks the partition's database from the current event
+            for key, value in writes:
+                if value is not None:
+                    store[key] = value
+                elif key in store:
+                    del store[key]
         metrics.observe_batch(kind, effects)
-        return effects
+        return writes, effects
 
-    @staticmethod
-    def _write(table: TableT[bytes, bytes], writes: Sequence[tuple[bytes, bytes | None]]) -> None:
-        for key, value in writes:
-            if value is None:
-                if key in table.data:
-                    del table[key]
-            else:
-                table[key] = value
+    async def _publish(self, topic: str, partition: int, writes: list[tuple[bytes, bytes | None]], effects: Effects) -> None:
+        """The changelog of the state written, dead letters and final window counts, into the producer, in that order.
 
-    async def _publish(self, topic: str, partition: int, effects: Effects) -> None:
-        """Dead letters and final window counts, into the producer before the input is marked processed."""
+        The changelog goes to the partition of the same number as the input (the
+        table is co-partitioned with it), with the progress record last; once
+        delivered, the local store remembers how far it holds the changelog, so
+        recovery after a clean restart reads only what came after.
+        """
+        changelog = self.changelog_topic
+        store = cast(StoreT, self.state_table.data)
+        changelog_tp = TP(changelog, partition)
+        await self.output.send(
+            changelog,
+            partition,
+            [(key, value, []) for key, value in writes],
+            exact=True,
+            on_delivered=lambda offset: store.set_persisted_offset(changelog_tp, offset),
+        )
         letters: list[Record] = []
         for letter in effects.dead_letters:
             headers = [
