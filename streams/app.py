@@ -140,7 +140,7 @@ def create_app(settings: Settings) -> faust.App:
                     await producer_buffer.flush_atmost(producer_buffer.size - PRODUCER_BACKLOG)
 
         app.agent(batches, name="borderflow.inputs")(process_input)
-        app.batch_inputs = BatchInputs(topic_names, batches.put)  # type: ignore[arg-type]  # a channel carries any value
+        app.batch_inputs = BatchInputs(topic_names, batches.put, runtime.busy)  # type: ignore[arg-type]  # a channel carries any value
 
     if settings.fast_path:
         make_batch_agent(list(settings.topics.inputs))

@@ -18,6 +18,7 @@ recovery (changelog records still take the per-message path), commits.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,9 +43,11 @@ class FetchedBatch:
 class BatchInputs:
     """Which topics bypass the per-message path, and what receives their batches."""
 
-    def __init__(self, topics: Iterable[str], deliver: Callable[[FetchedBatch], Awaitable[None]]) -> None:
+    def __init__(self, topics: Iterable[str], deliver: Callable[[FetchedBatch], Awaitable[None]], busy: asyncio.Lock) -> None:
         self.topics = frozenset(topics)
         self.deliver = deliver
+        #: held by the agent while it applies a batch
+        self.busy = busy
 
 
 class BatchingConsumer(aiokafka_driver.Consumer):
@@ -73,13 +76,20 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         return super()._new_offset(tp)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
-        for tp in revoked:
-            self._processed.pop(tp, None)
-        await super().on_partitions_revoked(revoked)
+        inputs: BatchInputs | None = getattr(self.app, "batch_inputs", None)
+        if inputs is None:
+            await super().on_partitions_revoked(revoked)
+            return
+        # No batch may run from here until flow stops (inside Faust's revocation): one that did
+        # would write state the partitions' next owner may never read, and mark it processed.
+        async with inputs.busy:
+            await self.app.producer.flush()
+            for tp in revoked:
+                self._processed.pop(tp, None)
+            await super().on_partitions_revoked(revoked)
 
-    def _batches_of(self, records: Mapping[TP, list[Any]], active: set[TP] | None) -> Iterator[tuple[TP, list[Any]]]:
-        """Each partition's records not read before (Faust's read-offset rule), fetched in this generation."""
-        generation = self.app.consumer_generation_id
+    def _batches_of(self, records: Mapping[TP, list[Any]], active: set[TP] | None, generation: int) -> Iterator[tuple[TP, list[Any]]]:
+        """Each partition's records not read before (Faust's read-offset rule), while still in ``generation``."""
         read_offset = self._read_offset
         for tp, tp_records in records.items():
             if not self.flow_active or self.app.consumer_generation_id != generation:
@@ -103,14 +113,14 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 self.diag.set_flag(CONSUMER_FETCHING)
+                generation = self.app.consumer_generation_id  # before the fetch: what it returns may predate a rebalance
                 records, active = await self._wait_next_records(1.0)
-                if not records or self.should_stop:
+                if not records or self.should_stop or generation != self.app.consumer_generation_id:
                     continue
                 if not self.flow_active:
                     await self.perform_seek()  # as Faust's getmany: records fetched across a rebalance are read again
                     continue
-                generation = self.app.consumer_generation_id
-                for tp, tp_records in self._batches_of(records, active):
+                for tp, tp_records in self._batches_of(records, active, generation):
                     if tp.topic in inputs.topics:
                         self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                         await self.wait_first(inputs.deliver(FetchedBatch(tp, tp_records, generation)), self.suspend_flow.wait())

@@ -15,7 +15,7 @@ import logging
 import operator
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -75,6 +75,9 @@ class Runtime:
         self.states: dict[tuple[str, int], PartitionState] = {}
         self._snapshots: dict[tuple[str, int], list[tuple[int, asyncio.Future[dict[str, Any]]]]] = {}
         self.changelog_topic = state.changelog_topic.get_topic_name()
+        #: held while a batch is applied and its output queued
+        self.busy = asyncio.Lock()
+        self.in_section = False
         # Faust starts its producer after the app is built: look it up when sending
         self.output = DirectOutput(lambda: app.producer._ensure_producer())  # type: ignore[attr-defined]  # noqa: PLW0108
 
@@ -170,6 +173,39 @@ class Runtime:
     # -- processing ------------------------------------------------------------
     async def process_batch(self, topic: str, events: Sequence[faust.types.EventT]) -> None:
         """A batch from a Faust stream (``take_events``): the per-message path, BORDERFLOW_FAST_PATH=false."""
+        await self._whole(self._process_batch(topic, events))
+
+    async def process_fetched(self, batch: FetchedBatch) -> None:
+        """A partition's fetched records (the fast path), marked processed once their state and output are written.
+
+        A batch fetched before a rebalance is dropped: its partition may have
+        moved, and the consumer reads it again from the committed offset.
+        """
+        await self._whole(self._process_fetched(batch))
+
+    async def _whole(self, section: Coroutine[Any, Any, None]) -> None:
+        """Run a batch's section to its end, even if the agent is cancelled meanwhile (a worker stopping).
+
+        Between its store writes and its changelog records, the local store
+        is ahead of the changelog; a stop in between must not leave it so
+        (see :attr:`interrupted`). A rebalance or a commit waits for
+        :attr:`busy` so it never sees half a batch.
+        """
+
+        async def guarded() -> None:
+            async with self.busy:
+                self.in_section = True
+                await section
+                self.in_section = False
+
+        await asyncio.shield(guarded())
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether a batch's section was left unfinished: the local store may hold what the changelog does not."""
+        return self.in_section
+
+    async def _process_batch(self, topic: str, events: Sequence[faust.types.EventT]) -> None:
         by_partition: dict[int, list[faust.types.Message]] = defaultdict(list)
         for event in events:
             by_partition[event.message.partition].append(event.message)
@@ -178,14 +214,13 @@ class Runtime:
             writes, effects = self._apply(topic, partition, messages, faust.Event(self.app, last.key, last.value, last.headers, last))
             await self._publish(topic, partition, writes, effects)
 
-    async def process_fetched(self, batch: FetchedBatch) -> None:
-        """A partition's fetched records (the fast path), marked processed once their state and output are written.
-
-        A batch fetched before a rebalance is dropped: its partition may have
-        moved, and the consumer reads it again from the committed offset.
-        """
+    async def _process_fetched(self, batch: FetchedBatch) -> None:
         consumer = cast(BatchingConsumer, self.app.consumer)
-        if batch.generation_id != self.app.consumer_generation_id or batch.tp not in consumer.assignment():
+        if (
+            batch.generation_id != self.app.consumer_generation_id
+            or not self.app.flow_control.is_active()  # a rebalance has begun: the partition may be leaving
+            or batch.tp not in consumer.assignment()
+        ):
             return
         last = batch.records[-1]
         message = consumer._to_message(batch.tp, last)  # noqa: SLF001 - Faust's record -> Message, for the table's context

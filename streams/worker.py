@@ -58,6 +58,6 @@ def run_worker(settings: Settings) -> None:
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:
-        if exit_.code in (0, None):
+        if exit_.code in (0, None) and not app.borderflow_runtime.interrupted:  # type: ignore[attr-defined]
             (state_dir / CLEAN_SHUTDOWN).touch()
         raise

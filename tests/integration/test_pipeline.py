@@ -106,8 +106,10 @@ def create_topics(env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "cli", "topics"], env=env, check=True, capture_output=True)
 
 
-def test_scenario_answers_match_independent_counts(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
+@pytest.mark.parametrize("fast_path", ["true", "false"], ids=["whole-fetches", "faust-per-message"])
+def test_scenario_answers_match_independent_counts(deployment: dict[str, str], spawn_worker: Any, kafka: str, fast_path: str) -> None:
     prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
+    deployment["BORDERFLOW_FAST_PATH"] = fast_path
     create_topics(deployment)
     messages = scenario(prefix)
     asyncio.run(produce(kafka, messages))
