@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import faust
@@ -38,6 +39,49 @@ class FetchedBatch:
     tp: TP
     records: list[Any]
     generation_id: int
+    #: how many times borderflow had asked the consumer to re-read this partition when it was fetched
+    reread_epoch: int = 0
+
+
+class Admission(Enum):
+    APPLY = "apply"
+    DROP = "drop"  # fetched before the re-read asked for: the re-read brings these records again
+    REREAD = "reread"  # records are missing before this batch: seek back and fetch them
+    ACCEPT_GAP = "accept-gap"  # fetched again from where the state ends: the missing offsets do not exist
+
+
+class GapGuard:
+    """Keeps a partition's state contiguous with its input, whatever seeks Faust and aiokafka make or skip.
+
+    A batch must start at most one offset after the last one the state
+    applied; one that starts later would have the state skip the records in
+    between for ever (they would count as already applied). That happens when
+    a batch fetched before a rebalance is dropped and the consumer is not
+    sent back (aiokafka's ``seek_to_committed`` leaves a partition with no
+    committed offset where it was). Then the partition is re-read from the
+    state's next offset; if what comes back still starts later, those offsets
+    are not in the log (deleted by retention, compacted, transaction markers)
+    and the batch is applied.
+    """
+
+    def __init__(self) -> None:
+        self._rereading: dict[TP, int] = {}
+
+    def admit(self, tp: TP, next_offset: int, first_offset: int, batch_epoch: int, current_epoch: int) -> Admission:
+        if first_offset <= next_offset:
+            self._rereading.pop(tp, None)
+            return Admission.APPLY
+        if self._rereading.get(tp) != next_offset:
+            self._rereading[tp] = next_offset
+            return Admission.REREAD
+        if batch_epoch != current_epoch:
+            return Admission.DROP
+        del self._rereading[tp]
+        return Admission.ACCEPT_GAP
+
+    def forget(self, tps: Iterable[TP]) -> None:
+        for tp in tps:
+            self._rereading.pop(tp, None)
 
 
 class BatchInputs:
@@ -56,6 +100,15 @@ class BatchingConsumer(aiokafka_driver.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._processed: dict[TP, int] = {}
+        self._reread_epochs: dict[TP, int] = {}
+
+    def reread_epoch(self, tp: TP) -> int:
+        return self._reread_epochs.get(tp, 0)
+
+    async def reread(self, tp: TP, offset: int) -> None:
+        """Fetch ``tp`` again from ``offset``; batches fetched before this are stamped with an older epoch."""
+        self._reread_epochs[tp] = self.reread_epoch(tp) + 1
+        await self.seek(tp, offset)
 
     def mark_processed(self, tp: TP, offset: int) -> None:
         """Everything up to ``offset`` in ``tp`` is applied and its state queued to the changelog."""
@@ -114,6 +167,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 self.diag.set_flag(CONSUMER_FETCHING)
                 generation = self.app.consumer_generation_id  # before the fetch: what it returns may predate a rebalance
+                epochs = dict(self._reread_epochs)  # likewise for re-reads asked for
                 records, active = await self._wait_next_records(1.0)
                 if not records or self.should_stop or generation != self.app.consumer_generation_id:
                     continue
@@ -123,7 +177,9 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                 for tp, tp_records in self._batches_of(records, active, generation):
                     if tp.topic in inputs.topics:
                         self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                        await self.wait_first(inputs.deliver(FetchedBatch(tp, tp_records, generation)), self.suspend_flow.wait())
+                        await self.wait_first(
+                            inputs.deliver(FetchedBatch(tp, tp_records, generation, epochs.get(tp, 0))), self.suspend_flow.wait()
+                        )
                     else:
                         for record in tp_records:
                             await self.wait_first(callback(self._to_message(tp, record)), self.suspend_flow.wait())

@@ -27,7 +27,7 @@ from faust.types.stores import StoreT
 
 from streams import metrics
 from streams.core import CoreConfig, Effects, PartitionState, state_prefix
-from streams.fastpath import BatchingConsumer, FetchedBatch
+from streams.fastpath import Admission, BatchingConsumer, FetchedBatch, GapGuard
 from streams.output import DirectOutput, Record
 from streams.topics import Topics
 
@@ -77,12 +77,14 @@ class Runtime:
         self.changelog_topic = state.changelog_topic.get_topic_name()
         #: held while a batch is applied and its output queued
         self.busy = asyncio.Lock()
+        self.gaps = GapGuard()
         self.in_section = False
         # Faust starts its producer after the app is built: look it up when sending
         self.output = DirectOutput(lambda: app.producer._ensure_producer())  # type: ignore[attr-defined]  # noqa: PLW0108
 
     # -- ownership -----------------------------------------------------------
     def on_revoked(self, partitions: set[int]) -> None:
+        self.gaps.forget(TP(topic, p) for topic in self.topics.inputs for p in partitions)
         for tp in [tp for tp in self.states if tp[1] in partitions]:
             del self.states[tp]
         for tp in [tp for tp in self._snapshots if tp[1] in partitions]:
@@ -222,9 +224,22 @@ class Runtime:
             or batch.tp not in consumer.assignment()
         ):
             return
+        topic, partition = batch.tp.topic, batch.tp.partition
+        next_offset = self._state_for(topic, partition).progress.offset + 1
+        first = batch.records[0].offset
+        admission = self.gaps.admit(batch.tp, next_offset, first, batch.reread_epoch, consumer.reread_epoch(batch.tp))
+        if admission is Admission.REREAD:
+            log.info("%s: batch starts at %d but the state ends before %d: reading again from there", batch.tp, first, next_offset)
+            await consumer.reread(batch.tp, next_offset)
+            return
+        if admission is Admission.DROP:
+            return
+        if admission is Admission.ACCEPT_GAP:
+            log.warning(
+                "%s: offsets %d..%d are not in the log (retention, compaction or transaction markers)", batch.tp, next_offset, first - 1
+            )
         last = batch.records[-1]
         message = consumer._to_message(batch.tp, last)  # noqa: SLF001 - Faust's record -> Message, for the table's context
-        topic, partition = batch.tp.topic, batch.tp.partition
         writes, effects = self._apply(topic, partition, batch.records, faust.Event(self.app, last.key, last.value, last.headers, message))
         await self._publish(topic, partition, writes, effects)
         consumer.mark_processed(batch.tp, last.offset)

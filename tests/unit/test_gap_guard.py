@@ -1,0 +1,42 @@
+"""GapGuard: a partition's state never skips input records it has not applied."""
+
+from __future__ import annotations
+
+from faust.types import TP
+
+from streams.fastpath import Admission, GapGuard
+
+P = TP("crossings", 1)
+
+
+def test_contiguous_and_overlapping_batches_are_applied() -> None:
+    guard = GapGuard()
+    assert guard.admit(P, next_offset=100, first_offset=100, batch_epoch=0, current_epoch=0) is Admission.APPLY
+    assert (
+        guard.admit(P, next_offset=100, first_offset=40, batch_epoch=0, current_epoch=0) is Admission.APPLY
+    )  # redelivered: skipped by the core
+
+
+def test_a_batch_after_a_hole_makes_the_partition_read_again_and_stale_batches_are_dropped() -> None:
+    guard = GapGuard()
+    assert guard.admit(P, next_offset=100, first_offset=250, batch_epoch=0, current_epoch=0) is Admission.REREAD
+    # the consumer was sent back (epoch 1); what it had fetched before is dropped
+    assert guard.admit(P, next_offset=100, first_offset=400, batch_epoch=0, current_epoch=1) is Admission.DROP
+    assert guard.admit(P, next_offset=100, first_offset=100, batch_epoch=1, current_epoch=1) is Admission.APPLY
+
+
+def test_a_hole_that_is_still_there_after_reading_again_is_not_in_the_log() -> None:
+    guard = GapGuard()
+    assert guard.admit(P, next_offset=0, first_offset=5000, batch_epoch=0, current_epoch=0) is Admission.REREAD
+    assert guard.admit(P, next_offset=0, first_offset=5000, batch_epoch=1, current_epoch=1) is Admission.ACCEPT_GAP
+    # and a later hole is looked into again
+    assert guard.admit(P, next_offset=6000, first_offset=6100, batch_epoch=1, current_epoch=1) is Admission.REREAD
+
+
+def test_partitions_are_independent_and_forgotten_when_revoked() -> None:
+    guard = GapGuard()
+    other = TP("crossings", 2)
+    assert guard.admit(P, next_offset=10, first_offset=20, batch_epoch=0, current_epoch=0) is Admission.REREAD
+    assert guard.admit(other, next_offset=10, first_offset=10, batch_epoch=0, current_epoch=0) is Admission.APPLY
+    guard.forget([P])
+    assert guard.admit(P, next_offset=10, first_offset=20, batch_epoch=1, current_epoch=1) is Admission.REREAD
