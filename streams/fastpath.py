@@ -59,9 +59,10 @@ class GapGuard:
     a batch fetched before a rebalance is dropped and the consumer is not
     sent back (aiokafka's ``seek_to_committed`` leaves a partition with no
     committed offset where it was). Then the partition is re-read from the
-    state's next offset; if what comes back still starts later, those offsets
-    are not in the log (deleted by retention, compacted, transaction markers)
-    and the batch is applied.
+    state's next offset; if what comes back (a batch fetched after that seek,
+    by its ``reread_epoch``) still starts later, those offsets are not in the
+    log (deleted by retention, compacted, transaction markers) and the batch
+    is applied.
     """
 
     def __init__(self) -> None:
@@ -106,9 +107,16 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         return self._reread_epochs.get(tp, 0)
 
     async def reread(self, tp: TP, offset: int) -> None:
-        """Fetch ``tp`` again from ``offset``; batches fetched before this are stamped with an older epoch."""
-        self._reread_epochs[tp] = self.reread_epoch(tp) + 1
-        await self.seek(tp, offset)
+        """Fetch ``tp`` again from ``offset``; batches fetched before this are stamped with an older epoch.
+
+        The seek runs in the consumer thread, between its fetches: Faust's own
+        ``seek`` changes aiokafka's positions from this thread, and a fetch
+        under way there can put the old position back.
+        """
+        self._reread_epochs[tp] = self.reread_epoch(tp) + 1  # before the seek is queued: no fetch queued later predates it
+        aiokafka_consumer = self._thread._ensure_consumer()  # noqa: SLF001 - Faust's consumer thread owns it
+        await self._thread.call_thread(lambda: aiokafka_consumer.seek(tp, offset))
+        self._read_offset[tp] = offset if offset else None
 
     def mark_processed(self, tp: TP, offset: int) -> None:
         """Everything up to ``offset`` in ``tp`` is applied and its state queued to the changelog."""
@@ -141,17 +149,28 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                 self._processed.pop(tp, None)
             await super().on_partitions_revoked(revoked)
 
-    def _batches_of(self, records: Mapping[TP, list[Any]], active: set[TP] | None, generation: int) -> Iterator[tuple[TP, list[Any]]]:
-        """Each partition's records not read before (Faust's read-offset rule), while still in ``generation``."""
+    def _batches_of(
+        self, records: Mapping[TP, list[Any]], active: set[TP] | None, generation: int, inputs: BatchInputs
+    ) -> Iterator[tuple[TP, list[Any]]]:
+        """Each partition's records, while still in ``generation``.
+
+        Changelog records read before are left out (Faust's read-offset rule).
+        Input records all go to the agent, which alone decides what to drop
+        (:class:`GapGuard`): records dropped here would move the position past
+        them with nothing to send it back.
+        """
         read_offset = self._read_offset
         for tp, tp_records in records.items():
             if not self.flow_active or self.app.consumer_generation_id != generation:
                 return
-            if active is not None and tp not in active and tp not in self._buffered_partitions:
+            if not tp_records or (active is not None and tp not in active and tp not in self._buffered_partitions):
+                continue
+            if tp.topic in inputs.topics:
+                yield tp, tp_records
                 continue
             last_read = read_offset[tp]
             unread = tp_records
-            if last_read is not None and tp_records and tp_records[0].offset < last_read:
+            if last_read is not None and tp_records[0].offset < last_read:
                 unread = [record for record in tp_records if record.offset >= last_read]
             if unread:
                 yield tp, unread
@@ -174,12 +193,11 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                 if not self.flow_active:
                     await self.perform_seek()  # as Faust's getmany: records fetched across a rebalance are read again
                     continue
-                for tp, tp_records in self._batches_of(records, active, generation):
+                for tp, tp_records in self._batches_of(records, active, generation, inputs):
                     if tp.topic in inputs.topics:
                         self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                        await self.wait_first(
-                            inputs.deliver(FetchedBatch(tp, tp_records, generation, epochs.get(tp, 0))), self.suspend_flow.wait()
-                        )
+                        batch = FetchedBatch(tp, tp_records, generation, epochs.get(tp, 0))
+                        await self.wait_first(inputs.deliver(batch), self.suspend_flow.wait())
                     else:
                         for record in tp_records:
                             await self.wait_first(callback(self._to_message(tp, record)), self.suspend_flow.wait())
