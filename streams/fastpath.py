@@ -45,9 +45,8 @@ class FetchedBatch:
 
 class Admission(Enum):
     APPLY = "apply"
-    DROP = "drop"  # fetched before the re-read asked for: the re-read brings these records again
+    DROP = "drop"  # fetched before the last re-read of its partition: the re-read brings these records again
     REREAD = "reread"  # records are missing before this batch: seek back and fetch them
-    ACCEPT_GAP = "accept-gap"  # fetched again from where the state ends: the missing offsets do not exist
 
 
 class GapGuard:
@@ -56,33 +55,32 @@ class GapGuard:
     A batch must start at most one offset after the last one the state
     applied; one that starts later would have the state skip the records in
     between for ever (they would count as already applied). That happens when
-    a batch fetched before a rebalance is dropped and the consumer is not
-    sent back (aiokafka's ``seek_to_committed`` leaves a partition with no
-    committed offset where it was). Then the partition is re-read from the
-    state's next offset; if what comes back (a batch fetched after that seek,
-    by its ``reread_epoch``) still starts later, those offsets are not in the
-    log (deleted by retention, compacted, transaction markers) and the batch
-    is applied.
+    a batch fetched before a rebalance is dropped and the consumer is not sent
+    back (aiokafka's ``seek_to_committed`` leaves a partition with no committed
+    offset where it was), and when the state recovered is behind the committed
+    offset. Then the partition is read again from the state's next offset
+    (which the caller raises to the log's first offset: records deleted by
+    retention are gone for good). Batches fetched before that seek are
+    dropped; a hole inside the log, which borderflow's producers never make,
+    would be read again and again, and is logged each time rather than
+    skipped.
     """
 
     def __init__(self) -> None:
-        self._rereading: dict[TP, int] = {}
+        self.rereads: dict[TP, int] = {}
 
     def admit(self, tp: TP, next_offset: int, first_offset: int, batch_epoch: int, current_epoch: int) -> Admission:
         if first_offset <= next_offset:
-            self._rereading.pop(tp, None)
+            self.rereads.pop(tp, None)
             return Admission.APPLY
-        if self._rereading.get(tp) != next_offset:
-            self._rereading[tp] = next_offset
-            return Admission.REREAD
         if batch_epoch != current_epoch:
             return Admission.DROP
-        del self._rereading[tp]
-        return Admission.ACCEPT_GAP
+        self.rereads[tp] = self.rereads.get(tp, 0) + 1
+        return Admission.REREAD
 
     def forget(self, tps: Iterable[TP]) -> None:
         for tp in tps:
-            self._rereading.pop(tp, None)
+            self.rereads.pop(tp, None)
 
 
 class BatchInputs:
@@ -105,6 +103,10 @@ class BatchingConsumer(aiokafka_driver.Consumer):
 
     def reread_epoch(self, tp: TP) -> int:
         return self._reread_epochs.get(tp, 0)
+
+    async def log_start(self, tp: TP) -> int:
+        """The first offset still in ``tp``'s log."""
+        return (await self.earliest_offsets(tp)).get(tp) or 0
 
     async def reread(self, tp: TP, offset: int) -> None:
         """Fetch ``tp`` again from ``offset``; batches fetched before this are stamped with an older epoch.

@@ -227,17 +227,22 @@ class Runtime:
         topic, partition = batch.tp.topic, batch.tp.partition
         next_offset = self._state_for(topic, partition).progress.offset + 1
         first = batch.records[0].offset
+        if first > next_offset and batch.reread_epoch == consumer.reread_epoch(batch.tp):
+            next_offset = max(next_offset, await consumer.log_start(batch.tp))  # deleted by retention: gone for good
         admission = self.gaps.admit(batch.tp, next_offset, first, batch.reread_epoch, consumer.reread_epoch(batch.tp))
-        if admission is Admission.REREAD:
-            log.info("%s: batch starts at %d but the state ends before %d: reading again from there", batch.tp, first, next_offset)
-            await consumer.reread(batch.tp, next_offset)
-            return
         if admission is Admission.DROP:
             return
-        if admission is Admission.ACCEPT_GAP:
-            log.warning(
-                "%s: offsets %d..%d are not in the log (retention, compaction or transaction markers)", batch.tp, next_offset, first - 1
+        if admission is Admission.REREAD:
+            rereads = self.gaps.rereads[batch.tp]
+            (log.warning if rereads > 3 else log.info)(
+                "%s: batch starts at %d but the state ends before %d: reading again from there (%d time(s))",
+                batch.tp,
+                first,
+                next_offset,
+                rereads,
             )
+            await consumer.reread(batch.tp, next_offset)
+            return
         last = batch.records[-1]
         message = consumer._to_message(batch.tp, last)  # noqa: SLF001 - Faust's record -> Message, for the table's context
         writes, effects = self._apply(topic, partition, batch.records, faust.Event(self.app, last.key, last.value, last.headers, message))
