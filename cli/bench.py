@@ -102,8 +102,19 @@ def bench(
     if as_json:
         click.echo(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table(title=f"{n_events:,} events, ~{cells:,} cells, {partitions} partitions")
-    for column in ("contestant", "events", "seconds", "events/s", "ratio to (a)", "speed-up over (b)", "peak RSS MB", "first result s"):
+    table = Table(title=f"{n_events:,} events, ~{cells:,} cells, {partitions} partitions, {compression}")
+    columns = (
+        "contestant",
+        "events",
+        "seconds",
+        "events/s",
+        "ratio to (a)",
+        "speed-up over (b)",
+        "peak RSS MB",
+        "first result s",
+        "events/s after first result (ratio to a)",
+    )
+    for column in columns:
         table.add_column(column, justify="right")
     for row in figures["results"]:  # type: ignore[attr-defined]
         table.add_row(
@@ -115,5 +126,6 @@ def bench(
             str(row.get("speedup_over_baseline", "-")),
             "-" if row["peak_rss_mb"] is None else f"{row['peak_rss_mb']:.0f}",
             "-" if row["first_result_s"] is None else f"{row['first_result_s']:.1f}",
+            "-" if row["drain_events_per_s"] is None else f"{row['drain_events_per_s']:,} ({row['drain_ratio_to_bare']})",
         )
     Console(width=max(Console().width, 140)).print(table)
