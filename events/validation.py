@@ -291,33 +291,35 @@ def _fast_slug(value: object) -> bool:
     return True
 
 
-def _fast_common(obj: dict[str, Any], kind: str) -> tuple[str, float, int] | None:
-    """event_id, occurred_at and count of a plain, valid counted event of ``kind``; None to fall back."""
+def _fast_common(obj: object, kind: str) -> tuple[dict[str, Any], str, float, int] | None:
+    """The object, event_id, occurred_at and count of a plain, valid counted event of ``kind``; None to fall back."""
+    if type(obj) is not dict:
+        return None
     version = obj.get("schema_version", 1)  # absent: version 1, as _upcast reads it
     if obj.get("type") != kind or type(version) is not int or version != SCHEMA_VERSION:
         return None
-    event_id = obj.get("event_id")
-    if type(event_id) is not str or not 0 < len(event_id) <= 128 or not event_id.isprintable():
-        return None
-    count = obj.get("count")
-    if type(count) is not int or not 1 <= count <= MAX_COUNT:
-        return None
-    source = obj.get("source")
-    if source is not None and (type(source) is not str or not 0 < len(source) <= MAX_TEXT):
+    event_id, count, source = obj.get("event_id"), obj.get("count"), obj.get("source")
+    if (
+        type(event_id) is not str
+        or not 0 < len(event_id) <= 128
+        or not event_id.isprintable()
+        or type(count) is not int
+        or not 1 <= count <= MAX_COUNT
+        or (source is not None and (type(source) is not str or not 0 < len(source) <= MAX_TEXT))
+    ):
         return None
     occurred_at = _fast_time(obj.get("occurred_at"))
     if occurred_at is None:
         return None
-    return event_id, occurred_at, count
+    return obj, event_id, occurred_at, count
 
 
-def fast_crossing(obj: object) -> Counted | None:
+def fast_crossing(value: object) -> Counted | None:
     """The essentials of a valid crossing in its common shape, or None (then use :func:`validate`)."""
-    if type(obj) is not dict:
-        return None
-    common = _fast_common(obj, "crossing")
+    common = _fast_common(value, "crossing")
     if common is None:
         return None
+    obj, event_id, occurred_at, count = common
     border, from_country, to_country = obj.get("border"), obj.get("from_country"), obj.get("to_country")
     mode = obj.get("mode")
     if (
@@ -330,16 +332,15 @@ def fast_crossing(obj: object) -> Counted | None:
         or (mode is not None and (type(mode) is not str or mode not in MODES))
     ):
         return None
-    return common[0], common[1], common[2], (border, to_country, from_country)  # type: ignore[return-value]  # checked str above
+    return event_id, occurred_at, count, (border, to_country, from_country)  # type: ignore[return-value]  # checked str above
 
 
-def fast_departure(obj: object) -> Counted | None:
+def fast_departure(value: object) -> Counted | None:
     """The essentials of a valid departure in its common shape, or None (then use :func:`validate`)."""
-    if type(obj) is not dict:
-        return None
-    common = _fast_common(obj, "departure")
+    common = _fast_common(value, "departure")
     if common is None:
         return None
+    obj, event_id, occurred_at, count = common
     country, destination, border = obj.get("country"), obj.get("destination"), obj.get("border")
     if (
         type(country) is not str
@@ -350,4 +351,4 @@ def fast_departure(obj: object) -> Counted | None:
         or (border is not None and not _fast_slug(border))
     ):
         return None
-    return common[0], common[1], common[2], (country,)
+    return event_id, occurred_at, count, (country,)

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.admin import DescribeGroupsRequest
 
-from tests.support import unique
+from tests.support import create_topic, unique
 
 pytestmark = pytest.mark.e2e
 EMBEDDED = not os.environ.get("BORDERFLOW_KAFKA")
@@ -55,15 +54,7 @@ class Member:
 def topic(kafka: str) -> str:
     name = unique("group-defect")
 
-    async def create() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(name, 4, 1)])
-        finally:
-            await admin.close()
-
-    asyncio.run(create())
+    asyncio.run(create_topic(kafka, name, 4))
     return name
 
 
@@ -106,12 +97,7 @@ def test_defect_a_fetch_returns_the_whole_partition_whatever_its_size_limit(kafk
     records, limit = 20_000, 64 * 1024
 
     async def run() -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(name, 1, 1)])
-        finally:
-            await admin.close()
+        await create_topic(kafka, name, 1)
         producer = AIOKafkaProducer(bootstrap_servers=kafka, linger_ms=20)
         await producer.start()
         try:

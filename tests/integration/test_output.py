@@ -6,21 +6,11 @@ import asyncio
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.output import DirectOutput, OutputFailed
-from tests.support import unique
+from tests.support import create_topic, unique
 
 pytestmark = pytest.mark.integration
-
-
-async def create(kafka: str, name: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        await admin.close()
 
 
 async def read_partition(kafka: str, name: str, partition: int, expected: int) -> list[tuple[bytes | None, bytes | None]]:
@@ -45,7 +35,7 @@ def test_records_arrive_in_order_in_the_partition_asked_and_delivery_reports_the
     name = unique("output")
 
     async def run() -> tuple[list[int], list[tuple[bytes | None, bytes | None]], list[tuple[bytes | None, bytes | None]]]:
-        await create(kafka, name, 3)
+        await create_topic(kafka, name, 3)
         producer = AIOKafkaProducer(bootstrap_servers=kafka, compression_type="zstd", max_batch_size=64 * 1024)
         await producer.start()
         delivered: list[int] = []
@@ -70,7 +60,7 @@ def test_an_exact_partition_that_does_not_exist_is_refused_before_anything_is_se
     name = unique("output")
 
     async def run() -> None:
-        await create(kafka, name, 2)
+        await create_topic(kafka, name, 2)
         producer = AIOKafkaProducer(bootstrap_servers=kafka)
         await producer.start()
         try:
