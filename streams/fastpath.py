@@ -68,9 +68,14 @@ class GapGuard:
 
     def __init__(self) -> None:
         self.rereads: dict[TP, int] = {}
+        self._log_starts: dict[TP, int] = {}
+
+    def log_starts_at(self, tp: TP, offset: int) -> None:
+        """Records below ``offset`` are no longer in ``tp``'s log (retention): no batch can bring them."""
+        self._log_starts[tp] = max(offset, self._log_starts.get(tp, 0))
 
     def admit(self, tp: TP, next_offset: int, first_offset: int, batch_epoch: int, current_epoch: int) -> Admission:
-        if first_offset <= next_offset:
+        if first_offset <= max(next_offset, self._log_starts.get(tp, 0)):
             self.rereads.pop(tp, None)
             return Admission.APPLY
         if batch_epoch != current_epoch:
@@ -81,6 +86,7 @@ class GapGuard:
     def forget(self, tps: Iterable[TP]) -> None:
         for tp in tps:
             self.rereads.pop(tp, None)
+            self._log_starts.pop(tp, None)
 
 
 class BatchInputs:
@@ -187,18 +193,22 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                generation = self.app.consumer_generation_id  # before the fetch: what it returns may predate a rebalance
-                epochs = dict(self._reread_epochs)  # likewise for re-reads asked for
+                # Taken before the fetch: input records fetched across a rebalance or a re-read are stamped
+                # with what was current before it, and the agent drops them (GapGuard has them read again).
+                # Changelog records are never dropped here: recovery would wait for them for ever.
+                fetched_in = self.app.consumer_generation_id
+                epochs = dict(self._reread_epochs)
                 records, active = await self._wait_next_records(1.0)
-                if not records or self.should_stop or generation != self.app.consumer_generation_id:
+                if not records or self.should_stop:
                     continue
                 if not self.flow_active:
                     await self.perform_seek()  # as Faust's getmany: records fetched across a rebalance are read again
                     continue
+                generation = self.app.consumer_generation_id
                 for tp, tp_records in self._batches_of(records, active, generation, inputs):
                     if tp.topic in inputs.topics:
                         self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                        batch = FetchedBatch(tp, tp_records, generation, epochs.get(tp, 0))
+                        batch = FetchedBatch(tp, tp_records, fetched_in, epochs.get(tp, 0))
                         await self.wait_first(inputs.deliver(batch), self.suspend_flow.wait())
                     else:
                         for record in tp_records:

@@ -17,7 +17,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
 import orjson
@@ -57,6 +57,7 @@ def _partition_prefix(key: bytes) -> bytes:
 
 
 _offset_and_value = operator.attrgetter("offset", "value")
+_T = TypeVar("_T")
 
 
 class NotReady(RuntimeError):
@@ -181,11 +182,31 @@ class Runtime:
         """A partition's fetched records (the fast path), marked processed once their state and output are written.
 
         A batch fetched before a rebalance is dropped: its partition may have
-        moved, and the consumer reads it again from the committed offset.
+        moved, and the consumer reads it again from the committed offset. A
+        batch that starts after the state's next offset is dropped too, and
+        the partition read again from there (:class:`~streams.fastpath.GapGuard`).
         """
-        await self._whole(self._process_fetched(batch))
+        gap = await self._whole(self._process_fetched(batch))
+        if gap is not None:  # outside the section: the consumer thread may be waiting on a rebalance that waits on it
+            await self._read_again(batch.tp, gap)
 
-    async def _whole(self, section: Coroutine[Any, Any, None]) -> None:
+    async def _read_again(self, tp: TP, next_offset: int) -> None:
+        consumer = cast(BatchingConsumer, self.app.consumer)
+        rereads = self.gaps.rereads.get(tp, 0)
+        try:
+            target = next_offset
+            if rereads > 1:  # the same hole after a re-read: has retention deleted those records?
+                log_start = await asyncio.wait_for(consumer.log_start(tp), timeout=10)
+                self.gaps.log_starts_at(tp, log_start)
+                target = max(next_offset, log_start)
+            (log.warning if rereads > 3 else log.info)(
+                "%s: the state ends before %d: reading again from %d (%d time(s))", tp, next_offset, target, rereads
+            )
+            await consumer.reread(tp, target)
+        except Exception as exc:  # noqa: BLE001 - revoked meanwhile, or the broker is away: the next batch asks again
+            log.info("%s: could not read again from %d: %r", tp, next_offset, exc)
+
+    async def _whole(self, section: Coroutine[Any, Any, _T]) -> _T:
         """Run a batch's section to its end, even if the agent is cancelled meanwhile (a worker stopping).
 
         Between its store writes and its changelog records, the local store
@@ -194,13 +215,14 @@ class Runtime:
         :attr:`busy` so it never sees half a batch.
         """
 
-        async def guarded() -> None:
+        async def guarded() -> _T:
             async with self.busy:
                 self.in_section = True
-                await section
+                result = await section
                 self.in_section = False
+                return result
 
-        await asyncio.shield(guarded())
+        return await asyncio.shield(guarded())
 
     @property
     def interrupted(self) -> bool:
@@ -216,38 +238,28 @@ class Runtime:
             writes, effects = self._apply(topic, partition, messages, faust.Event(self.app, last.key, last.value, last.headers, last))
             await self._publish(topic, partition, writes, effects)
 
-    async def _process_fetched(self, batch: FetchedBatch) -> None:
+    async def _process_fetched(self, batch: FetchedBatch) -> int | None:
+        """Apply the batch, or drop it; the state's next offset if the partition must be read again from there."""
         consumer = cast(BatchingConsumer, self.app.consumer)
         if (
             batch.generation_id != self.app.consumer_generation_id
             or not self.app.flow_control.is_active()  # a rebalance has begun: the partition may be leaving
             or batch.tp not in consumer.assignment()
         ):
-            return
+            return None
         topic, partition = batch.tp.topic, batch.tp.partition
         next_offset = self._state_for(topic, partition).progress.offset + 1
-        first = batch.records[0].offset
-        if first > next_offset and batch.reread_epoch == consumer.reread_epoch(batch.tp):
-            next_offset = max(next_offset, await consumer.log_start(batch.tp))  # deleted by retention: gone for good
-        admission = self.gaps.admit(batch.tp, next_offset, first, batch.reread_epoch, consumer.reread_epoch(batch.tp))
+        admission = self.gaps.admit(batch.tp, next_offset, batch.records[0].offset, batch.reread_epoch, consumer.reread_epoch(batch.tp))
         if admission is Admission.DROP:
-            return
+            return None
         if admission is Admission.REREAD:
-            rereads = self.gaps.rereads[batch.tp]
-            (log.warning if rereads > 3 else log.info)(
-                "%s: batch starts at %d but the state ends before %d: reading again from there (%d time(s))",
-                batch.tp,
-                first,
-                next_offset,
-                rereads,
-            )
-            await consumer.reread(batch.tp, next_offset)
-            return
+            return next_offset
         last = batch.records[-1]
         message = consumer._to_message(batch.tp, last)  # noqa: SLF001 - Faust's record -> Message, for the table's context
         writes, effects = self._apply(topic, partition, batch.records, faust.Event(self.app, last.key, last.value, last.headers, message))
         await self._publish(topic, partition, writes, effects)
         consumer.mark_processed(batch.tp, last.offset)
+        return None
 
     def _apply(
         self, topic: str, partition: int, records: Sequence[Any], context: faust.types.EventT

@@ -40,3 +40,10 @@ def test_partitions_are_independent_and_forgotten_when_revoked() -> None:
     assert guard.admit(other, next_offset=10, first_offset=10, batch_epoch=0, current_epoch=0) is Admission.APPLY
     guard.forget([P])
     assert P not in guard.rereads
+
+
+def test_records_deleted_by_retention_are_not_waited_for() -> None:
+    guard = GapGuard()
+    assert guard.admit(P, next_offset=0, first_offset=5000, batch_epoch=0, current_epoch=0) is Admission.REREAD
+    guard.log_starts_at(P, 5000)  # the log now starts at 5000: what came before is gone
+    assert guard.admit(P, next_offset=0, first_offset=5000, batch_epoch=1, current_epoch=1) is Admission.APPLY
