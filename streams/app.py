@@ -48,8 +48,6 @@ ROCKSDB_OPTIONS = {
     "block_cache_size": 16 * 1024 * 1024,
     "block_cache_compressed_size": 4 * 1024 * 1024,
 }
-#: records written (changelog, window results, dead letters) but not yet handed to the Kafka producer, before input waits
-PRODUCER_BACKLOG = 20_000
 INTERNAL_PARTIALS = "/internal/partials"
 INTERNAL_STATEMENTS = "/internal/statements"
 INTERNAL_SEEN = "/internal/seen"
@@ -132,12 +130,9 @@ def create_app(settings: Settings) -> faust.App:
         batches = app.channel(maxsize=FETCHED_BATCHES_QUEUED)
 
         async def process_input(stream: faust.StreamT[FetchedBatch]) -> None:
-            producer_buffer = app.producer.buffer
-            async for batch in stream:
+            async for batch in stream:  # backpressure: DirectOutput waits when the producer's batches are full
                 with metrics.BATCH_SECONDS.time():
                     await runtime.process_fetched(batch)
-                while producer_buffer.size > PRODUCER_BACKLOG:  # what Faust's conductor does before each message
-                    await producer_buffer.flush_atmost(producer_buffer.size - PRODUCER_BACKLOG)
 
         app.agent(batches, name="borderflow.inputs")(process_input)
         app.batch_inputs = BatchInputs(topic_names, batches.put, runtime.busy)  # type: ignore[arg-type]  # a channel carries any value
