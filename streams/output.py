@@ -4,10 +4,10 @@ Faust's ``send_soon`` (what a table write does for its changelog) costs a
 FutureMessage, a queue hop and an awaited send per record, and Faust's
 producer flush before a commit waits until that queue is empty, which under
 a steady backlog it never is. A batch changes hundreds of state records, and
-a busy hour closes a window for every series. Here each batch's records for one output topic go into
-aiokafka record batches on the same producer that Faust flushes before every
-commit, so an input offset is still committed only after what its events
-produced is in Kafka. A record batch that fails to be delivered stops the
+a busy hour closes a window for every series. Here each batch's records for
+one output topic go into aiokafka record batches on the same producer that
+Faust flushes before every commit, so an input offset is still committed
+only after what its events produced is in Kafka. A record batch that fails to be delivered stops the
 worker before the next commit (:meth:`DirectOutput.check`), so its input is
 processed again rather than lost.
 
