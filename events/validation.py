@@ -242,7 +242,7 @@ def validate(obj: object) -> Event:
 # answer "valid, and these are the fields the counts need" for the common shape,
 # and return None for anything else, so the caller falls back to
 # :func:`validate` for the verdict and the error. They never accept what
-# :func:`validate` rejects, nor give other values (tests/unit/test_fast_validation.py).
+# :func:`validate` rejects, nor give other values (tests/unit/test_fast_path.py).
 
 #: a counted event's essentials: event_id, event time (Unix seconds), count, and
 #: the series keys: (border, to_country, from_country) or (country,)
@@ -254,17 +254,6 @@ _minutes: dict[str, float] = {}
 _SECONDS: Final = {f"{s:02d}": s for s in range(60)}
 #: checkpoint slugs that passed :func:`_slug`
 _slugs: set[str] = set()
-
-
-def _fast_time(text: object) -> float | None:
-    """Unix seconds of a canonical ``YYYY-MM-DDTHH:MM:SSZ``, or None (not that shape, or not seen yet)."""
-    if type(text) is not str or len(text) != 20 or text[19] != "Z" or text[16] != ":":
-        return None
-    minute = _minutes.get(text[:16])
-    second = _SECONDS.get(text[17:19])
-    if minute is None or second is None:
-        return _learn_time(text)
-    return minute + second
 
 
 def _learn_time(text: str) -> float | None:
@@ -291,64 +280,88 @@ def _fast_slug(value: object) -> bool:
     return True
 
 
-def _fast_common(obj: object, kind: str) -> tuple[dict[str, Any], str, float, int] | None:
-    """The object, event_id, occurred_at and count of a plain, valid counted event of ``kind``; None to fall back."""
+def _fast_extras_valid(obj: dict[str, Any]) -> bool:
+    """Whether the optional fields both counted kinds share are absent or plainly valid."""
+    version = obj.get("schema_version", 1)  # absent: version 1, as _upcast reads it
+    source = obj.get("source")
+    return type(version) is int and version == SCHEMA_VERSION and (source is None or (type(source) is str and 0 < len(source) <= MAX_TEXT))
+
+
+def _fast_event_time(text: object) -> float | None:
+    if type(text) is not str or len(text) != 20 or text[19] != "Z" or text[16] != ":":
+        return None
+    minute = _minutes.get(text[:16])
+    second = _SECONDS.get(text[17:19])
+    if minute is None or second is None:
+        return _learn_time(text)
+    return minute + second
+
+
+# The two functions below are the per-event cost of the stream, so they read
+# the required fields by subscript (a missing one is a KeyError, free in
+# CPython 3.11 until raised) and look at the optional ones only when the object
+# has more fields than the required ones. A list or an object where a string
+# belongs makes a set lookup raise TypeError: also "not the common shape".
+
+
+def fast_crossing(obj: object) -> Counted | None:
+    """The essentials of a valid crossing in its common shape, or None (then use :func:`validate`)."""
     if type(obj) is not dict:
         return None
-    version = obj.get("schema_version", 1)  # absent: version 1, as _upcast reads it
-    if obj.get("type") != kind or type(version) is not int or version != SCHEMA_VERSION:
+    try:
+        kind, event_id, count, occurred_at = obj["type"], obj["event_id"], obj["count"], obj["occurred_at"]
+        border, from_country, to_country = obj["border"], obj["from_country"], obj["to_country"]
+        if (
+            kind != "crossing"
+            or type(event_id) is not str
+            or not 0 < len(event_id) <= 128
+            or not event_id.isprintable()
+            or type(count) is not int
+            or not 1 <= count <= MAX_COUNT
+            or from_country not in COUNTRIES
+            or to_country not in COUNTRIES
+            or from_country == to_country
+            or (border not in _slugs and not _fast_slug(border))
+        ):
+            return None
+    except (KeyError, TypeError):
         return None
-    event_id, count, source = obj.get("event_id"), obj.get("count"), obj.get("source")
-    if (
-        type(event_id) is not str
-        or not 0 < len(event_id) <= 128
-        or not event_id.isprintable()
-        or type(count) is not int
-        or not 1 <= count <= MAX_COUNT
-        or (source is not None and (type(source) is not str or not 0 < len(source) <= MAX_TEXT))
-    ):
+    if len(obj) != 7:
+        mode = obj.get("mode")
+        if not _fast_extras_valid(obj) or (mode is not None and (type(mode) is not str or mode not in MODES)):
+            return None
+    event_time = _fast_event_time(occurred_at)
+    if event_time is None:
         return None
-    occurred_at = _fast_time(obj.get("occurred_at"))
-    if occurred_at is None:
-        return None
-    return obj, event_id, occurred_at, count
+    return event_id, event_time, count, (border, to_country, from_country)
 
 
-def fast_crossing(value: object) -> Counted | None:
-    """The essentials of a valid crossing in its common shape, or None (then use :func:`validate`)."""
-    common = _fast_common(value, "crossing")
-    if common is None:
-        return None
-    obj, event_id, occurred_at, count = common
-    border, from_country, to_country = obj.get("border"), obj.get("from_country"), obj.get("to_country")
-    mode = obj.get("mode")
-    if (
-        not _fast_slug(border)
-        or type(from_country) is not str
-        or type(to_country) is not str
-        or from_country not in COUNTRIES
-        or to_country not in COUNTRIES
-        or from_country == to_country
-        or (mode is not None and (type(mode) is not str or mode not in MODES))
-    ):
-        return None
-    return event_id, occurred_at, count, (border, to_country, from_country)  # type: ignore[return-value]  # checked str above
-
-
-def fast_departure(value: object) -> Counted | None:
+def fast_departure(obj: object) -> Counted | None:
     """The essentials of a valid departure in its common shape, or None (then use :func:`validate`)."""
-    common = _fast_common(value, "departure")
-    if common is None:
+    if type(obj) is not dict:
         return None
-    obj, event_id, occurred_at, count = common
-    country, destination, border = obj.get("country"), obj.get("destination"), obj.get("border")
-    if (
-        type(country) is not str
-        or type(destination) is not str
-        or country not in COUNTRIES
-        or destination not in COUNTRIES
-        or country == destination
-        or (border is not None and not _fast_slug(border))
-    ):
+    try:
+        kind, event_id, count, occurred_at = obj["type"], obj["event_id"], obj["count"], obj["occurred_at"]
+        country, destination = obj["country"], obj["destination"]
+        if (
+            kind != "departure"
+            or type(event_id) is not str
+            or not 0 < len(event_id) <= 128
+            or not event_id.isprintable()
+            or type(count) is not int
+            or not 1 <= count <= MAX_COUNT
+            or country not in COUNTRIES
+            or destination not in COUNTRIES
+            or country == destination
+        ):
+            return None
+    except (KeyError, TypeError):
         return None
-    return event_id, occurred_at, count, (country,)
+    if len(obj) != 6:
+        border = obj.get("border")
+        if not _fast_extras_valid(obj) or (border is not None and not _fast_slug(border)):
+            return None
+    event_time = _fast_event_time(occurred_at)
+    if event_time is None:
+        return None
+    return event_id, event_time, count, (country,)

@@ -21,7 +21,7 @@ from events.times import parse_rfc3339
 from streams import metrics
 from streams.broker_defects import DeadMemberEvictor, group_instance_id
 from streams.core import BORDER, DEPARTURES, ENTRIES, PartitionState, merge_partials
-from streams.fastpath import BatchInputs, BorderflowApp, FetchedBatch
+from streams.fastpath import BatchInputs, BorderflowApp, DeclaredTableManager, FetchedBatch
 from streams.ingest import Ingest
 from streams.queries import (
     BadParameter,
@@ -105,6 +105,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_compression_type=settings.compression_type,
         web_in_thread=False,
         loghandlers=[],
+        TableManager=DeclaredTableManager,
     )
     state = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions, options=ROCKSDB_OPTIONS)
     runtime = Runtime(app, config, settings.topics, state, lambda: ready(app))

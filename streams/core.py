@@ -10,9 +10,11 @@ Exactness under at-least-once delivery rests on offsets kept *in* the state:
   segments it covers (one table holds them all), so
   when it is present everything before it is too; events at or below its
   offset are skipped on redelivery;
-* every series record carries the offset of the last event applied to it, so
-  a flush cut short by a crash (some series written, the progress record not)
-  is not applied twice when the events are redelivered;
+* every series record carries the offset through which it is applied (the
+  progress offset of the flush that wrote it: every event up to there that
+  touches the series is in it), so a flush cut short by a crash (some series
+  written, the progress record not) is not applied twice when the events are
+  redelivered;
 * the dedup index stores the offset of the event that first carried each id,
   so the redelivery of that same message is not taken for a duplicate. It is
   written as one *segment* record per flush (the ids first seen in it), not
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -31,7 +33,7 @@ import orjson
 
 from events.codec import decode, to_json
 from events.model import Crossing, Departure, Event, Statement
-from events.validation import InvalidEvent, fast_crossing, fast_departure
+from events.validation import Counted, InvalidEvent, fast_crossing, fast_departure
 from streams.windows import ALL, WindowSpec, bucket_start, closing_windows
 
 Outcome = Literal["accepted", "duplicate", "late", "invalid", "skipped"]
@@ -110,7 +112,7 @@ class DeadLetter:
     value: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen dataclasses are slower to build, and a batch can close many windows
 class WindowResult:
     """A window's final count from one input partition (partials sum to the total)."""
 
@@ -179,7 +181,7 @@ class DedupIndex:
         self._by_age: list[tuple[float, int]] = []
         self._pending_ids: list[str] = []
         self._pending_offsets: list[int] = []
-        self._pending_times: list[float] = []
+        self._pending_newest = -math.inf
         self._expired: list[int] = []
 
     def __len__(self) -> int:
@@ -198,14 +200,22 @@ class DedupIndex:
             self.uncertain.pop(event_id, None)
         self._pending_ids.append(event_id)
         self._pending_offsets.append(offset)
-        self._pending_times.append(event_time)
+        self._pending_newest = max(self._pending_newest, event_time)
+
+    def add_recorded(self, ids: list[str], offsets: list[int], newest: float) -> None:
+        """Queue for the next segment ids already added to :attr:`seen` (and dropped from :attr:`uncertain`)."""
+        self._pending_ids.extend(ids)
+        self._pending_offsets.extend(offsets)
+        self._pending_newest = max(self._pending_newest, newest)
 
     def load(self, segment: int, data: bytes, applied_through: int) -> None:
         """Restore a segment; ``applied_through`` is the offset of the partition's progress record."""
         stored = orjson.loads(data)
         if isinstance(stored, dict):  # the first layout: {event_id: [offset, event_time]}
             stored = [list(stored), [o for o, _ in stored.values()], [t for _, t in stored.values()]]
-        ids, offsets, times = stored
+        ids, offsets, newest = stored
+        if isinstance(newest, list):  # until 2026-11-25 segments held every event's time
+            newest = max(newest, default=-math.inf)
         if offsets and max(offsets) <= applied_through:  # the whole segment was applied
             self.seen.update(ids)
         else:
@@ -214,7 +224,7 @@ class DedupIndex:
                     self.uncertain[event_id] = offset
                 else:
                     self.seen.add(event_id)
-        self._add_segment(segment, ids, max(times, default=-math.inf))
+        self._add_segment(segment, ids, newest)
 
     def _add_segment(self, segment: int, ids: list[str], newest: float) -> None:
         self._segments[segment] = (newest, ids)
@@ -236,16 +246,17 @@ class DedupIndex:
     def flush(self) -> list[tuple[int, bytes | None]]:
         out: list[tuple[int, bytes | None]] = [(segment, None) for segment in self._expired]
         if self._pending_ids:
-            ids, offsets, times = self._pending_ids, self._pending_offsets, self._pending_times
+            ids, offsets, newest = self._pending_ids, self._pending_offsets, self._pending_newest
             segment = min(offsets)
-            out.append((segment, orjson.dumps([ids, offsets, times])))  # [[event_id...], [offset...], [event_time...]]
-            self._add_segment(segment, ids, max(times))
-            self._pending_ids, self._pending_offsets, self._pending_times = [], [], []
+            out.append((segment, orjson.dumps([ids, offsets, newest])))  # [[event_id...], [offset...], newest event time]
+            self._add_segment(segment, ids, newest)
+            self._pending_ids, self._pending_offsets, self._pending_newest = [], [], -math.inf
         self._expired = []
         return out
 
 
-_FAST_VALIDATORS: Final = {"crossing": fast_crossing, "departure": fast_departure}
+FastValidator = Callable[[object], Counted | None]
+_FAST_VALIDATORS: Final[dict[str, FastValidator]] = {"crossing": fast_crossing, "departure": fast_departure}
 #: the series a counted event's keys go to, in the order the fast validators give the keys
 _SERIES_KINDS: Final = {"crossing": (BORDER, ENTRIES, EXITS), "departure": (DEPARTURES,)}
 
@@ -270,6 +281,8 @@ class PartitionState:
         self._dirty_statements: set[str] = set()
         self._dirty_progress = False
         self._swept_through = -math.inf
+        #: the highest offset a loaded series record was written through (see :meth:`flush`)
+        self._series_ahead_through = NO_OFFSET
 
     # -- loading -----------------------------------------------------------
     def load(self, records: Iterable[tuple[bytes, bytes]]) -> None:
@@ -286,7 +299,8 @@ class PartitionState:
                 self.dedup.load(int(rest), value, self.progress.offset)
             elif tag == "S":
                 kind, _, name = rest.partition("|")
-                self.series[(kind, name)] = Series.decode(value)
+                series = self.series[(kind, name)] = Series.decode(value)
+                self._series_ahead_through = max(self._series_ahead_through, series.offset)
             elif tag == "T":
                 self.statements[rest] = orjson.loads(value)
 
@@ -305,67 +319,109 @@ class PartitionState:
     def process_many(self, messages: Iterable[tuple[int, bytes | None]], effects: Effects) -> None:
         """Apply ``(offset, value)`` pairs in order: the same as :meth:`process` on each, faster.
 
-        Valid crossings and departures in their common shape take the inlined
-        path below; anything else (statements, invalid input, redeliveries,
-        unusual shapes) goes through :meth:`process`. The two are kept equal by
-        tests/unit/test_fast_path.py.
+        Valid crossings and departures in their common shape take the loop of
+        :meth:`_process_common`; anything else (statements, invalid input,
+        redeliveries, late events, unusual shapes) goes through :meth:`process`.
+        The two are kept equal by tests/unit/test_fast_path.py.
         """
         fast = _FAST_VALIDATORS.get(self.kind)
-        if fast is None:
+        if fast is None or self._series_ahead_through > self.progress.offset:
+            # after a flush cut short: some series are ahead of the progress record, so each event is checked per series
             for offset, value in messages:
                 self.process(offset, value, effects)
             return
-        kinds = _SERIES_KINDS[self.kind]
-        progress, dedup, series_of = self.progress, self.dedup, self.series
-        seen, dirty = dedup.seen, self._dirty_series
+        remaining = iter(messages)
+        while (odd := self._process_common(remaining, fast, effects)) is not None:
+            self.process(*odd, effects)
+
+    def _process_common(
+        self, messages: Iterator[tuple[int, bytes | None]], fast: FastValidator, effects: Effects
+    ) -> tuple[int, bytes | None] | None:
+        """Apply messages in the common shape, in order; return the first that needs :meth:`process`, or None at the end.
+
+        Counts are summed per (series keys, bucket) cell over the run and added
+        to the series once per cell at its end: a batch of a busy checkpoint
+        touches few cells. Everything :meth:`process` reads (progress, dedup,
+        series) is up to date when this returns.
+        """
+        progress, dedup = self.progress, self.dedup
+        seen, uncertain = dedup.seen, dedup.uncertain
         grace, base, since, max_bytes = self.config.grace, self.config.base, self.config.since, self.config.max_event_bytes
-        accepted = duplicate = 0
+        loads, decode_error, floor = orjson.loads, orjson.JSONDecodeError, math.floor
+        ids: list[str] = []
+        offsets: list[int] = []
+        cells: dict[tuple[tuple[str, ...], int, bool], int] = {}
+        last = progress.offset
+        newest = -math.inf if progress.stream_time is None else progress.stream_time
+        late_before = newest - grace
+        start_newest, recorded_newest = newest, -math.inf  # the run's newest event time: newest once raised, else recorded_newest
+        see, add_id, add_offset = seen.add, ids.append, offsets.append
+        odd = None
+        duplicate = 0
         for offset, value in messages:
-            if offset <= progress.offset or value is None or len(value) > max_bytes:
-                self.process(offset, value, effects)
-                continue
+            if offset <= last or value is None or len(value) > max_bytes:
+                odd = (offset, value)
+                break
             try:
-                counted = fast(orjson.loads(value))
-            except orjson.JSONDecodeError:
+                counted = fast(loads(value))
+            except decode_error:
                 counted = None
             if counted is None:
-                self.process(offset, value, effects)
-                continue
+                odd = (offset, value)
+                break
             event_id, event_time, count, keys = counted
-            if event_id in seen or (dedup.uncertain and dedup.is_duplicate(event_id, offset)):
+            if event_id in seen or (uncertain and dedup.is_duplicate(event_id, offset)):
                 duplicate += 1
-                progress.offset = offset
+                last = offset
                 continue
-            stream_time = progress.stream_time
-            if stream_time is not None and event_time < stream_time - grace:
-                self.process(offset, value, effects)  # late: dead-lettered there, with the reason
-                continue
-            dedup.record(event_id, offset, event_time)
-            bucket = math.floor(event_time / base) * base
-            in_total = since is None or event_time >= since
-            for series_id in zip(kinds, keys, strict=False):
-                series = series_of.get(series_id)
-                if series is None:
-                    series = series_of[series_id] = Series()
-                if offset <= series.offset:
-                    continue  # applied before a crash cut the last flush short
+            if event_time < late_before:
+                odd = (offset, value)  # late: dead-lettered there, with the reason
+                break
+            see(event_id)
+            if uncertain:
+                uncertain.pop(event_id, None)
+            add_id(event_id)
+            add_offset(offset)
+            cell = (keys, floor(event_time / base) * base, since is None or event_time >= since)
+            cells[cell] = cells.get(cell, 0) + count
+            if event_time > newest:
+                newest = event_time
+                late_before = newest - grace
+            elif event_time > recorded_newest:
+                recorded_newest = event_time
+            last = offset
+        if ids or duplicate:
+            progress.offset = last
+            if ids:
+                progress.stream_time = newest
+            self._dirty_progress = True
+            dedup.add_recorded(ids, offsets, newest if newest > start_newest else recorded_newest)
+            self._add_cells(cells)
+            outcomes = effects.outcomes
+            if ids:
+                outcomes["accepted"] = outcomes.get("accepted", 0) + len(ids)
+            if duplicate:
+                outcomes["duplicate"] = outcomes.get("duplicate", 0) + duplicate
+        return odd
+
+    def _add_cells(self, cells: Mapping[tuple[tuple[str, ...], int, bool], int]) -> None:
+        kinds, series_of, dirty = _SERIES_KINDS[self.kind], self.series, self._dirty_series
+        targets_of: dict[tuple[str, ...], list[Series]] = {}
+        for (keys, bucket, in_total), count in cells.items():
+            targets = targets_of.get(keys)
+            if targets is None:
+                targets = targets_of[keys] = []
+                for series_id in zip(kinds, keys, strict=True):
+                    series = series_of.get(series_id)
+                    if series is None:
+                        series = series_of[series_id] = Series()
+                    targets.append(series)
+                    dirty.add(series_id)
+            for series in targets:
                 buckets = series.buckets
                 buckets[bucket] = buckets.get(bucket, 0) + count
                 if in_total:
                     series.total += count
-                series.offset = offset
-                dirty.add(series_id)
-            if stream_time is None or event_time > stream_time:
-                progress.stream_time = event_time
-            progress.offset = offset
-            accepted += 1
-        if accepted or duplicate:
-            self._dirty_progress = True
-            outcomes = effects.outcomes
-            if accepted:
-                outcomes["accepted"] = outcomes.get("accepted", 0) + accepted
-            if duplicate:
-                outcomes["duplicate"] = outcomes.get("duplicate", 0) + duplicate
 
     def _process(self, offset: int, value: bytes | None, effects: Effects) -> Outcome:
         try:
@@ -439,10 +495,12 @@ class PartitionState:
         through = stream_time - self.config.grace
         after = self.progress.closed_through
         if through > after:
-            for (kind, name), series in self.series.items():
-                for spec in self.config.windows:
-                    for start, count in closing_windows(series.buckets, spec, self.config.base, after, through):
-                        effects.results.append(WindowResult(kind, name, spec.name, start, start + spec.size, count))
+            closing = [spec for spec in self.config.windows if spec.any_end_between(after, through)]
+            base, results = self.config.base, effects.results
+            for spec in closing:  # usually none: stream time moves by less than a step per batch
+                for (kind, name), series in self.series.items():
+                    for start, count in closing_windows(series.buckets, spec, base, after, through):
+                        results.append(WindowResult(kind, name, spec.name, start, start + spec.size, count))
             self.progress.closed_through = through
             self._dirty_progress = True
         self._expire(stream_time)
@@ -476,7 +534,11 @@ class PartitionState:
         state: list[tuple[bytes, bytes | None]] = [
             (dedup_key(topic, partition, f"{segment:020d}"), value) for segment, value in self.dedup.flush()
         ]
-        state.extend((series_key(topic, partition, kind, name), self.series[(kind, name)].encode()) for kind, name in self._dirty_series)
+        applied_through = self.progress.offset
+        for kind, name in self._dirty_series:
+            series = self.series[(kind, name)]
+            series.offset = max(series.offset, applied_through)  # every event up to there that touches it is in it
+            state.append((series_key(topic, partition, kind, name), series.encode()))
         state.extend(
             (statement_key(topic, partition, event_id), orjson.dumps(self.statements[event_id])) for event_id in self._dirty_statements
         )

@@ -25,6 +25,7 @@ from enum import Enum
 from typing import Any
 
 import faust
+from faust.tables import TableManager
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
@@ -225,6 +226,22 @@ class BatchingConsumer(aiokafka_driver.Consumer):
 
 class BatchingTransport(aiokafka_driver.Transport):
     Consumer = BatchingConsumer
+
+
+class DeclaredTableManager(TableManager):
+    """Faust's table manager without the second it waits at start for tables declared late.
+
+    Faust sleeps one second before it closes the list of tables, so that a
+    table declared after the app started still gets its changelog. Every
+    borderflow table is declared in ``create_app``, before the worker starts
+    (a later one would still fail loudly: "Too late to add tables"), so the
+    second is only a delay before the worker joins its group.
+    """
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 class BorderflowApp(faust.App):

@@ -36,6 +36,15 @@ class WindowSpec:
         first = math.floor((t - self.size) / self.step) * self.step + self.step
         return range(first, last + 1, self.step)
 
+    def any_end_between(self, after: float, through: float) -> bool:
+        """Whether a window of this family ends in ``(after, through]`` (the cumulative one never ends)."""
+        if self.cumulative or through <= after:
+            return False
+        if math.isinf(after):
+            return True
+        first = math.floor((after - self.size) / self.step) * self.step + self.step
+        return first <= math.floor((through - self.size) / self.step) * self.step
+
 
 def bucket_start(t: float, size: int) -> int:
     """Start of the epoch-aligned bucket of ``size`` seconds holding ``t``."""
@@ -93,6 +102,8 @@ def closing_windows(
     if not math.isinf(after):
         first = math.floor((after - size) / step) * step + step  # the first start with start + size > after
         last = math.floor((through - size) / step) * step  # the last start with start + size <= through
+        if last < first:
+            return
         if (last - first) // step + 1 <= max(len(buckets) * base // step, 4):  # cheaper than expanding every bucket
             get = buckets.get
             count = sum([get(bucket, 0) for bucket in range(first, first + size, base)])

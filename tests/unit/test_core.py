@@ -126,3 +126,26 @@ def test_crash_anywhere_then_redelivery_gives_exact_counts(
         run(recovered, values, start=committed)
         state = recovered
     assert {k: (v.buckets, v.total) for k, v in state.series.items()} == {k: (v.buckets, v.total) for k, v in reference.series.items()}
+
+
+def test_dedup_segments_of_every_layout_load_with_their_newest_event_time() -> None:
+    """First {id: [offset, time]}, then [ids, offsets, [time per id]], now [ids, offsets, newest time]."""
+    layouts = ({"a": [0, T0], "b": [1, T0 + H]}, [["a", "b"], [0, 1], [T0, T0 + H]], [["a", "b"], [0, 1], T0 + H])
+    for stored in layouts:
+        state = new_state()
+        state.dedup.load(0, orjson.dumps(stored), applied_through=1)
+        assert "a" in state.dedup and "b" in state.dedup
+        state.dedup.expire(T0 + H)  # the segment's newest id is not older than this horizon: kept
+        assert len(state.dedup) == 2
+        state.dedup.expire(T0 + H + 1)
+        assert len(state.dedup) == 0
+
+
+def test_a_flushed_segment_keeps_its_newest_event_time_not_the_stream_time() -> None:
+    state = new_state(dedup_horizon=2 * H)
+    effects = Effects()
+    state.process_many([(0, crossing("a", T0 + 5 * H)), (1, crossing("b", T0 + 4 * H))], effects)
+    state.flush()
+    state.process_many([(2, crossing("c", T0 + 3 * H)), (3, crossing("d", T0 + 2 * H))], effects)
+    [(_, second)] = [(k, v) for k, v in state.flush() if k.startswith(b"D|")]
+    assert orjson.loads(second or b"null") == [["c", "d"], [2, 3], T0 + 3 * H]

@@ -209,3 +209,5 @@ def test_closing_windows_are_the_windows_ending_in_the_interval(
     through = (T0 if after is None else start) + moved * H / 4
     got = list(closing_windows(buckets, spec, H, start, through))
     assert got == reference_closing(buckets, spec, H, start, through)
+    full = {b: 1 for b in range(T0 - T0 % H - 48 * H, T0 - T0 % H + 250 * H, H)}  # a window of every start, all non-empty
+    assert spec.any_end_between(start, through) == bool(reference_closing(full, spec, H, start, through))
