@@ -74,18 +74,30 @@ def bench(
             task = progress.add_task(f"publishing {n_events:,} events", total=n_events)
             codec = None if compression == "none" else compression
             asyncio.run(prepare(kafka, topic, partitions, events, lambda done: progress.update(task, completed=done), codec))
+
+        def settle() -> None:
+            # each contestant starts on a quiet broker, not during the rewrite an earlier one's writes caused
+            if broker is not None:
+                with console.status("waiting for the embedded broker to finish rewriting its store"):
+                    broker.wait_quiet()
+
+        settle()
         with console.status("pure core on the same events, in process"):
             ceiling = core_only([value for _, value in events])
         del events
         results: list[Result] = []
+        settle()
         with console.status("(a) bare aiokafka consumer draining the topic"):
             results.append(asyncio.run(bare_consumer(kafka, topic, n_events)))
         if baseline_events:
+            settle()
             with console.status(f"(b) idiomatic Faust agent on {min(baseline_events, n_events):,} events"):
                 results.append(run_baseline(kafka, topic, min(baseline_events, n_events), partitions, timeout))
+        settle()
         with console.status("(c) borderflow worker"):
             results.append(run_worker(kafka, prefix, n_events, [free_port()], partitions, timeout))
         if workers > 1:
+            settle()
             with console.status(f"(d) {workers} borderflow workers"):
                 results.append(run_worker(kafka, prefix, n_events, [free_port() for _ in range(workers)], partitions, timeout))
         results.append(ceiling)

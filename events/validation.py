@@ -330,10 +330,17 @@ def fast_crossing(obj: object) -> Counted | None:
         mode = obj.get("mode")
         if not _fast_extras_valid(obj) or (mode is not None and (type(mode) is not str or mode not in MODES)):
             return None
-    event_time = _fast_event_time(occurred_at)
-    if event_time is None:
+    # _fast_event_time, inlined
+    if type(occurred_at) is not str or len(occurred_at) != 20 or occurred_at[19] != "Z" or occurred_at[16] != ":":
         return None
-    return event_id, event_time, count, (border, to_country, from_country)
+    minute = _minutes.get(occurred_at[:16])
+    second = _SECONDS.get(occurred_at[17:19])
+    if minute is None or second is None:
+        event_time = _learn_time(occurred_at)
+        if event_time is None:
+            return None
+        return event_id, event_time, count, (border, to_country, from_country)
+    return event_id, minute + second, count, (border, to_country, from_country)
 
 
 def fast_departure(obj: object) -> Counted | None:

@@ -21,7 +21,7 @@ from events.times import parse_rfc3339
 from streams import metrics
 from streams.broker_defects import DeadMemberEvictor, group_instance_id
 from streams.core import BORDER, DEPARTURES, ENTRIES, PartitionState, merge_partials
-from streams.fastpath import BatchInputs, BorderflowApp, DeclaredTableManager, FetchedBatch
+from streams.fastpath import BatchInputs, BorderflowApp, DeclaredTableManager, FetchedBatch, read_bare
 from streams.ingest import Ingest
 from streams.queries import (
     BadParameter,
@@ -137,6 +137,7 @@ def create_app(settings: Settings) -> faust.App:
 
         app.agent(batches, name="borderflow.inputs")(process_input)
         app.batch_inputs = BatchInputs(topic_names, batches.put, runtime.busy)  # type: ignore[arg-type]  # a channel carries any value
+        read_bare(topic_names)
 
     if settings.fast_path:
         make_batch_agent(list(settings.topics.inputs))

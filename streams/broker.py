@@ -98,6 +98,28 @@ class EmbeddedBroker:
         assert self.process is not None
         return self.process.wait()
 
+    def wait_quiet(self, still: float = 1.0, timeout: float = 120.0) -> bool:
+        """Wait until the broker has used almost no CPU for ``still`` seconds; False if it was still busy at ``timeout``.
+
+        After writes the broker rewrites its whole store (``streams/broker_defects.py``,
+        defect 4); whatever runs next on this machine would share the CPU with that.
+        """
+        assert self.process is not None
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        ticks_per_second = os.sysconf("SC_CLK_TCK")
+
+        def cpu_seconds() -> float:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / ticks_per_second  # utime + stime
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = cpu_seconds()
+            time.sleep(still)
+            if cpu_seconds() - before <= 0.05 * still:
+                return True
+        return False
+
     def send_signal(self, sig: int) -> None:
         """Send ``sig`` to the broker's process group, without waiting."""
         if self.process is not None and self.process.poll() is None:

@@ -27,7 +27,7 @@ from faust.types.stores import StoreT
 
 from streams import metrics
 from streams.core import CoreConfig, Effects, PartitionState, state_prefix
-from streams.fastpath import Admission, BatchingConsumer, FetchedBatch, GapGuard
+from streams.fastpath import Admission, BatchingConsumer, FetchedBatch, GapGuard, consumer_record
 from streams.output import DirectOutput, Record
 from streams.topics import Topics
 
@@ -255,7 +255,7 @@ class Runtime:
         if admission is Admission.REREAD:
             return next_offset
         last = batch.records[-1]
-        message = consumer._to_message(batch.tp, last)  # noqa: SLF001 - Faust's record -> Message, for the table's context
+        message = consumer._to_message(batch.tp, consumer_record(batch.tp, last))  # noqa: SLF001 - Faust's Message, for the table's context
         writes, effects = self._apply(topic, partition, batch.records, faust.Event(self.app, last.key, last.value, last.headers, message))
         await self._publish(topic, partition, writes, effects)
         consumer.mark_processed(batch.tp, last.offset)

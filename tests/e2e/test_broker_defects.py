@@ -1,4 +1,4 @@
-"""The embedded broker's group defect, shown with bare aiokafka members.
+"""The embedded broker's defects, shown with bare aiokafka clients.
 
 The workarounds (``streams/broker_defects.py``) are exercised by the worker tests:
 ``test_crash_recovery.py`` (static membership: a SIGKILLed worker restarted next to a
@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.admin import DescribeGroupsRequest
 
+from streams.broker import EmbeddedBroker, free_port
 from tests.support import create_topic, unique
 
 pytestmark = pytest.mark.e2e
@@ -118,3 +119,36 @@ def test_defect_a_fetch_returns_the_whole_partition_whatever_its_size_limit(kafk
     first_fetch = asyncio.run(run())
     # Real Kafka answers with about 64 KiB (some 300 records); noida-db with all 4 MB of them.
     assert first_fetch * 200 > 10 * limit, f"the defect is gone: the first fetch held {first_fetch} records"
+
+
+@pytest.mark.skipif(not EMBEDDED, reason="shows a defect of the embedded broker (noida-db 0.2.3)")
+def test_defect_a_one_byte_write_rewrites_the_whole_store(tmp_path: Path) -> None:
+    """Workaround: bench measures each contestant on a quiet broker (EmbeddedBroker.wait_quiet)."""
+    broker = EmbeddedBroker(port=free_port(), data_dir=tmp_path / "broker")
+    broker.start()
+    store = tmp_path / "broker" / "kafka.json"
+
+    async def produce(topic: str, values: list[bytes]) -> None:
+        await create_topic(broker.bootstrap, topic, 1)
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=20)
+        await producer.start()
+        try:
+            await asyncio.gather(*[await producer.send(topic, value) for value in values])
+        finally:
+            await producer.stop()
+
+    try:
+        asyncio.run(produce(unique("bulk"), [os.urandom(1000) for _ in range(2000)]))  # 2 MB that does not compress
+        assert broker.wait_quiet(timeout=60)
+        before = store.stat()
+        asyncio.run(produce(unique("tiny"), [b"x"]))
+        deadline = time.monotonic() + 60
+        while store.stat().st_ino == before.st_ino and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert broker.wait_quiet(timeout=60)
+        after = store.stat()
+    finally:
+        broker.stop()
+    # An appending log would have added a few bytes to a segment; noida-db wrote a new file holding everything.
+    assert after.st_ino != before.st_ino, "the defect is gone: the store was not replaced after a one-byte write"
+    assert before.st_size > 2 * 2_000_000 and after.st_size >= before.st_size
