@@ -251,12 +251,16 @@ Counted = tuple[str, float, int, tuple[str, ...]]
 _CACHE_LIMIT: Final = 65536
 #: "YYYY-MM-DDTHH:MM" -> Unix seconds, for prefixes of canonical UTC times that parsed
 _minutes: dict[str, float] = {}
-_SECONDS: Final = {f"{s:02d}": s for s in range(60)}
+#: ":SSZ", the end of a canonical UTC time after its minute -> SS
+_SECOND_SUFFIXES: Final = {f":{s:02d}Z": s for s in range(60)}
 #: checkpoint slugs that passed :func:`_slug`
 _slugs: set[str] = set()
 
 
-def _learn_time(text: str) -> float | None:
+def _learn_time(text: object) -> float | None:
+    """Parse a time the caches did not know; remember its minute if it has the canonical shape, else None."""
+    if type(text) is not str or len(text) != 20 or text[19] != "Z" or text[16] != ":":
+        return None
     try:
         seconds = parse_rfc3339(text).timestamp()
     except ValueError:
@@ -288,10 +292,11 @@ def _fast_extras_valid(obj: dict[str, Any]) -> bool:
 
 
 def _fast_event_time(text: object) -> float | None:
-    if type(text) is not str or len(text) != 20 or text[19] != "Z" or text[16] != ":":
+    if type(text) is not str:
         return None
+    # both found: the text is a known canonical minute and ":SSZ", so exactly the canonical shape
     minute = _minutes.get(text[:16])
-    second = _SECONDS.get(text[17:19])
+    second = _SECOND_SUFFIXES.get(text[16:])
     if minute is None or second is None:
         return _learn_time(text)
     return minute + second
@@ -306,11 +311,11 @@ def _fast_event_time(text: object) -> float | None:
 
 def fast_crossing(obj: object) -> Counted | None:
     """The essentials of a valid crossing in its common shape, or None (then use :func:`validate`)."""
-    if type(obj) is not dict:
-        return None
-    try:
-        kind, event_id, count, occurred_at = obj["type"], obj["event_id"], obj["count"], obj["occurred_at"]
-        border, from_country, to_country = obj["border"], obj["from_country"], obj["to_country"]
+    try:  # not a JSON object, or a time that is not a string: TypeError
+        kind, event_id, count, occurred_at = obj["type"], obj["event_id"], obj["count"], obj["occurred_at"]  # type: ignore[index]
+        border, from_country, to_country = obj["border"], obj["from_country"], obj["to_country"]  # type: ignore[index]
+        # a known canonical minute and a ":SSZ" suffix are exactly the canonical shape
+        minute, second = _minutes.get(occurred_at[:16]), _SECOND_SUFFIXES.get(occurred_at[16:])
         if (
             kind != "crossing"
             or type(event_id) is not str
@@ -322,25 +327,18 @@ def fast_crossing(obj: object) -> Counted | None:
             or to_country not in COUNTRIES
             or from_country == to_country
             or (border not in _slugs and not _fast_slug(border))
+            or (len(obj) != 7 and not _fast_crossing_extras_valid(obj))  # type: ignore[arg-type]
         ):
             return None
     except (KeyError, TypeError):
         return None
-    if len(obj) != 7:
-        mode = obj.get("mode")
-        if not _fast_extras_valid(obj) or (mode is not None and (type(mode) is not str or mode not in MODES)):
-            return None
-    # _fast_event_time, inlined
-    if type(occurred_at) is not str or len(occurred_at) != 20 or occurred_at[19] != "Z" or occurred_at[16] != ":":
-        return None
-    minute = _minutes.get(occurred_at[:16])
-    second = _SECONDS.get(occurred_at[17:19])
-    if minute is None or second is None:
-        event_time = _learn_time(occurred_at)
-        if event_time is None:
-            return None
-        return event_id, event_time, count, (border, to_country, from_country)
-    return event_id, minute + second, count, (border, to_country, from_country)
+    event_time = _learn_time(occurred_at) if minute is None or second is None else minute + second
+    return None if event_time is None else (event_id, event_time, count, (border, to_country, from_country))
+
+
+def _fast_crossing_extras_valid(obj: dict[str, Any]) -> bool:
+    mode = obj.get("mode")
+    return _fast_extras_valid(obj) and (mode is None or (type(mode) is str and mode in MODES))
 
 
 def fast_departure(obj: object) -> Counted | None:
