@@ -45,7 +45,9 @@ class _BareRecords(aiokafka_fetcher.PartitionRecords):
     headers, which the reader's records already have; Faust's message for the
     table context is built from the last record alone (:func:`consumer_record`).
     Everything else (CRC checks, aborted transactions, control batches, the
-    fetch position) is aiokafka's own code.
+    fetch position) is aiokafka's own code. This leans on aiokafka's internals
+    (pinned in pyproject.toml); tests/integration/test_bare_records.py checks
+    that the records carry what a ConsumerRecord would.
     """
 
     def __iter__(self) -> Iterator[Any]:
@@ -69,7 +71,10 @@ class _PartitionRecordsFor:
 
 
 def read_bare(topics: Iterable[str]) -> None:
-    """Have aiokafka's fetchers in this process yield bare records for ``topics`` (:class:`_BareRecords`)."""
+    """Have aiokafka's fetchers in this process yield bare records for ``topics`` (:class:`_BareRecords`).
+
+    Process-wide: a worker process has one consumer, Faust's.
+    """
     current = aiokafka_fetcher.PartitionRecords
     standard = current.standard if isinstance(current, _PartitionRecordsFor) else current
     aiokafka_fetcher.PartitionRecords = _PartitionRecordsFor(frozenset(topics), standard)
@@ -95,7 +100,7 @@ def consumer_record(tp: TP, record: Any) -> ConsumerRecord[bytes, bytes]:
 
 @dataclass(frozen=True, slots=True)
 class FetchedBatch:
-    """One partition's records from one fetch, in offset order (aiokafka ``ConsumerRecord``s)."""
+    """One partition's records from one fetch, in offset order (with offset, key, value, headers: :class:`_BareRecords`)."""
 
     tp: TP
     records: list[Any]
