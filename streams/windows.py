@@ -108,7 +108,11 @@ def closing_windows(
             get = buckets.get
             count = sum([get(bucket, 0) for bucket in range(first, first + size, base)])
             for start in range(first, last + 1, step):
-                if start != first:  # slide: add the buckets entering the window, drop those leaving it
+                if start == first:
+                    pass
+                elif step == base:  # slide by one bucket (every window of the defaults)
+                    count += get(start + size - base, 0) - get(start - base, 0)
+                else:  # slide: add the buckets entering the window, drop those leaving it
                     count += sum([get(b, 0) for b in range(start + size - step, start + size, base)])
                     count -= sum([get(b, 0) for b in range(start - step, start, base)])
                 if count:
