@@ -45,6 +45,16 @@ async def wait_for_topics(settings: Settings, timeout: float = 60.0) -> list[Top
             await asyncio.sleep(2)
 
 
+async def create_topic(bootstrap: str, name: str, partitions: int, replication: int = 1) -> None:
+    """Create one topic (it must not exist yet)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, replication)])
+    finally:
+        await admin.close()
+
+
 async def ensure_topics(settings: Settings) -> list[TopicStatus]:
     """Create missing topics; check that existing ones have the configured partitions."""
     topics = settings.topics

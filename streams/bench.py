@@ -28,9 +28,9 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from events.times import format_utc
+from streams.admin import create_topic
 
 T0 = 1663718400  # 2022-09-21T00:00:00Z
 #: how often a worker's progress is read: a worker is timed to the first poll that finds it done
@@ -89,12 +89,7 @@ async def prepare(
     progress: Callable[[int], None],
     compression: str | None = "zstd",
 ) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
+    await create_topic(bootstrap, topic, partitions)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024, compression_type=compression
     )

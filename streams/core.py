@@ -354,7 +354,7 @@ class PartitionState:
         last = progress.offset
         newest = -math.inf if progress.stream_time is None else progress.stream_time
         late_before = newest - grace
-        start_newest, recorded_newest = newest, -math.inf  # the run's newest event time: newest once raised, else recorded_newest
+        run_newest = -math.inf  # the newest event time of the ids recorded here, for their dedup segment
         see, add_id, add_offset = seen.add, ids.append, offsets.append
         odd = None
         duplicate = 0
@@ -384,18 +384,18 @@ class PartitionState:
             add_offset(offset)
             cell = (keys, floor(event_time / base) * base, since is None or event_time >= since)
             cells[cell] = cells.get(cell, 0) + count
-            if event_time > newest:
-                newest = event_time
-                late_before = newest - grace
-            elif event_time > recorded_newest:
-                recorded_newest = event_time
+            if event_time > run_newest:
+                run_newest = event_time
+                if event_time > newest:
+                    newest = event_time
+                    late_before = newest - grace
             last = offset
         if ids or duplicate:
             progress.offset = last
             if ids:
                 progress.stream_time = newest
             self._dirty_progress = True
-            dedup.add_recorded(ids, offsets, newest if newest > start_newest else recorded_newest)
+            dedup.add_recorded(ids, offsets, run_newest)
             self._add_cells(cells)
             outcomes = effects.outcomes
             if ids:
@@ -479,8 +479,7 @@ class PartitionState:
             series.buckets[bucket] = series.buckets.get(bucket, 0) + event.count
             if in_total:
                 series.total += event.count
-            series.offset = offset
-            self._dirty_series.add(series_id)
+            self._dirty_series.add(series_id)  # its offset is set when flushed
 
     def _advance(self, event_time: float) -> None:
         if self.progress.stream_time is None or event_time > self.progress.stream_time:

@@ -79,7 +79,7 @@ class Runtime:
         #: held while a batch is applied and its output queued
         self.busy = asyncio.Lock()
         self.gaps = GapGuard()
-        self.in_section = False
+        self._in_section = False
         # Faust starts its producer after the app is built: look it up when sending
         self.output = DirectOutput(lambda: app.producer._ensure_producer())  # type: ignore[attr-defined]  # noqa: PLW0108
 
@@ -217,9 +217,9 @@ class Runtime:
 
         async def guarded() -> _T:
             async with self.busy:
-                self.in_section = True
+                self._in_section = True
                 result = await section
-                self.in_section = False
+                self._in_section = False
                 return result
 
         return await asyncio.shield(guarded())
@@ -227,7 +227,7 @@ class Runtime:
     @property
     def interrupted(self) -> bool:
         """Whether a batch's section was left unfinished: the local store may hold what the changelog does not."""
-        return self.in_section
+        return self._in_section
 
     async def _process_batch(self, topic: str, events: Sequence[faust.types.EventT]) -> None:
         by_partition: dict[int, list[faust.types.Message]] = defaultdict(list)

@@ -36,14 +36,17 @@ class WindowSpec:
         first = math.floor((t - self.size) / self.step) * self.step + self.step
         return range(first, last + 1, self.step)
 
+    def starts_ending_between(self, after: float, through: float) -> range:
+        """Starts of the windows that end in ``(after, through]`` (``after`` finite; not for the cumulative one)."""
+        first = math.floor((after - self.size) / self.step) * self.step + self.step  # the first with start + size > after
+        last = math.floor((through - self.size) / self.step) * self.step  # the last with start + size <= through
+        return range(first, last + 1, self.step)
+
     def any_end_between(self, after: float, through: float) -> bool:
         """Whether a window of this family ends in ``(after, through]`` (the cumulative one never ends)."""
         if self.cumulative or through <= after:
             return False
-        if math.isinf(after):
-            return True
-        first = math.floor((after - self.size) / self.step) * self.step + self.step
-        return first <= math.floor((through - self.size) / self.step) * self.step
+        return math.isinf(after) or bool(self.starts_ending_between(after, through))
 
 
 def bucket_start(t: float, size: int) -> int:
@@ -100,14 +103,14 @@ def closing_windows(
         return
     size, step = spec.size, spec.step
     if not math.isinf(after):
-        first = math.floor((after - size) / step) * step + step  # the first start with start + size > after
-        last = math.floor((through - size) / step) * step  # the last start with start + size <= through
-        if last < first:
+        starts = spec.starts_ending_between(after, through)
+        if not starts:
             return
-        if (last - first) // step + 1 <= max(len(buckets) * base // step, 4):  # cheaper than expanding every bucket
+        if len(starts) <= max(len(buckets) * base // step, 4):  # cheaper than expanding every bucket
             get = buckets.get
+            first = starts[0]
             count = sum([get(bucket, 0) for bucket in range(first, first + size, base)])
-            for start in range(first, last + 1, step):
+            for start in starts:
                 if start == first:
                     pass
                 elif step == base:  # slide by one bucket (every window of the defaults)

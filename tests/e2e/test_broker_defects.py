@@ -20,8 +20,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.admin import DescribeGroupsRequest
 
+from streams.admin import create_topic
 from streams.broker import EmbeddedBroker, free_port
-from tests.support import create_topic, unique
+from tests.support import unique
 
 pytestmark = pytest.mark.e2e
 EMBEDDED = not os.environ.get("BORDERFLOW_KAFKA")

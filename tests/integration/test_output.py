@@ -7,8 +7,9 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.admin import create_topic
 from streams.output import DirectOutput, OutputFailed
-from tests.support import create_topic, unique
+from tests.support import unique
 
 pytestmark = pytest.mark.integration
 
