@@ -19,22 +19,25 @@ from tests.support import Model, free_port, http_get, produce
 pytestmark = pytest.mark.e2e
 
 
-def exact(worker: Any, model: Model) -> bool:
+def difference(worker: Any, model: Model) -> str | None:
+    """The first border whose hourly counts differ from the model, with both, or None."""
     for border in BORDERS:
         status, body = http_get(f"{worker.url}/counts/borders/{border}?window=1h")
         got = {w["start"]: w["count"] for w in body.get("windows", [])} if status == 200 else None
-        if got != {format_utc(h): c for h, c in model.hourly("border", border).items()}:
-            return False
-    return True
+        expected = {format_utc(h): c for h, c in model.hourly("border", border).items()}
+        if got != expected:
+            return f"{border}: got {got} (HTTP {status}), expected {expected}"
+    return None
 
 
 def wait_exact(worker: Any, model: Model, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
+    deadline, different = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        if exact(worker, model):
+        if (different := difference(worker, model)) is None:
             return
         time.sleep(0.5)
-    raise AssertionError(f"counts never matched the model:\n{worker.tail()}")
+    _, offsets = http_get(f"{worker.url}/internal/offsets")
+    raise AssertionError(f"counts never matched the model: {different}\noffsets applied: {offsets}\n{worker.tail()}")
 
 
 def test_clean_restart_and_lost_local_store_both_recover_exactly(
