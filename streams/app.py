@@ -21,7 +21,7 @@ from events.times import parse_rfc3339
 from streams import metrics
 from streams.broker_defects import DeadMemberEvictor, group_instance_id
 from streams.core import BORDER, DEPARTURES, ENTRIES, PartitionState, merge_partials
-from streams.fastpath import BatchInputs, BorderflowApp, DeclaredTableManager, FetchedBatch, read_bare
+from streams.fastpath import BatchChannel, BatchInputs, BorderflowApp, DeclaredTableManager, FetchedBatch, read_bare
 from streams.ingest import Ingest
 from streams.queries import (
     BadParameter,
@@ -128,7 +128,7 @@ def create_app(settings: Settings) -> faust.App:
         """One agent for every input topic, fed whole fetched batches by the consumer (streams/fastpath.py)."""
         for topic_name in topic_names:  # subscribed, so the assignor co-partitions the table with them
             app.topics.add(app.topic(topic_name, key_type=bytes, value_type=bytes, partitions=settings.partitions, acks=True))
-        batches = app.channel(maxsize=FETCHED_BATCHES_QUEUED)
+        batches = BatchChannel(app, maxsize=FETCHED_BATCHES_QUEUED)
 
         async def process_input(stream: faust.StreamT[FetchedBatch]) -> None:
             async for batch in stream:  # backpressure: DirectOutput waits when the producer's batches are full

@@ -104,7 +104,6 @@ class FetchedBatch:
 
     tp: TP
     records: list[Any]
-    generation_id: int
     #: how many times borderflow had asked the consumer to re-read this partition when it was fetched
     reread_epoch: int = 0
 
@@ -153,6 +152,27 @@ class GapGuard:
         for tp in tps:
             self.rereads.pop(tp, None)
             self._log_starts.pop(tp, None)
+
+
+class BatchChannel(faust.Channel):
+    """The agent's channel of fetched batches, whose queue keeps what it holds when flow resumes.
+
+    Faust clears a channel's queue whenever flow resumes, at the end of every
+    rebalance and recovery: queued batches would vanish silently, with the
+    consumer's position already past their records, and a partition with
+    nothing newer would never be read again. Here every queued batch reaches
+    the agent, which drops those of partitions it no longer owns and has the
+    rest fetched again if it cannot apply them yet (:meth:`BatchingConsumer.rewind`).
+    Batches are put as plain values, so Faust's stream does not skip them
+    on a generation change either.
+    """
+
+    @property
+    def queue(self) -> Any:
+        if self._queue is None:
+            maxsize = self.app.conf.stream_buffer_maxsize if self.maxsize is None else self.maxsize
+            self._queue = self.app.FlowControlQueue(maxsize=maxsize, clear_on_resume=False)
+        return self._queue
 
 
 class BatchInputs:
@@ -223,15 +243,37 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                 self._processed.pop(tp, None)
             await super().on_partitions_revoked(revoked)
 
+    async def rewind(self, first_offsets: Mapping[TP, int]) -> None:
+        """Fetch these input partitions again from these offsets: records fetched and not handed on must come back.
+
+        aiokafka's position is already past them, and nothing else is sure to
+        send it back: Faust seeks to the committed offset, which a new group
+        (or a broker that lost its offsets) does not have, and the agent's
+        :class:`GapGuard` only acts when a later batch arrives, which may
+        never happen. Seeking an input partition is always safe: records
+        before the state's next offset are skipped by offset, and a gap is
+        read again. Partitions no longer assigned are left alone (their next
+        assignment starts from the committed offsets).
+        """
+        aiokafka_consumer = self._thread._ensure_consumer()  # noqa: SLF001 - Faust's consumer thread owns it
+
+        async def seek_assigned() -> None:
+            assigned = aiokafka_consumer.assignment()
+            for tp, offset in first_offsets.items():
+                if tp in assigned:
+                    aiokafka_consumer.seek(tp, offset)
+
+        await self._thread.call_thread(seek_assigned)
+        for tp, offset in first_offsets.items():
+            self._read_offset[tp] = offset if offset else None
+
     def _batches_of(
         self, records: Mapping[TP, list[Any]], active: set[TP] | None, generation: int, inputs: BatchInputs
     ) -> Iterator[tuple[TP, list[Any]]]:
-        """Each partition's records, while still in ``generation``.
+        """Each partition's records, while still in ``generation`` and its partition active.
 
         Changelog records read before are left out (Faust's read-offset rule).
-        Input records all go to the agent, which alone decides what to drop
-        (:class:`GapGuard`): records dropped here would move the position past
-        them with nothing to send it back.
+        Input records not yielded are rewound by the caller.
         """
         read_offset = self._read_offset
         for tp, tp_records in records.items():
@@ -250,6 +292,13 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                 yield tp, unread
 
     async def _drain_messages(self, fetcher: Any) -> None:  # the loop Faust's Fetcher service runs
+        """Hand each fetched input partition's records to the agent as one batch; rewind those not handed on.
+
+        Every input record fetched either reaches the agent's channel or has
+        its partition sought back to it (:meth:`rewind`): when flow stops
+        during the fetch (a rebalance began), when its partition was paused
+        meanwhile (recovery), or when flow stops while the channel is full.
+        """
         inputs: BatchInputs | None = getattr(self.app, "batch_inputs", None)
         if inputs is None:
             await super()._drain_messages(fetcher)
@@ -259,27 +308,32 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                # Taken before the fetch: input records fetched across a rebalance or a re-read are stamped
-                # with what was current before it, and the agent drops them (GapGuard has them read again).
-                # Changelog records are never dropped here: recovery would wait for them for ever.
-                fetched_in = self.app.consumer_generation_id
+                # Taken before the fetch: input records fetched across a re-read are stamped with the
+                # epoch before it, and the agent drops them if they do not fit (the re-read brings them).
                 epochs = dict(self._reread_epochs)
                 records, active = await self._wait_next_records(1.0)
                 if not records or self.should_stop:
                     continue
+                handed_on: set[TP] = set()
+                if self.flow_active:
+                    generation = self.app.consumer_generation_id
+                    for tp, tp_records in self._batches_of(records, active, generation, inputs):
+                        if tp.topic in inputs.topics:
+                            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                            put = inputs.deliver(FetchedBatch(tp, tp_records, epochs.get(tp, 0)))
+                            outcome = await self.wait_first(put, self.suspend_flow.wait())
+                            if put not in outcome.done:  # flow stopped first: the batch was not queued
+                                break
+                            handed_on.add(tp)
+                        else:
+                            for record in tp_records:
+                                await self.wait_first(callback(self._to_message(tp, record)), self.suspend_flow.wait())
+                        read_offset[tp] = tp_records[-1].offset
+                left = {tp: recs[0].offset for tp, recs in records.items() if recs and tp.topic in inputs.topics and tp not in handed_on}
+                if left:
+                    await self.rewind(left)
                 if not self.flow_active:
                     await self.perform_seek()  # as Faust's getmany: records fetched across a rebalance are read again
-                    continue
-                generation = self.app.consumer_generation_id
-                for tp, tp_records in self._batches_of(records, active, generation, inputs):
-                    if tp.topic in inputs.topics:
-                        self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                        batch = FetchedBatch(tp, tp_records, fetched_in, epochs.get(tp, 0))
-                        await self.wait_first(inputs.deliver(batch), self.suspend_flow.wait())
-                    else:
-                        for record in tp_records:
-                            await self.wait_first(callback(self._to_message(tp, record)), self.suspend_flow.wait())
-                    read_offset[tp] = tp_records[-1].offset
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

@@ -17,6 +17,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import faust
@@ -58,6 +59,13 @@ def _partition_prefix(key: bytes) -> bytes:
 
 _offset_and_value = operator.attrgetter("offset", "value")
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class _FetchAgain:
+    offset: int
+    #: records before the batch are missing (a GapGuard re-read); otherwise the batch itself was not applied
+    gap: bool
 
 
 class NotReady(RuntimeError):
@@ -181,30 +189,40 @@ class Runtime:
     async def process_fetched(self, batch: FetchedBatch) -> None:
         """A partition's fetched records (the fast path), marked processed once their state and output are written.
 
-        A batch fetched before a rebalance is dropped: its partition may have
-        moved, and the consumer reads it again from the committed offset. A
-        batch that starts after the state's next offset is dropped too, and
+        A batch of a partition no longer owned is dropped. One that arrives
+        while the worker is rebalancing or recovering is not applied (the
+        state may be incomplete) and its partition is fetched again from the
+        batch. One that starts after the state's next offset is dropped, and
         the partition read again from there (:class:`~streams.fastpath.GapGuard`).
         """
-        gap = await self._whole(self._process_fetched(batch))
-        if gap is not None:  # outside the section: the consumer thread may be waiting on a rebalance that waits on it
-            await self._read_again(batch.tp, gap)
+        again = await self._whole(self._process_fetched(batch))
+        if again is None:
+            return
+        # outside the section: the consumer thread may be waiting on a rebalance that waits on it
+        if again.gap:
+            await self._read_again(batch.tp, again.offset)
+        else:
+            await cast(BatchingConsumer, self.app.consumer).rewind({batch.tp: again.offset})
 
     async def _read_again(self, tp: TP, next_offset: int) -> None:
         consumer = cast(BatchingConsumer, self.app.consumer)
         rereads = self.gaps.rereads.get(tp, 0)
-        try:
-            target = next_offset
-            if rereads > 1:  # the same hole after a re-read: has retention deleted those records?
+        target = next_offset
+        if rereads > 1:  # the same hole after a re-read: has retention deleted those records?
+            try:
                 log_start = await asyncio.wait_for(consumer.log_start(tp), timeout=10)
+            except Exception as exc:  # noqa: BLE001 - the broker is away: read again from the state, and ask next time
+                log.info("%s: could not ask where the log starts: %r", tp, exc)
+            else:
                 self.gaps.log_starts_at(tp, log_start)
                 target = max(next_offset, log_start)
-            (log.warning if rereads > 3 else log.info)(
-                "%s: the state ends before %d: reading again from %d (%d time(s))", tp, next_offset, target, rereads
-            )
+        (log.warning if rereads > 3 else log.info)(
+            "%s: the state ends before %d: reading again from %d (%d time(s))", tp, next_offset, target, rereads
+        )
+        try:
             await consumer.reread(tp, target)
-        except Exception as exc:  # noqa: BLE001 - revoked meanwhile, or the broker is away: the next batch asks again
-            log.info("%s: could not read again from %d: %r", tp, next_offset, exc)
+        except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its next owner starts from the committed offset
+            log.info("%s: could not read again from %d: %r", tp, target, exc)
 
     async def _whole(self, section: Coroutine[Any, Any, _T]) -> _T:
         """Run a batch's section to its end, even if the agent is cancelled meanwhile (a worker stopping).
@@ -238,22 +256,20 @@ class Runtime:
             writes, effects = self._apply(topic, partition, messages, faust.Event(self.app, last.key, last.value, last.headers, last))
             await self._publish(topic, partition, writes, effects)
 
-    async def _process_fetched(self, batch: FetchedBatch) -> int | None:
-        """Apply the batch, or drop it; the state's next offset if the partition must be read again from there."""
+    async def _process_fetched(self, batch: FetchedBatch) -> _FetchAgain | None:
+        """Apply the batch, or drop it; where to fetch its partition again from, if it must be."""
         consumer = cast(BatchingConsumer, self.app.consumer)
-        if (
-            batch.generation_id != self.app.consumer_generation_id
-            or not self.app.flow_control.is_active()  # a rebalance has begun: the partition may be leaving
-            or batch.tp not in consumer.assignment()
-        ):
+        if batch.tp not in consumer.assignment():
             return None
+        if not (self.app.flow_control.is_active() and self._ready()):  # a rebalance or recovery: the state may be incomplete
+            return _FetchAgain(batch.records[0].offset, gap=False)
         topic, partition = batch.tp.topic, batch.tp.partition
         next_offset = self._state_for(topic, partition).progress.offset + 1
         admission = self.gaps.admit(batch.tp, next_offset, batch.records[0].offset, batch.reread_epoch, consumer.reread_epoch(batch.tp))
         if admission is Admission.DROP:
             return None
         if admission is Admission.REREAD:
-            return next_offset
+            return _FetchAgain(next_offset, gap=True)
         last = batch.records[-1]
         message = consumer._to_message(batch.tp, consumer_record(batch.tp, last))  # noqa: SLF001 - Faust's Message, for the table's context
         writes, effects = self._apply(topic, partition, batch.records, faust.Event(self.app, last.key, last.value, last.headers, message))
