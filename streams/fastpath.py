@@ -120,10 +120,9 @@ class GapGuard:
     A batch must start at most one offset after the last one the state
     applied; one that starts later would have the state skip the records in
     between for ever (they would count as already applied). That happens when
-    a batch fetched before a rebalance is dropped and the consumer is not sent
-    back (aiokafka's ``seek_to_committed`` leaves a partition with no committed
-    offset where it was), and when the state recovered is behind the committed
-    offset. Then the partition is read again from the state's next offset
+    a rewind (:meth:`BatchingConsumer.rewind`) lands after a rebalance has
+    sent the partition back further, and when the state recovered is behind
+    the committed offset. Then the partition is read again from the state's next offset
     (which the caller raises to the log's first offset: records deleted by
     retention are gone for good). Batches fetched before that seek are
     dropped; a hole inside the log, which borderflow's producers never make,
@@ -183,6 +182,18 @@ class BatchInputs:
         self.deliver = deliver
         #: held by the agent while it applies a batch
         self.busy = busy
+
+
+async def _queued(inputs: BatchInputs, batch: FetchedBatch) -> bool:
+    """Put the batch on the agent's channel: False if the queue cancelled the put (a cleared queue cancels its putters)."""
+    try:
+        await inputs.deliver(batch)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # this put itself was cancelled: pass it on
+            raise
+        return False
+    return True
 
 
 class BatchingConsumer(aiokafka_driver.Consumer):
@@ -320,10 +331,10 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                     for tp, tp_records in self._batches_of(records, active, generation, inputs):
                         if tp.topic in inputs.topics:
                             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                            put = inputs.deliver(FetchedBatch(tp, tp_records, epochs.get(tp, 0)))
+                            put = _queued(inputs, FetchedBatch(tp, tp_records, epochs.get(tp, 0)))
                             outcome = await self.wait_first(put, self.suspend_flow.wait())
-                            if put not in outcome.done:  # flow stopped first: the batch was not queued
-                                break
+                            if put not in outcome.done or not outcome.results[outcome.done.index(put)]:
+                                break  # flow stopped first, or the queue was cleared: the batch was not queued
                             handed_on.add(tp)
                         else:
                             for record in tp_records:

@@ -44,10 +44,10 @@ def deployment(kafka: str, tmp_path: Path) -> dict[str, str]:
 def spawn_worker(deployment: dict[str, str], tmp_path: Path) -> Iterator[object]:
     workers: list[WorkerProcess] = []
 
-    def spawn(name: str = "w1", port: int | None = None, **extra: str) -> WorkerProcess:
+    def spawn(name: str = "w1", port: int | None = None, command: tuple[str, ...] | None = None, **extra: str) -> WorkerProcess:
         port = port or free_port()
         env = dict(deployment, BORDERFLOW_WEB_PORT=str(port), BORDERFLOW_DATA_DIR=str(tmp_path / name), **extra)
-        worker = WorkerProcess(env=env, port=port, log=tmp_path / f"{name}.log").start()
+        worker = WorkerProcess(env=env, port=port, log=tmp_path / f"{name}.log", **({"command": command} if command else {})).start()
         workers.append(worker)
         return worker
 

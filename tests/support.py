@@ -63,6 +63,8 @@ class WorkerProcess:
     port: int
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    #: what runs the worker: the CLI, or a wrapper that injects a fault (tests/e2e/faulty_worker.py)
+    command: tuple[str, ...] = ("-m", "cli", "worker")
 
     @property
     def url(self) -> str:
@@ -72,7 +74,7 @@ class WorkerProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = self.log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "worker"], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            [sys.executable, *self.command], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         return self
 

@@ -77,6 +77,22 @@ def test_rebalance_while_events_flow_counts_exactly(deployment: dict[str, str], 
     wait_exact(second, model)
 
 
+def test_records_fetched_as_flow_stops_are_read_again_without_a_committed_offset(
+    deployment: dict[str, str], spawn_worker: Any, kafka: str
+) -> None:
+    """Regression: Faust sends the consumer back to the committed offset, which a new group does not have.
+
+    The records were behind the consumer's position, and with nothing
+    published after them the partitions stalled for ever.
+    """
+    messages, model = prepared(deployment, 3_000, seed=15)
+    asyncio.run(produce(kafka, messages))  # all there before the worker's first fetch, and nothing after
+    worker = spawn_worker("w1", command=("-m", "tests.e2e.faulty_worker", "flow-stops-during-fetch"))
+    worker.wait_ready()
+    wait_exact(worker, model)
+    assert "FAULT flow stopped as" in worker.log.read_text()
+
+
 @pytest.mark.skipif(bool(os.environ.get("BORDERFLOW_KAFKA")), reason="restarts its own embedded broker")
 def test_broker_stop_and_restart_while_the_worker_runs(deployment: dict[str, str], spawn_worker: Any, tmp_path: Path) -> None:
     broker = EmbeddedBroker(port=free_port(), data_dir=tmp_path / "broker")

@@ -1,0 +1,52 @@
+"""A real worker with one fault injected at a precise point: ``python -m tests.e2e.faulty_worker FAULT``.
+
+Faults:
+
+``flow-stops-during-fetch``
+    The first fetch that brings input records returns just as flow stops,
+    as when a rebalance begins while a fetch is under way; flow resumes a
+    second later, with no rejoin (so nothing resets the consumer's
+    positions). The records fetched are already behind the position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from streams.fastpath import BatchingConsumer
+
+
+def flow_stops_during_fetch() -> None:
+    fetch = BatchingConsumer._wait_next_records
+    injected = False
+
+    async def fetch_then_stop_flow(self: BatchingConsumer, timeout: float) -> Any:
+        nonlocal injected
+        records, active = await fetch(self, timeout)
+        inputs = self.app.batch_inputs  # type: ignore[attr-defined]
+        if not injected and records and any(tp.topic in inputs.topics for tp in records):
+            injected = True
+            self.app.flow_control.suspend()
+            self.stop_flow()
+
+            def resume() -> None:
+                self.app.flow_control.resume()
+                self.resume_flow()
+
+            asyncio.get_running_loop().call_later(1.0, resume)
+            print(f"FAULT flow stopped as {sum(len(r) for r in records.values())} records were fetched", flush=True)
+        return records, active
+
+    BatchingConsumer._wait_next_records = fetch_then_stop_flow  # type: ignore[method-assign]
+
+
+FAULTS = {"flow-stops-during-fetch": flow_stops_during_fetch}
+
+if __name__ == "__main__":
+    FAULTS[sys.argv[1]]()
+    sys.argv = [sys.argv[0], "worker"]
+    from cli import main
+
+    main()
