@@ -204,6 +204,14 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         self._processed: dict[TP, int] = {}
         self._reread_epochs: dict[TP, int] = {}
 
+    #: how long a stopping worker waits for the consumer thread; the rest of the wait is aiokafka retrying an absent broker
+    THREAD_SHUTDOWN_SECONDS = 10.0
+
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        thread = super()._new_consumer_thread()
+        thread.shutdown_timeout = self.THREAD_SHUTDOWN_SECONDS  # mode's default, 60 s, is all a SIGTERM waits when Kafka is down
+        return thread
+
     def reread_epoch(self, tp: TP) -> int:
         return self._reread_epochs.get(tp, 0)
 

@@ -14,6 +14,7 @@ import pytest
 from events.times import format_utc
 from streams.broker import EmbeddedBroker
 from tests.e2e.test_crash_recovery import BORDERS, prepared
+from tests.integration.test_pipeline import create_topics
 from tests.support import Model, free_port, http_get, produce
 
 pytestmark = pytest.mark.e2e
@@ -115,6 +116,22 @@ def test_broker_stop_and_restart_while_the_worker_runs(deployment: dict[str, str
         assert worker.stop() == 0  # while its broker is still there to commit to
     finally:
         broker.stop()
+
+
+@pytest.mark.skipif(bool(os.environ.get("BORDERFLOW_KAFKA")), reason="stops its own embedded broker")
+def test_sigterm_stops_a_worker_whose_broker_is_gone(deployment: dict[str, str], spawn_worker: Any, tmp_path: Path) -> None:
+    """Regression: the consumer thread waited 60 s for aiokafka to give up on the absent broker."""
+    broker = EmbeddedBroker(port=free_port(), data_dir=tmp_path / "broker")
+    broker.start()
+    deployment.update(BORDERFLOW_KAFKA=broker.bootstrap)
+    try:
+        create_topics(deployment)
+        worker = spawn_worker("w1")
+        worker.wait_ready()
+    finally:
+        broker.stop()
+    time.sleep(2)  # the worker notices: its fetches and heartbeats fail
+    assert worker.stop(timeout=30) == 0
 
 
 def test_a_backlog_longer_than_any_group_timeout_is_drained(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
