@@ -122,8 +122,8 @@ class GapGuard:
     between for ever (they would count as already applied). That happens when
     a rewind (:meth:`BatchingConsumer.rewind`) lands after a rebalance has
     sent the partition back further, and when the state recovered is behind
-    the committed offset. Then the partition is read again from the state's next offset
-    (which the caller raises to the log's first offset: records deleted by
+    the committed offset. Then the partition is read again from the state's
+    next offset (which the caller raises to the log's first offset: records deleted by
     retention are gone for good). Batches fetched before that seek are
     dropped; a hole inside the log, which borderflow's producers never make,
     would be read again and again, and is logged each time rather than
@@ -199,13 +199,13 @@ async def _queued(inputs: BatchInputs, batch: FetchedBatch) -> bool:
 class BatchingConsumer(aiokafka_driver.Consumer):
     """Faust's aiokafka consumer, delivering input topics in whole batches and committing what was processed."""
 
+    #: how long a stopping worker waits for the consumer thread; the rest of the wait is aiokafka retrying an absent broker
+    THREAD_SHUTDOWN_SECONDS = 10.0
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._processed: dict[TP, int] = {}
         self._reread_epochs: dict[TP, int] = {}
-
-    #: how long a stopping worker waits for the consumer thread; the rest of the wait is aiokafka retrying an absent broker
-    THREAD_SHUTDOWN_SECONDS = 10.0
 
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
         thread = super()._new_consumer_thread()
@@ -220,16 +220,9 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         return (await self.earliest_offsets(tp)).get(tp) or 0
 
     async def reread(self, tp: TP, offset: int) -> None:
-        """Fetch ``tp`` again from ``offset``; batches fetched before this are stamped with an older epoch.
-
-        The seek runs in the consumer thread, between its fetches: Faust's own
-        ``seek`` changes aiokafka's positions from this thread, and a fetch
-        under way there can put the old position back.
-        """
+        """Fetch ``tp`` again from ``offset`` (:meth:`rewind`); batches fetched before this are stamped with an older epoch."""
         self._reread_epochs[tp] = self.reread_epoch(tp) + 1  # before the seek is queued: no fetch queued later predates it
-        aiokafka_consumer = self._thread._ensure_consumer()  # noqa: SLF001 - Faust's consumer thread owns it
-        await self._thread.call_thread(lambda: aiokafka_consumer.seek(tp, offset))
-        self._read_offset[tp] = offset if offset else None
+        await self.rewind({tp: offset})
 
     def mark_processed(self, tp: TP, offset: int) -> None:
         """Everything up to ``offset`` in ``tp`` is applied and its state queued to the changelog."""
@@ -272,7 +265,9 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         never happen. Seeking an input partition is always safe: records
         before the state's next offset are skipped by offset, and a gap is
         read again. Partitions no longer assigned are left alone (their next
-        assignment starts from the committed offsets).
+        assignment starts from the committed offsets). The seeks run in the
+        consumer thread, between its fetches: a seek from this thread could
+        be undone by a fetch under way there.
         """
         aiokafka_consumer = self._thread._ensure_consumer()  # noqa: SLF001 - Faust's consumer thread owns it
 

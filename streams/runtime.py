@@ -221,7 +221,7 @@ class Runtime:
         )
         try:
             await consumer.reread(tp, target)
-        except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its next owner starts from the committed offset
+        except Exception as exc:  # noqa: BLE001 - the consumer is stopping: its partitions start from the committed offsets next time
             log.info("%s: could not read again from %d: %r", tp, target, exc)
 
     async def _whole(self, section: Coroutine[Any, Any, _T]) -> _T:
