@@ -6,7 +6,12 @@ STAMP  := $(VENV)/.installed
 
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: install system-deps demo test test-unit test-integration lint soak dashboards clean
+.PHONY: install system-deps java-deps kafka demo test test-unit test-integration lint soak bench dashboards clean
+
+# Apache Kafka for the integration, e2e and broker-fault tests and the bench: the
+# version pinned in apache-kafka/pom.xml, its jars fetched from Maven Central.
+KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' apache-kafka/pom.xml)
+KAFKA_LIBS    := .cache/apache-kafka/$(KAFKA_VERSION)/libs
 
 install: $(STAMP)
 
@@ -17,6 +22,21 @@ system-deps:
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus docker-compose; }
 
+# Java 17 (the broker's runtime) and Maven (to fetch its jars), from Debian's packages when missing.
+java-deps:
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openjdk-17-jre-headless maven; }
+
+kafka: $(KAFKA_LIBS)/.complete
+
+# Into a scratch folder first, so an interrupted fetch never looks complete.
+$(KAFKA_LIBS)/.complete: apache-kafka/pom.xml | java-deps
+	rm -rf $(KAFKA_LIBS) $(KAFKA_LIBS).partial
+	mvn -q -B -f apache-kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(KAFKA_LIBS).partial
+	mv $(KAFKA_LIBS).partial $(KAFKA_LIBS)
+	touch $@
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -26,17 +46,21 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/borderflow demo
 
-test: lint system-deps
+test: lint system-deps kafka
 	$(BIN)/pytest -m "not soak"
 
 test-unit: install
 	$(BIN)/pytest tests/unit
 
-test-integration: install system-deps
+test-integration: install system-deps kafka
 	$(BIN)/pytest tests/integration tests/e2e -m "not soak"
 
-soak: install system-deps
+soak: install system-deps kafka
 	$(BIN)/pytest -m soak
+
+# events/s and peak memory on a fresh Apache Kafka node (borderflow bench --help for the options)
+bench: install kafka
+	$(BIN)/borderflow bench
 
 lint: install
 	$(BIN)/ruff check events streams cli tests grafana
@@ -47,4 +71,4 @@ dashboards: install
 	$(BIN)/python grafana/dashboards.py
 
 clean:
-	rm -rf $(VENV) .borderflow .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .borderflow .cache .pytest_cache .mypy_cache .ruff_cache

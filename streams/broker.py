@@ -1,8 +1,10 @@
 """The embedded broker: noida-db's Kafka service, run as a child process.
 
-Apache Kafka cannot be installed on these machines; noida-db (from PyPI)
-speaks the Kafka protocol, keeps its log in a data directory and survives a
-restart. Its known defects, and how borderflow works around them, are in
+noida-db (from PyPI) speaks the Kafka protocol, keeps its log in a data
+directory and survives a restart: the default of ``make demo`` and
+``borderflow broker``, needing nothing but Python. The tests and the bench
+run Apache Kafka (:mod:`streams.apache_kafka`). The embedded broker's known
+defects, and how borderflow works around them on it alone, are in
 :mod:`streams.broker_defects`.
 """
 
@@ -36,7 +38,7 @@ def noida_binary() -> Path:
     return Path(found)
 
 
-def _own_session_and_die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def own_session_and_die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Like ``start_new_session``, and on Linux the broker gets SIGTERM if the process that started it dies.
 
     Without it a SIGKILLed ``borderflow broker`` (or test run) would leave the broker running.
@@ -82,7 +84,7 @@ class EmbeddedBroker:
             stdout=self.stdout,
             stderr=subprocess.STDOUT if self.stdout is not None else None,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_own_session_and_die_with_parent,  # noqa: PLW1509 - async-signal-safe calls only
+            preexec_fn=own_session_and_die_with_parent,  # noqa: PLW1509 - async-signal-safe calls only
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
