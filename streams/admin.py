@@ -22,6 +22,8 @@ class TopicStatus:
 
 
 log = logging.getLogger(__name__)
+#: how long a created topic may take to appear in the metadata a broker answers with
+TOPIC_METADATA_WAIT = 30.0
 
 
 class TopicMismatch(RuntimeError):
@@ -72,6 +74,11 @@ async def ensure_topics(settings: Settings) -> list[TopicStatus]:
             except TopicAlreadyExistsError:
                 pass  # created concurrently by another client
         counts = await _partition_counts(admin, names)
+        deadline = time.monotonic() + TOPIC_METADATA_WAIT
+        # Apache Kafka answers CreateTopics before every broker's metadata holds the new topics
+        while any(counts.get(name, 0) == 0 for name in names) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            counts = await _partition_counts(admin, names)
     finally:
         await admin.close()
     result = []
@@ -95,6 +102,7 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: tuple[str, ...]) 
     described = await admin.describe_topics(list(names))
     counts = {}
     for topic in described:
-        if topic.get("error_code", 0) == 0 and topic.get("partitions"):
-            counts[topic["topic"]] = len(topic["partitions"])
+        partitions = topic.get("partitions") or []
+        if topic.get("error_code", 0) == 0 and partitions and all(p.get("leader", -1) >= 0 for p in partitions):
+            counts[topic["topic"]] = len(partitions)
     return counts
