@@ -73,6 +73,9 @@ def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
 
 
 def create_app(settings: Settings) -> faust.App:
+    """The app for ``settings``, whose broker is known (:func:`streams.broker_defects.resolve_broker`)."""
+    if settings.broker == "auto" or settings.evict_dead_members is None:
+        raise ValueError("create_app needs settings whose broker is resolved: streams.broker_defects.resolve_broker")
     config = settings.core()
     app = BorderflowApp(
         settings.app_id,

@@ -1,5 +1,14 @@
 """Known defects of the embedded broker (noida-db 0.2.3) and their workarounds, in one place.
 
+The workarounds that change what a worker does (eviction, leaving on stop)
+run only when the broker is the embedded one. A worker learns which broker
+it has at start (:func:`detect_broker`, or ``BORDERFLOW_BROKER=kafka|embedded``
+to say so): Apache Kafka lists the admin requests ElectLeaders and
+AlterPartitionReassignments in its ApiVersions answer (every broker since
+Kafka 2.4, KRaft or not), noida-db lists neither. Whatever the broker
+(``tests/e2e/test_broker_defects.py`` runs each defect's test on both, showing
+the defect on the embedded broker and its absence on Apache Kafka).
+
 Measured on this machine with plain aiokafka consumers as well as Faust workers
 (tests in ``tests/e2e/test_broker_defects.py`` show each defect):
 
@@ -39,7 +48,7 @@ Workarounds:
   only bound available on the client side; events that other producers send
   uncompressed still cost their full size here. On real Kafka compression
   only saves network and disk.
-* **Measuring on a quiet broker** (:meth:`streams.broker.EmbeddedBroker.wait_quiet`,
+* **Measuring on a quiet broker** (embedded broker only) (:meth:`streams.broker.EmbeddedBroker.wait_quiet`,
   defect 4): ``borderflow bench`` waits for the embedded broker to stop using
   CPU before each contestant, so that none pays for the rewrite an earlier
   one's writes (or the publishing) caused. A worker still pays for the
@@ -49,16 +58,18 @@ Workarounds:
   ``group.instance.id`` (:func:`group_instance_id`). A worker restarted under
   the same id takes its predecessor's place at once, and no phantom ids are
   left behind. On real Kafka this is also what avoids a rebalance on restart.
-* **Evicting unreachable members** (:class:`DeadMemberEvictor`): each worker
+* **Evicting unreachable members** (:class:`DeadMemberEvictor`, embedded broker only): each worker
   periodically describes its group; a member whose advertised HTTP endpoint
   answered once and then has not answered for a whole session timeout is
   removed with a LeaveGroup request on its behalf (one that never answered,
-  perhaps still recovering, gets five minutes: :class:`EvictionPolicy`). On real Kafka the coordinator has already done this by
-  then, so the evictor finds nothing to do; ``BORDERFLOW_EVICT_DEAD_MEMBERS=false``
-  turns it off.
-* **Leaving on a clean stop** (:meth:`DeadMemberEvictor.leave`): a worker that
-  stops cleanly removes its own static member, so a worker started later under
-  another id (a promoted replay) does not wait on it. Same switch.
+  perhaps still recovering, gets five minutes: :class:`EvictionPolicy`). Apache Kafka's
+  coordinator expires a member after its session timeout, so on Apache Kafka
+  the evictor does not run and sends nothing; ``BORDERFLOW_EVICT_DEAD_MEMBERS``
+  overrides the choice either way.
+* **Leaving on a clean stop** (:meth:`DeadMemberEvictor.leave`, embedded broker only):
+  a worker that stops cleanly removes its own static member, so a worker started later under
+  another id (a promoted replay) does not wait on it. Same switch. (On Apache Kafka a static
+  member that stops is expired after its session timeout.)
 """
 
 from __future__ import annotations
@@ -68,18 +79,48 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import aiohttp
 import orjson
 from aiokafka.client import AIOKafkaClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
-from aiokafka.protocol.admin import DescribeGroupsRequest
+from aiokafka.protocol.admin import ApiVersionRequest, DescribeGroupsRequest
 from aiokafka.protocol.group import LeaveGroupRequest
 
 from streams.kafka import client_options
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+#: ElectLeaders and AlterPartitionReassignments: answered by every Apache Kafka broker since 2.4, not by noida-db
+KAFKA_ONLY_APIS = frozenset({43, 45})
+BrokerKind = Literal["kafka", "embedded"]
+
+
+async def detect_broker(settings: Settings, timeout: float = 30.0) -> BrokerKind:
+    """Which broker ``settings.kafka`` is, from the requests it says it answers (``BORDERFLOW_BROKER`` if set)."""
+    if settings.broker != "auto":
+        return settings.broker
+    client = AIOKafkaClient(**client_options(settings))
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout)
+        response = await client.send(client.get_random_node(), ApiVersionRequest())
+    finally:
+        await client.close()
+    answered = {api[0] for api in response.api_versions}
+    return "kafka" if KAFKA_ONLY_APIS <= answered else "embedded"
+
+
+def resolve_broker(settings: Settings) -> Settings:
+    """``settings`` with ``broker`` detected and the eviction switch following it unless it was set."""
+    loop = asyncio.new_event_loop()  # not asyncio.run: Faust's worker takes the thread's loop afterwards
+    try:
+        kind = loop.run_until_complete(detect_broker(settings))
+    finally:
+        loop.close()
+    evict = settings.evict_dead_members if settings.evict_dead_members is not None else kind == "embedded"
+    log.info("broker at %s: %s (evicting unreachable members: %s)", settings.kafka, kind, evict)
+    return settings.model_copy(update={"broker": kind, "evict_dead_members": evict})
 
 
 def group_instance_id(settings: Settings) -> str:

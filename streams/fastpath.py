@@ -357,8 +357,21 @@ class BatchingConsumer(aiokafka_driver.Consumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
 
+class IdempotentProducer(aiokafka_driver.Producer):
+    """Faust's producer with idempotence on: a retried produce request is written once.
+
+    Faust turns it on only with transactions; without it a batch retried after
+    a lost answer (a broker failing over) is written twice, and the
+    changelog, the window results and the dead letters would hold copies.
+    """
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 class BatchingTransport(aiokafka_driver.Transport):
     Consumer = BatchingConsumer
+    Producer = IdempotentProducer
 
 
 class DeclaredTableManager(TableManager):

@@ -19,6 +19,7 @@ class Publisher:
     def __init__(self, settings: Settings, **producer: Any) -> None:
         self._producer = AIOKafkaProducer(
             acks="all",
+            enable_idempotence=True,  # a send retried after a lost answer is written once
             linger_ms=5,
             max_batch_size=256 * 1024,
             compression_type=settings.compression_type,

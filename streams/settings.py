@@ -58,7 +58,12 @@ class Settings(BaseSettings):
         description="consumer session timeout: how soon a dead worker's partitions move",
     )
     worker_id: str | None = Field(None, description="stable group.instance.id (default: hostname-webport)")
-    evict_dead_members: bool = Field(True, description="remove group members unreachable for a session timeout")
+    broker: Literal["auto", "kafka", "embedded"] = Field(
+        "auto", description="which broker this is, for the embedded broker's workarounds: auto detects it (streams/broker_defects.py)"
+    )
+    evict_dead_members: bool | None = Field(
+        None, description="remove group members unreachable for a session timeout (default: only on the embedded broker)"
+    )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None

@@ -10,6 +10,7 @@ from pathlib import Path
 import faust
 
 from streams.app import create_app
+from streams.broker_defects import resolve_broker
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def tune_garbage_collector() -> None:
 
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; Faust's worker stops agents, flushes, commits and exits."""
-    app = create_app(settings)
+    app = create_app(resolve_broker(settings))
     tune_garbage_collector()
     state_dir = Path(app.conf.datadir)
     state_dir.mkdir(parents=True, exist_ok=True)
