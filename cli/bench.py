@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 import uuid
+from importlib.metadata import version
 from pathlib import Path
 
 import click
@@ -13,12 +15,26 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from streams.apache_kafka import KafkaCluster, kafka_version
 from streams.bench import Result, bare_consumer, bench_events, core_only, prepare, report, run_baseline, run_worker
 from streams.broker import EmbeddedBroker, free_port
 
 
 @click.command()
-@click.option("--kafka", envvar="BORDERFLOW_KAFKA", default=None, help="Broker to use; default: a fresh embedded broker [BORDERFLOW_KAFKA]")
+@click.option(
+    "--kafka",
+    envvar="BORDERFLOW_KAFKA",
+    default=None,
+    help="An existing cluster to use; default: a fresh broker of --broker [BORDERFLOW_KAFKA]",
+)
+@click.option(
+    "--broker",
+    "broker_kind",
+    type=click.Choice(["kafka", "embedded"]),
+    default="kafka",
+    show_default=True,
+    help="Without --kafka: start one Apache Kafka node (the pinned release, fetched by 'make kafka') or the embedded broker.",
+)
 @click.option("--events", "n_events", default=1_000_000, show_default=True, type=click.IntRange(1), help="Events to pre-publish.")
 @click.option("--cells", default=100_000, show_default=True, type=click.IntRange(1), help="About how many (checkpoint, hour) cells.")
 @click.option("--partitions", default=4, show_default=True, type=click.IntRange(1), help="Partitions of the bench topic.")
@@ -47,6 +63,7 @@ from streams.broker import EmbeddedBroker, free_port
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench(
     kafka: str | None,
+    broker_kind: str,
     n_events: int,
     cells: int,
     partitions: int,
@@ -61,11 +78,22 @@ def bench(
 
     Peak RSS is the largest worker's."""
     console = Console(stderr=True)
-    broker = None
-    if kafka is None:
-        broker = EmbeddedBroker(port=free_port(), data_dir=Path(tempfile.mkdtemp(prefix="borderflow-bench-broker-")))
-        broker.start()
-        kafka = broker.bootstrap
+    embedded: EmbeddedBroker | None = None
+    cluster: KafkaCluster | None = None
+    broker_dir = None
+    if kafka is not None:
+        described = f"the cluster at {kafka}"
+    elif broker_kind == "embedded":
+        broker_dir = Path(tempfile.mkdtemp(prefix="borderflow-bench-broker-"))
+        embedded = EmbeddedBroker(port=free_port(), data_dir=broker_dir)
+        with console.status("starting the embedded broker"):
+            embedded.start()
+        kafka, described = embedded.bootstrap, f"embedded broker (noida-db {version('noida-db')})"
+    else:
+        with console.status(f"starting Apache Kafka {kafka_version()} (one KRaft node)"):
+            cluster = KafkaCluster(nodes=1, heap_mb=1024).start()
+        kafka, described = cluster.bootstrap, f"Apache Kafka {cluster.version}, one KRaft node"
+    console.print(f"broker: {described}")
     try:
         prefix = f"bench-{uuid.uuid4().hex[:8]}."
         topic = prefix + "crossings"
@@ -76,10 +104,11 @@ def bench(
             asyncio.run(prepare(kafka, topic, partitions, events, lambda done: progress.update(task, completed=done), codec))
 
         def settle() -> None:
-            # each contestant starts on a quiet broker, not during the rewrite an earlier one's writes caused
-            if broker is not None:
+            # on the embedded broker each contestant starts on a quiet broker, not during the
+            # rewrite an earlier one's writes caused (streams/broker_defects.py, defect 4)
+            if embedded is not None:
                 with console.status("waiting for the embedded broker to finish rewriting its store"):
-                    broker.wait_quiet()
+                    embedded.wait_quiet()
 
         settle()
         with console.status("pure core on the same events, in process"):
@@ -102,19 +131,23 @@ def bench(
                 results.append(run_worker(kafka, prefix, n_events, [free_port() for _ in range(workers)], partitions, timeout))
         results.append(ceiling)
     finally:
-        if broker is not None:
-            broker.stop()
+        if embedded is not None:
+            embedded.stop()
+        if cluster is not None:
+            cluster.stop()
+        if broker_dir is not None:
+            shutil.rmtree(broker_dir, ignore_errors=True)
     figures = report(results) | {
         "events": n_events,
         "cells": cells,
         "partitions": partitions,
         "compression": compression,
-        "broker": "embedded" if broker else kafka,
+        "broker": described,
     }
     if as_json:
         click.echo(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table(title=f"{n_events:,} events, ~{cells:,} cells, {partitions} partitions, {compression}")
+    table = Table(title=f"{n_events:,} events, ~{cells:,} cells, {partitions} partitions, {compression}, on {described}")
     columns = (
         "contestant",
         "events",

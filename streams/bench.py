@@ -91,7 +91,12 @@ async def prepare(
 ) -> None:
     await create_topic(bootstrap, topic, partitions)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024, compression_type=compression
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+        compression_type=compression,
     )
     await producer.start()
     try:
@@ -188,7 +193,6 @@ def run_worker(bootstrap: str, prefix: str, expected: int, ports: list[int], par
             "BORDERFLOW_WEB_PORT": str(port),
             "BORDERFLOW_DATA_DIR": tempfile.mkdtemp(prefix="borderflow-bench-"),
             "BORDERFLOW_PARTITIONS": str(partitions),
-            "BORDERFLOW_EVICT_DEAD_MEMBERS": "false",
         }
         processes.append(
             subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
