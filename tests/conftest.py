@@ -4,21 +4,72 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import noida_db
 import pytest
 
+from streams.apache_kafka import KafkaCluster, kafka_version
 from streams.broker import EmbeddedBroker
 from tests.support import WorkerProcess, free_port, unique
+
+#: which broker each part of the run used, for the report at the end
+BROKERS_USED: dict[str, str] = {}
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    given = os.environ.get("BORDERFLOW_KAFKA")
+    main = f"the cluster at BORDERFLOW_KAFKA={given}" if given else f"Apache Kafka {kafka_version()} (KRaft, one node started by the suite)"
+    return [
+        f"brokers: integration and e2e tests on {main}; broker-fault tests on a three-node Apache Kafka {kafka_version()} cluster;",
+        f"         the embedded broker's own tests (its CLI, its defects, the demo) on noida-db {noida_db_version()}",
+    ]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if BROKERS_USED:
+        terminalreporter.section("brokers used")
+        for part, broker in BROKERS_USED.items():
+            terminalreporter.write_line(f"{part}: {broker}")
+
+
+def noida_db_version() -> str:
+    from importlib.metadata import version
+
+    return version(noida_db.__name__.replace("_", "-"))
 
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A broker for the whole session: BORDERFLOW_KAFKA if given, else the embedded one."""
+    """The broker of the integration and e2e tests: BORDERFLOW_KAFKA if given, else one Apache Kafka node for the session."""
     given = os.environ.get("BORDERFLOW_KAFKA")
     if given:
+        BROKERS_USED["integration and e2e"] = f"BORDERFLOW_KAFKA={given}"
         yield given
         return
-    broker = EmbeddedBroker(port=free_port(), data_dir=tmp_path_factory.mktemp("broker"))
+    cluster = KafkaCluster(nodes=1, base_dir=tmp_path_factory.mktemp("kafka")).start()
+    BROKERS_USED["integration and e2e"] = f"Apache Kafka {cluster.version}, one KRaft node at {cluster.bootstrap}"
+    try:
+        yield cluster.bootstrap
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def kafka_cluster(tmp_path: Path) -> Iterator[KafkaCluster]:
+    """Three Apache Kafka nodes (each broker and controller) of this test's own, to kill and restart."""
+    cluster = KafkaCluster(nodes=3, base_dir=tmp_path / "kafka").start()
+    BROKERS_USED["broker faults"] = f"Apache Kafka {cluster.version}, three KRaft nodes started per test"
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The embedded broker (noida-db), for the tests of the embedded broker itself."""
+    broker = EmbeddedBroker(port=free_port(), data_dir=tmp_path_factory.mktemp("embedded-broker"))
     broker.start()
+    BROKERS_USED["embedded broker tests"] = f"noida-db {noida_db_version()} at {broker.bootstrap}"
     try:
         yield broker.bootstrap
     finally:

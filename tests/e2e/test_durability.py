@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import time
 from pathlib import Path
@@ -12,10 +11,10 @@ from typing import Any
 import pytest
 
 from events.times import format_utc
-from streams.broker import EmbeddedBroker
+from streams.apache_kafka import KafkaCluster
 from tests.e2e.test_crash_recovery import BORDERS, prepared
 from tests.integration.test_pipeline import create_topics
-from tests.support import Model, free_port, http_get, produce
+from tests.support import Model, http_get, produce
 
 pytestmark = pytest.mark.e2e
 
@@ -94,42 +93,38 @@ def test_records_fetched_as_flow_stops_are_read_again_without_a_committed_offset
     assert "FAULT flow stopped as" in worker.log.read_text()
 
 
-@pytest.mark.skipif(bool(os.environ.get("BORDERFLOW_KAFKA")), reason="restarts its own embedded broker")
 def test_broker_stop_and_restart_while_the_worker_runs(deployment: dict[str, str], spawn_worker: Any, tmp_path: Path) -> None:
-    broker = EmbeddedBroker(port=free_port(), data_dir=tmp_path / "broker")
-    broker.start()
-    env = dict(deployment, BORDERFLOW_KAFKA=broker.bootstrap)
-    deployment.update(env)
+    """On an Apache Kafka node of its own, stopped and started again on the same port and data."""
+    cluster = KafkaCluster(nodes=1, base_dir=tmp_path / "kafka").start()
+    deployment.update(BORDERFLOW_KAFKA=cluster.bootstrap)
     try:
         messages, model = prepared(deployment, 4_000, seed=13)
         worker = spawn_worker("w1")
         worker.wait_ready()
-        asyncio.run(produce(broker.bootstrap, messages[:2000]))
+        asyncio.run(produce(cluster.bootstrap, messages[:2000]))
         time.sleep(2)
-        broker.stop()
+        cluster.stop_node(1)
         time.sleep(3)
-        broker.start()
-        asyncio.run(produce(broker.bootstrap, messages[2000:]))
+        cluster.start_node(1)
+        asyncio.run(produce(cluster.bootstrap, messages[2000:]))
         wait_exact(worker, model, timeout=120)
         status, _ = http_get(worker.url + "/health")
         assert status == 200
         assert worker.stop() == 0  # while its broker is still there to commit to
     finally:
-        broker.stop()
+        cluster.stop()
 
 
-@pytest.mark.skipif(bool(os.environ.get("BORDERFLOW_KAFKA")), reason="stops its own embedded broker")
 def test_sigterm_stops_a_worker_whose_broker_is_gone(deployment: dict[str, str], spawn_worker: Any, tmp_path: Path) -> None:
     """Regression: the consumer thread waited 60 s for aiokafka to give up on the absent broker."""
-    broker = EmbeddedBroker(port=free_port(), data_dir=tmp_path / "broker")
-    broker.start()
-    deployment.update(BORDERFLOW_KAFKA=broker.bootstrap)
+    cluster = KafkaCluster(nodes=1, base_dir=tmp_path / "kafka").start()
+    deployment.update(BORDERFLOW_KAFKA=cluster.bootstrap)
     try:
         create_topics(deployment)
         worker = spawn_worker("w1")
         worker.wait_ready()
     finally:
-        broker.stop()
+        cluster.stop()
     time.sleep(2)  # the worker notices: its fetches and heartbeats fail
     assert worker.stop(timeout=30) == 0
 
