@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.apache_kafka import KafkaCluster, kafka_version, shared_properties
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -36,15 +38,42 @@ def resolved(**env: str) -> dict[str, Any]:
 def test_the_stack_has_kafka_two_workers_simulator_prometheus_and_grafana() -> None:
     services = resolved()["services"]
     assert {"kafka", "worker-1", "worker-2", "simulator", "prometheus", "grafana"} <= set(services)
-    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["kafka"]["image"] == f"apache/kafka:{kafka_version()}"  # the release the tests run
     kafka_env = services["kafka"]["environment"]
-    assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
     assert (
-        "INTERNAL://kafka:9092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+        "PLAINTEXT://kafka:9092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
         and "HOST://localhost:29092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
     )
     for name in ("kafka", "worker-1", "worker-2", "prometheus", "grafana"):
         assert services[name]["healthcheck"]["test"], name
+
+
+def compose_kafka_properties(service: dict[str, Any]) -> dict[str, str]:
+    """What the apache/kafka image starts with: the mounted server.properties, then KAFKA_* variables over it."""
+    mounted = [str(v) for v in service["volumes"] if "/mnt/shared/config/server.properties" in str(v)]
+    assert mounted and str(ROOT / "apache-kafka" / "server.properties") in mounted[0]
+    env = {key[len("KAFKA_") :].lower().replace("_", "."): str(value) for key, value in service["environment"].items()}
+    return shared_properties() | env
+
+
+def test_compose_kafka_runs_with_the_test_clusters_settings() -> None:
+    """One source: apache-kafka/server.properties, and the same replication settings as the suite's one-node cluster."""
+    compose = compose_kafka_properties(resolved()["services"]["kafka"])
+    cluster = KafkaCluster(nodes=1, base_dir=None)
+    try:
+        tested = cluster.properties(cluster.members[0])
+    finally:
+        cluster.stop()
+    per_node = {"node.id", "controller.quorum.voters", "listeners", "advertised.listeners", "log.dirs", "listener.security.protocol.map"}
+    assert {k: v for k, v in compose.items() if k not in per_node} == {k: v for k, v in tested.items() if k not in per_node}
+    assert compose["process.roles"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert compose["inter.broker.listener.name"] in compose["listener.security.protocol.map"]
+    assert compose["auto.create.topics.enable"] == "false"
+
+
+def test_kafka_s_plaintext_listener_is_published_on_the_host_s_loopback_only() -> None:
+    ports = [str(p) for p in resolved()["services"]["kafka"]["ports"]]
+    assert ports and all("127.0.0.1" in p for p in ports), ports
 
 
 def test_workers_are_built_here_and_reach_kafka_and_each_other() -> None:
