@@ -60,9 +60,9 @@ Workarounds:
   left behind. On real Kafka this is also what avoids a rebalance on restart.
 * **Evicting unreachable members** (:class:`DeadMemberEvictor`, embedded broker only): each worker
   periodically describes its group; a member whose advertised HTTP endpoint
-  answered once and then has not answered for a whole session timeout is
-  removed with a LeaveGroup request on its behalf (one that never answered,
-  perhaps still recovering, gets five minutes: :class:`EvictionPolicy`). Apache Kafka's
+  refuses connections, or answered once and then has been silent, for a whole
+  session timeout is removed with a LeaveGroup request on its behalf (one
+  that has been silent since it joined gets five minutes: :class:`EvictionPolicy`). Apache Kafka's
   coordinator expires a member after its session timeout, so on Apache Kafka
   the evictor does not run and sends nothing; ``BORDERFLOW_EVICT_DEAD_MEMBERS``
   overrides the choice either way.
@@ -79,6 +79,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Literal
 
 import aiohttp
@@ -138,15 +139,26 @@ def member_url(metadata: bytes) -> str | None:
     return str(url).rstrip("/") if url else None
 
 
+class Answer(Enum):
+    """What a member's advertised HTTP endpoint did when a sweep called it."""
+
+    ANSWERED = "answered"  # any HTTP status: 503 while it recovers is an answer
+    REFUSED = "refused"  # nothing listens at its address
+    SILENT = "silent"  # no answer in time (a blocked event loop, a network in the way)
+
+
 @dataclass
 class EvictionPolicy:
     """Which members to evict, from what each sweep saw (pure, so it can be tested without a broker).
 
-    A member that has answered once and then stops answering for a session
-    timeout is dead. A member that has never answered may be a worker still
-    recovering its state (Faust serves HTTP only once recovery is done), so it
-    gets ``join_grace`` first; evicting it sooner would restart its recovery
-    over and over.
+    A worker's HTTP server listens before its consumer joins the group, and
+    answers (503) while it recovers. So a member whose address refuses
+    connections for a session timeout has no process behind it: evicted,
+    whether or not a sweep ever saw it answer (a worker that died before the
+    first sweep that would have). A member that answered once and then is
+    silent for a session timeout is dead too. One that has been silent since
+    it joined gets ``join_grace``: it may be a worker whose event loop is busy
+    loading its state, and evicting it sooner would restart that for ever.
     """
 
     session_timeout: float
@@ -155,17 +167,17 @@ class EvictionPolicy:
     answered: set[str] = field(default_factory=set)
     unreachable_since: dict[str, float] = field(default_factory=dict)
 
-    def decide(self, alive: dict[str, bool], now: float) -> list[str]:
-        """``alive``: member id -> answered this sweep (members without a URL or this worker count as alive)."""
+    def decide(self, alive: dict[str, Answer], now: float) -> list[str]:
+        """``alive``: member id -> its answer this sweep (members without a URL, and this worker, count as answered)."""
         evict = []
-        for member_id, ok in alive.items():
+        for member_id, answer in alive.items():
             self.first_seen.setdefault(member_id, now)
-            if ok:
+            if answer is Answer.ANSWERED:
                 self.answered.add(member_id)
                 self.unreachable_since.pop(member_id, None)
                 continue
             since = self.unreachable_since.setdefault(member_id, now)
-            if member_id in self.answered:
+            if answer is Answer.REFUSED or member_id in self.answered:
                 if now - since >= self.session_timeout:
                     evict.append(member_id)
             elif now - self.first_seen[member_id] >= self.join_grace:
@@ -196,7 +208,10 @@ class DeadMemberEvictor:
             response = await client.send(node, DescribeGroupsRequest([self.settings.app_id]))
             members = [(m[0], member_url(m[3])) for group in response.groups for m in group[5]]
             answers = await asyncio.gather(*(self._answers(url) for _, url in members))
-            alive = {member_id: ok or url is None or url == self.own_url for (member_id, url), ok in zip(members, answers, strict=True)}
+            alive = {
+                member_id: Answer.ANSWERED if url is None or url == self.own_url else answer
+                for (member_id, url), answer in zip(members, answers, strict=True)
+            }
             evict = self.policy.decide(alive, time.monotonic())
             for member_id in evict:
                 await client.send(node, LeaveGroupRequest(self.settings.app_id, member_id))
@@ -228,12 +243,16 @@ class DeadMemberEvictor:
             await client.close()
 
     @staticmethod
-    async def _answers(url: str | None) -> bool:
+    async def _answers(url: str | None) -> Answer:
         if url is None:
-            return True
+            return Answer.ANSWERED
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
                 async with session.get(url + "/health") as response:
-                    return response.status > 0
+                    return Answer.ANSWERED if response.status > 0 else Answer.SILENT
+        except aiohttp.ClientConnectorError as exc:
+            return Answer.REFUSED if isinstance(exc.os_error, ConnectionRefusedError) else Answer.SILENT
+        except ConnectionRefusedError:
+            return Answer.REFUSED
         except (TimeoutError, aiohttp.ClientError, OSError):
-            return False
+            return Answer.SILENT

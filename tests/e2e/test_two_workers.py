@@ -41,7 +41,13 @@ def answers_match(worker: Any, model: Model) -> bool:
     return True
 
 
-def test_two_workers_split_answer_for_all_and_survive_one_dying(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
+@pytest.mark.parametrize("broker", ["kafka", "embedded"])
+def test_two_workers_split_answer_for_all_and_survive_one_dying(
+    deployment: dict[str, str], spawn_worker: Any, broker: str, request: pytest.FixtureRequest
+) -> None:
+    """On the embedded broker the dead worker leaves the group only through the evictor (streams/broker_defects.py)."""
+    kafka = request.getfixturevalue("embedded_kafka" if broker == "embedded" else "kafka")
+    deployment["BORDERFLOW_KAFKA"] = kafka
     create_topics(deployment)
     messages = scenario(deployment["BORDERFLOW_TOPIC_PREFIX"])
     model = Model(partitions=4)
