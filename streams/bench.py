@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -183,15 +184,16 @@ def run_worker(bootstrap: str, prefix: str, expected: int, ports: list[int], par
     """Real ``borderflow worker`` processes (one per port, one app), timed from their start to the last event processed."""
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
     processes = []
+    data_dirs = [tempfile.mkdtemp(prefix="borderflow-bench-") for _ in ports]
     started = time.perf_counter()
-    for port in ports:
+    for port, data_dir in zip(ports, data_dirs, strict=True):
         env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}
         env |= {
             "BORDERFLOW_KAFKA": bootstrap,
             "BORDERFLOW_TOPIC_PREFIX": prefix,
             "BORDERFLOW_APP_ID": app_id,
             "BORDERFLOW_WEB_PORT": str(port),
-            "BORDERFLOW_DATA_DIR": tempfile.mkdtemp(prefix="borderflow-bench-"),
+            "BORDERFLOW_DATA_DIR": data_dir,
             "BORDERFLOW_PARTITIONS": str(partitions),
         }
         processes.append(
@@ -224,6 +226,8 @@ def run_worker(bootstrap: str, prefix: str, expected: int, ports: list[int], par
             except subprocess.TimeoutExpired:  # the figures are taken; do not leave it behind
                 process.kill()
                 process.wait()
+        for data_dir in data_dirs:
+            shutil.rmtree(data_dir, ignore_errors=True)
     name = "borderflow worker" if len(ports) == 1 else f"borderflow, {len(ports)} workers"
     return Result(name, int(done), elapsed, max(peaks.values(), default=None), first)
 
