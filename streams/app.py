@@ -29,6 +29,7 @@ from streams.queries import (
     net_inflow_windows,
     observed_series,
     reconcile_all,
+    snapshot_request,
     window_spec,
     windows_of,
 )
@@ -257,7 +258,10 @@ async def local_snapshots(runtime: Runtime, wanted: dict[str, int], wait: float)
         futures[tp] = runtime.snapshot_at(topic, int(partition), offset)
     if futures:
         await asyncio.wait(futures.values(), timeout=wait)
-    return {tp: future.result() if future.done() else {"status": "timeout"} for tp, future in futures.items()}
+    answers = {tp: future.result() if future.done() else {"status": "timeout"} for tp, future in futures.items()}
+    for future in futures.values():
+        future.cancel()  # a wait that timed out is forgotten (Runtime.snapshot_at), not left for every record to walk past
+    return answers
 
 
 class Cluster:
@@ -500,13 +504,9 @@ def _install_replay_views(app: faust.App, runtime: Runtime, cluster: Cluster) ->
     class Snapshot(StateView):
         async def get(self, request: Request) -> Response:
             try:
-                wanted = {}
-                for item in request.query.getall("at", []):  # type: ignore[attr-defined]  # aiohttp MultiDict
-                    tp, _, offset = item.rpartition("|")
-                    wanted[tp] = int(offset)
-                wait = min(float(request.query.get("wait", "30")), 300.0)
-            except ValueError:
-                return _json(self, {"error": "at: expected topic|partition|offset", "parameter": "at"}, 400)
+                wanted, wait = snapshot_request(request.query.getall("at", []), request.query.get("wait"))  # type: ignore[attr-defined]  # aiohttp MultiDict
+            except BadParameter as exc:
+                return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
             if request.query.get("all"):
                 return _json(self, await cluster.snapshots(wanted, wait))
             return _json(self, await local_snapshots(runtime, wanted, wait))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -15,6 +17,39 @@ class BadParameter(ValueError):
         super().__init__(f"{name}: {reason}")
         self.name = name
         self.reason = reason
+
+
+#: longest a caller may wait for a snapshot at a future offset
+MAX_SNAPSHOT_WAIT = 300.0
+#: snapshot requests one call may make (one per input partition is all a replay asks)
+MAX_SNAPSHOT_OFFSETS = 256
+_CANONICAL_INT = re.compile(r"0|[1-9][0-9]{0,18}")
+
+
+def snapshot_request(at: Iterable[str], wait: str | None, default_wait: float = 30.0) -> tuple[dict[str, int], float]:
+    """``at=topic|partition|offset`` values and ``wait=seconds``, parsed strictly.
+
+    Numbers are plain decimals (no ``00`` beside ``0``, no signs, no ``nan``):
+    one spelling each, so a caller cannot make many requests look different.
+    """
+    wanted: dict[str, int] = {}
+    for item in at:
+        topic, _, offset = item.rpartition("|")
+        name, _, partition = topic.rpartition("|")
+        if not name or not _CANONICAL_INT.fullmatch(partition) or not _CANONICAL_INT.fullmatch(offset):
+            raise BadParameter("at", "expected topic|partition|offset with non-negative decimal partition and offset")
+        wanted[topic] = int(offset)
+        if len(wanted) > MAX_SNAPSHOT_OFFSETS:
+            raise BadParameter("at", f"at most {MAX_SNAPSHOT_OFFSETS} partitions per request")
+    seconds = default_wait
+    if wait is not None:
+        try:
+            seconds = float(wait)
+        except ValueError:
+            raise BadParameter("wait", "expected seconds") from None
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SNAPSHOT_WAIT:
+            raise BadParameter("wait", f"expected a finite number of seconds from 0 to {MAX_SNAPSHOT_WAIT:.0f}")
+    return wanted, seconds
 
 
 def windows_of(

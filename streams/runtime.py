@@ -33,6 +33,8 @@ from streams.output import DirectOutput, Record
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
+#: snapshot requests that may wait on one partition at once (a replay verifying it makes one)
+MAX_PENDING_SNAPSHOTS = 64
 
 
 @contextmanager
@@ -160,8 +162,21 @@ class Runtime:
         elif state.progress.offset > offset:
             future.set_result({"status": "passed", "offset": state.progress.offset})
         else:
-            self._snapshots.setdefault((topic, partition), []).append((offset, future))
+            waiting = self._snapshots.setdefault((topic, partition), [])
+            if len(waiting) >= MAX_PENDING_SNAPSHOTS:
+                future.set_result({"status": "busy", "pending": len(waiting)})
+                return future
+            entry = (offset, future)
+            waiting.append(entry)
+            future.add_done_callback(lambda _: self._forget_snapshot((topic, partition), entry))
         return future
+
+    def _forget_snapshot(self, tp: tuple[str, int], entry: tuple[int, asyncio.Future[dict[str, Any]]]) -> None:
+        waiting = self._snapshots.get(tp)
+        if waiting is not None and entry in waiting:
+            waiting.remove(entry)
+            if not waiting:
+                del self._snapshots[tp]
 
     @staticmethod
     def _take_snapshots(state: PartitionState, waiting: list[tuple[int, asyncio.Future[dict[str, Any]]]]) -> None:
