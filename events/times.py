@@ -20,7 +20,13 @@ def parse_rfc3339(text: str) -> datetime:
         digits = re.match(r"\d+", frac)
         assert digits is not None
         text = f"{head}.{digits.group()[:6]}{frac[digits.end() :]}"
-    return datetime.fromisoformat(text.replace("z", "Z"))
+    moment = datetime.fromisoformat(text.replace("z", "Z"))
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 is in year 0 in UTC: no datetime can hold it, so nothing could format it later
+        raise ValueError("outside the years 0001 to 9999 in UTC") from None
+    return moment
 
 
 def format_utc(moment: datetime | float) -> str:

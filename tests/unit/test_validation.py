@@ -162,3 +162,47 @@ def test_random_json_values_are_rejected_cleanly(value: object) -> None:
         validate(orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)) if not isinstance(value, float) else value)
     except InvalidEvent as exc:
         assert exc.field
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"])
+@pytest.mark.parametrize("field", ["issued_at", "occurred_at"])
+def test_a_time_outside_the_years_1_to_9999_in_utc_is_invalid_and_names_its_field(field: str, moment: str) -> None:
+    """Regression: a statement issued in year 0 in UTC crashed the input agent, then counted as a duplicate on the re-read."""
+    event = (
+        {"type": "statement", "event_id": "s-y0", "issued_at": moment, "source": "x", "country": "KZ", "metric": "entries", "value": 5}
+        if field == "issued_at"
+        else {
+            "type": "crossing",
+            "event_id": "c-y0",
+            "occurred_at": moment,
+            "border": "upper-lars",
+            "from_country": "RU",
+            "to_country": "GE",
+            "count": 1,
+        }
+    )
+    with pytest.raises(InvalidEvent) as refused:
+        decode(orjson.dumps(event))
+    assert refused.value.field == field and "outside the years" in refused.value.reason
+
+
+def test_a_statement_issued_in_year_0_in_utc_is_dead_lettered_not_a_crash() -> None:
+    from streams.core import CoreConfig, Effects, PartitionState
+
+    state = PartitionState("statements", 0, "statement", CoreConfig())
+    effects = Effects()
+    value = orjson.dumps(
+        {
+            "type": "statement",
+            "event_id": "s-y0",
+            "issued_at": "0001-01-01T00:00:00+01:00",
+            "source": "x",
+            "country": "KZ",
+            "metric": "entries",
+            "value": 5,
+        }
+    )
+    state.process_many([(0, value), (1, value)], effects)
+    assert effects.outcomes == {"invalid": 2}
+    assert [letter.reason for letter in effects.dead_letters] == ["invalid:issued_at", "invalid:issued_at"]
+    assert state.statements == {}
