@@ -28,6 +28,18 @@ log = logging.getLogger(__name__)
 Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
 
 
+#: longest dead-letter ``detail`` header, in bytes
+DETAIL_BYTES = 1024
+
+
+def header_text(text: str, limit: int = DETAIL_BYTES) -> bytes:
+    """``text`` as UTF-8 in at most ``limit`` bytes, cut at a character boundary."""
+    data = text.encode()
+    if len(data) <= limit:
+        return data
+    return data[:limit].decode("utf-8", "ignore").encode()
+
+
 class OutputFailed(RuntimeError):
     """A record batch could not be delivered; the inputs that produced it must not be committed."""
 

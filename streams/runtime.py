@@ -29,7 +29,7 @@ from faust.types.stores import StoreT
 from streams import metrics
 from streams.core import CoreConfig, Effects, PartitionState, state_prefix
 from streams.fastpath import Admission, BatchingConsumer, FetchedBatch, GapGuard, consumer_record
-from streams.output import DirectOutput, Record
+from streams.output import DirectOutput, Record, header_text
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -343,7 +343,7 @@ class Runtime:
         for letter in effects.dead_letters:
             headers = [
                 ("reason", letter.reason.encode()),
-                ("detail", letter.detail.encode()[:1024]),
+                ("detail", header_text(letter.detail)),
                 ("topic", topic.encode()),
                 ("partition", str(partition).encode()),
                 ("offset", str(letter.offset).encode()),
