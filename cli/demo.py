@@ -111,7 +111,8 @@ def _start_prometheus(binary: str, port: int, web_port: int, workdir: Path) -> s
 )
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: until Ctrl-C).")
 @click.option("--headless", is_flag=True, help="No live view; print a summary at the end.")
-def demo(port: int, web_port: int, prometheus_port: int, duration: float | None, headless: bool) -> None:
+@click.option("--keep-state", is_flag=True, help="Keep the broker's log, the worker's state and its log after the demo stops.")
+def demo(port: int, web_port: int, prometheus_port: int, duration: float | None, headless: bool, keep_state: bool) -> None:
     """Run everything on the embedded default and show the surge live."""
     console = Console()
     if port_open("127.0.0.1", port) or port_open("127.0.0.1", web_port):
@@ -169,3 +170,7 @@ def demo(port: int, web_port: int, prometheus_port: int, duration: float | None,
             except subprocess.TimeoutExpired:
                 process.kill()
         broker.stop()
+        if keep_state:
+            console.print(f"state kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -68,6 +69,8 @@ def test_demo_serves_live_crossings_and_exits_cleanly(tmp_path: Path) -> None:
             demo.kill()
     assert demo.returncode == 0, out.decode(errors="replace")[-2000:]
     assert b"Top checkpoints" in out and f"Prometheus: http://127.0.0.1:{prometheus_port}".encode() in out
+    state = re.search(rb"(/\S*borderflow-demo-[A-Za-z0-9_]+)", out)
+    assert state is not None and not Path(state.group(1).decode()).exists(), "the demo left its state directory behind"
     for pattern in (f"--kafka-port {port}", f"127.0.0.1:{prometheus_port}"):
         leftovers = subprocess.run(["pgrep", "-f", pattern], capture_output=True, check=False).stdout
         assert not leftovers.strip(), pattern
