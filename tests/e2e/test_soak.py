@@ -1,6 +1,7 @@
-"""Chaos soak (make soak, marker ``soak``; not part of make test): three workers, SIGKILLs and SIGTERMs at random
-while 120,000 events with resends trickle in for about three minutes; at the end every worker answers exactly and a replay of
-the topics verifies identical to the live state."""
+"""Chaos soak (make soak, marker ``soak``; not part of make test) on a three-node Apache Kafka cluster (replication 3,
+min.insync.replicas 2): three workers SIGKILLed and SIGTERMed at random, and now and then a broker SIGKILLed and started
+again, while 120,000 events with resends trickle in for about three minutes; at the end every worker answers exactly and a
+replay of the topics verifies identical to the live state."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from events.times import format_utc
+from streams.apache_kafka import KafkaCluster
 from tests.e2e.test_crash_recovery import BORDERS, prepared
 from tests.e2e.test_two_workers import answers_match, wait_until
 from tests.support import http_get, produce
@@ -44,8 +46,10 @@ def diagnose(workers: dict[str, Any], model: Any) -> str:
 
 
 def test_three_workers_under_random_kills_stay_exact_and_replay_identical(
-    deployment: dict[str, str], spawn_worker: Any, kafka: str
+    deployment: dict[str, str], spawn_worker: Any, kafka_cluster: KafkaCluster
 ) -> None:
+    kafka = kafka_cluster.bootstrap
+    deployment.update(BORDERFLOW_KAFKA=kafka, BORDERFLOW_REPLICATION="3")
     messages, model = prepared(deployment, 120_000, seed=23)
     workers = {name: spawn_worker(name) for name in ("w1", "w2", "w3")}
     for worker in workers.values():
@@ -59,9 +63,17 @@ def test_three_workers_under_random_kills_stay_exact_and_replay_identical(
     feeder = threading.Thread(target=feed)
     feeder.start()
     rng = random.Random(5)  # noqa: S311 - reproducible chaos
-    kills = 0
+    kills = broker_kills = 0
+    down: int | None = None
     while feeder.is_alive():
         time.sleep(rng.uniform(4, 10))
+        if down is not None:
+            kafka_cluster.start_node(down)
+            down = None
+        elif rng.random() < 0.25:  # one broker at a time: two replicas stay in sync
+            down = rng.choice([node.node_id for node in kafka_cluster.members])
+            kafka_cluster.kill_node(down)
+            broker_kills += 1
         name = rng.choice(sorted(workers))
         victim = workers[name]
         if rng.random() < 0.7:
@@ -73,6 +85,8 @@ def test_three_workers_under_random_kills_stay_exact_and_replay_identical(
         kills += 1
         workers[name] = spawn_worker(name, port=victim.port)
     feeder.join()
+    if down is not None:
+        kafka_cluster.start_node(down)
     for worker in workers.values():
         worker.wait_ready(timeout=120)
     for worker in workers.values():
@@ -80,7 +94,7 @@ def test_three_workers_under_random_kills_stay_exact_and_replay_identical(
             wait_until(lambda w=worker: answers_match(w, model), 180, f"{worker.url} never matched the model")
         except AssertionError:
             raise AssertionError(diagnose(workers, model)) from None
-    assert kills >= 15
+    assert kills >= 15 and broker_kills >= 2
 
     result = subprocess.run(
         [sys.executable, "-m", "cli", "replay", "--verify", "--live", workers["w1"].url],
