@@ -148,7 +148,7 @@ def core_only(values: list[bytes], batch: int = 5000) -> Result:
     started = time.perf_counter()
     for start in range(0, len(values), batch):
         effects = Effects()
-        state.process_many([(offset, values[offset]) for offset in range(start, min(start + batch, len(values)))], effects)
+        state.process_many([(offset, values[offset], -1) for offset in range(start, min(start + batch, len(values)))], effects)
         state.close_windows(effects)
         state.flush()
     return Result("pure core in process, no Kafka", len(values), time.perf_counter() - started)

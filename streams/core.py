@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -33,6 +34,7 @@ import orjson
 
 from events.codec import decode, to_json
 from events.model import Crossing, Departure, Event, Statement
+from events.times import format_utc
 from events.validation import Counted, InvalidEvent, fast_crossing, fast_departure
 from streams.windows import ALL, WindowSpec, bucket_start, closing_windows
 
@@ -61,6 +63,8 @@ class CoreConfig:
     retention: int = 30 * 86400
     dedup_horizon: int = 7 * 86400
     max_event_bytes: int = 64 * 1024
+    #: how far an event's time may be ahead of its reference time (the record's timestamp, capped by the wall clock)
+    max_future: int = 6 * 3600
 
     def window(self, name: str) -> WindowSpec:
         for spec in self.windows:
@@ -265,11 +269,16 @@ def state_prefix(topic: str, partition: int) -> tuple[bytes, ...]:
     return tuple(f"{kind}|{topic}|{partition}|".encode() for kind in "DSTP")
 
 
+class TooFarAhead(InvalidEvent):
+    """An event time too far ahead of when the event was sent: dead-lettered with reason ``future``."""
+
+
 class PartitionState:
     """The aggregation state built from one input topic partition."""
 
-    def __init__(self, topic: str, partition: int, kind: str, config: CoreConfig) -> None:
+    def __init__(self, topic: str, partition: int, kind: str, config: CoreConfig, clock: Callable[[], float] = time.time) -> None:
         self.topic = topic
+        self.clock = clock
         self.partition = partition
         self.config = config
         self.kind = kind
@@ -305,19 +314,33 @@ class PartitionState:
                 self.statements[rest] = orjson.loads(value)
 
     # -- processing ----------------------------------------------------------
-    def process(self, offset: int, value: bytes | None, effects: Effects) -> Outcome:
-        """Apply one message at ``offset``; idempotent for redelivered offsets."""
+    def process(self, offset: int, value: bytes | None, effects: Effects, timestamp_ms: int = -1) -> Outcome:
+        """Apply one message at ``offset``; idempotent for redelivered offsets.
+
+        ``timestamp_ms`` is the record's Kafka timestamp (-1 if it has none): the
+        reference an event's time may not be more than ``max_future`` ahead of.
+        """
         if offset <= self.progress.offset:
             effects.count("skipped")
             return "skipped"
-        outcome = self._process(offset, value, effects)
+        outcome = self._process(offset, value, effects, self._future_limit(timestamp_ms, self.clock()))
         self.progress.offset = offset
         self._dirty_progress = True
         effects.count(outcome)
         return outcome
 
-    def process_many(self, messages: Iterable[tuple[int, bytes | None]], effects: Effects) -> None:
-        """Apply ``(offset, value)`` pairs in order: the same as :meth:`process` on each, faster.
+    def _future_limit(self, timestamp_ms: int, now: float) -> float:
+        """The latest event time accepted for a record with this timestamp.
+
+        The record's timestamp (when the producer sent it, or the broker
+        appended it) makes a replay judge an event as the live worker did; the
+        wall clock caps it, so a record stamped in the future gains nothing.
+        """
+        reference = timestamp_ms * 0.001 if 0 <= timestamp_ms and timestamp_ms * 0.001 < now else now
+        return reference + self.config.max_future
+
+    def process_many(self, messages: Iterable[tuple[int, bytes | None, int]], effects: Effects) -> None:
+        """Apply ``(offset, value, timestamp_ms)`` in order: the same as :meth:`process` on each, faster.
 
         Valid crossings and departures in their common shape take the loop of
         :meth:`_process_common`; anything else (statements, invalid input,
@@ -327,16 +350,17 @@ class PartitionState:
         fast = _FAST_VALIDATORS.get(self.kind)
         if fast is None or self._series_ahead_through > self.progress.offset:
             # after a flush cut short: some series are ahead of the progress record, so each event is checked per series
-            for offset, value in messages:
-                self.process(offset, value, effects)
+            for offset, value, timestamp_ms in messages:
+                self.process(offset, value, effects, timestamp_ms)
             return
         remaining = iter(messages)
         while (odd := self._process_common(remaining, fast, effects)) is not None:
-            self.process(*odd, effects)
+            offset, value, timestamp_ms = odd
+            self.process(offset, value, effects, timestamp_ms)
 
     def _process_common(
-        self, messages: Iterator[tuple[int, bytes | None]], fast: FastValidator, effects: Effects
-    ) -> tuple[int, bytes | None] | None:
+        self, messages: Iterator[tuple[int, bytes | None, int]], fast: FastValidator, effects: Effects
+    ) -> tuple[int, bytes | None, int] | None:
         """Apply messages in the common shape, in order; return the first that needs :meth:`process`, or None at the end.
 
         Counts are summed per (series keys, bucket) cell over the run and added
@@ -358,24 +382,29 @@ class PartitionState:
         see, add_id, add_offset = seen.add, ids.append, offsets.append
         odd = None
         duplicate = 0
-        for offset, value in messages:
+        now = self.clock()
+        now_ms, future = now * 1000, self.config.max_future
+        for offset, value, timestamp_ms in messages:
             if offset <= last or value is None or len(value) > max_bytes:
-                odd = (offset, value)
+                odd = (offset, value, timestamp_ms)
                 break
             try:
                 counted = fast(loads(value))
             except decode_error:
                 counted = None
             if counted is None:
-                odd = (offset, value)
+                odd = (offset, value, timestamp_ms)
                 break
             event_id, event_time, count, keys = counted
+            if event_time > (timestamp_ms * 0.001 if 0 <= timestamp_ms < now_ms else now) + future:
+                odd = (offset, value, timestamp_ms)  # too far ahead: dead-lettered there, with the reason
+                break
             if event_id in seen or (uncertain and dedup.is_duplicate(event_id, offset)):
                 duplicate += 1
                 last = offset
                 continue
             if event_time < late_before:
-                odd = (offset, value)  # late: dead-lettered there, with the reason
+                odd = (offset, value, timestamp_ms)  # late: dead-lettered there, with the reason
                 break
             see(event_id)
             if uncertain:
@@ -423,13 +452,20 @@ class PartitionState:
                 if in_total:
                     series.total += count
 
-    def _process(self, offset: int, value: bytes | None, effects: Effects) -> Outcome:
+    def _process(self, offset: int, value: bytes | None, effects: Effects, future_limit: float) -> Outcome:
         try:
             event = decode(value, max_bytes=self.config.max_event_bytes)
             if event.type != self.kind:
                 raise InvalidEvent("type", f"a {event.type} does not belong on topic {self.topic}")
+            if event.event_time > future_limit:
+                raise TooFarAhead(
+                    "issued_at" if isinstance(event, Statement) else "occurred_at",
+                    f"{format_utc(event.event_time)} is more than {self.config.max_future} s ahead of "
+                    f"{format_utc(future_limit - self.config.max_future)}, when it was sent",
+                )
         except InvalidEvent as exc:
-            effects.dead_letters.append(DeadLetter(f"invalid:{exc.field}", exc.reason, offset, value))
+            reason = "future" if isinstance(exc, TooFarAhead) else f"invalid:{exc.field}"
+            effects.dead_letters.append(DeadLetter(reason, exc.reason, offset, value))
             return "invalid"
         except Exception as exc:  # noqa: BLE001 - input must never stop the stream
             effects.dead_letters.append(DeadLetter("invalid:$", f"unreadable: {exc!r}", offset, value))

@@ -15,7 +15,7 @@ import logging
 import operator
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -59,7 +59,15 @@ def _partition_prefix(key: bytes) -> bytes:
     return b"|".join(parts[:3]) + b"|"
 
 
-_offset_and_value = operator.attrgetter("offset", "value")
+#: (offset, value, timestamp in ms) of the records aiokafka's batch reader makes
+_bare_fields = operator.attrgetter("offset", "value", "timestamp")
+
+
+def _message_fields(message: faust.types.Message) -> tuple[int, bytes | None, int]:
+    """The same of a Faust message, whose timestamp is in seconds."""
+    return message.offset, message.value, -1 if message.timestamp is None else int(message.timestamp * 1000)
+
+
 _T = TypeVar("_T")
 
 
@@ -268,7 +276,8 @@ class Runtime:
             by_partition[event.message.partition].append(event.message)
         for partition, messages in by_partition.items():
             last = messages[-1]
-            writes, effects = self._apply(topic, partition, messages, faust.Event(self.app, last.key, last.value, last.headers, last))
+            context = faust.Event(self.app, last.key, last.value, last.headers, last)
+            writes, effects = self._apply(topic, partition, map(_message_fields, messages), context)
             await self._publish(topic, partition, writes, effects)
 
     async def _process_fetched(self, batch: FetchedBatch) -> _FetchAgain | None:
@@ -287,15 +296,16 @@ class Runtime:
             return _FetchAgain(next_offset, gap=True)
         last = batch.records[-1]
         message = consumer._to_message(batch.tp, consumer_record(batch.tp, last))  # noqa: SLF001 - Faust's Message, for the table's context
-        writes, effects = self._apply(topic, partition, batch.records, faust.Event(self.app, last.key, last.value, last.headers, message))
+        context = faust.Event(self.app, last.key, last.value, last.headers, message)
+        writes, effects = self._apply(topic, partition, map(_bare_fields, batch.records), context)
         await self._publish(topic, partition, writes, effects)
         consumer.mark_processed(batch.tp, last.offset)
         return None
 
     def _apply(
-        self, topic: str, partition: int, records: Sequence[Any], context: faust.types.EventT
+        self, topic: str, partition: int, records: Iterable[tuple[int, bytes | None, int]], context: faust.types.EventT
     ) -> tuple[list[tuple[bytes, bytes | None]], Effects]:
-        """Apply one partition's records (anything with ``offset`` and ``value``) and write the changed state to the local store.
+        """Apply one partition's ``(offset, value, timestamp_ms)`` records and write the changed state to the local store.
 
         Returns the state records, for the changelog, and the batch's effects.
         """
@@ -304,11 +314,11 @@ class Runtime:
         effects = Effects()
         waiting = self._snapshots.get((topic, partition))
         if waiting:
-            for record in records:
-                state.process(record.offset, record.value, effects)
+            for offset, value, timestamp_ms in records:
+                state.process(offset, value, effects, timestamp_ms)
                 self._take_snapshots(state, waiting)
         else:
-            state.process_many(map(_offset_and_value, records), effects)
+            state.process_many(records, effects)
         state.close_windows(effects)
         writes = state.flush()
         store = self.state_table.data

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     )
     ingest_token: str | None = Field(None, description="bearer token for POST /events")
     grace: timedelta = Field(timedelta(hours=6), description="grace period before events are late")
+    max_future: timedelta = Field(
+        timedelta(hours=6), description="how far an event's time may be ahead of when it was sent (its record's timestamp)"
+    )
     since: datetime | None = Field(None, description="start of the cumulative window (RFC 3339)")
     bucket: timedelta = Field(timedelta(hours=1), description="tumbling window size (base bucket)")
     rolling: timedelta = Field(timedelta(hours=24), description="rolling window size")
@@ -71,7 +74,16 @@ class Settings(BaseSettings):
     ssl_cafile: Path | None = None
 
     @field_validator(
-        "grace", "bucket", "rolling", "rolling_step", "retention", "dedup_horizon", "rebalance_timeout", "session_timeout", mode="before"
+        "grace",
+        "max_future",
+        "bucket",
+        "rolling",
+        "rolling_step",
+        "retention",
+        "dedup_horizon",
+        "rebalance_timeout",
+        "session_timeout",
+        mode="before",
     )
     @classmethod
     def _duration(cls, value: object) -> object:
@@ -133,6 +145,7 @@ class Settings(BaseSettings):
             retention=int(self.retention.total_seconds()),
             dedup_horizon=int(self.dedup_horizon.total_seconds()),
             max_event_bytes=self.max_event_bytes,
+            max_future=int(self.max_future.total_seconds()),
         )
 
 

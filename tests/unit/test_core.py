@@ -109,7 +109,7 @@ def test_crash_anywhere_then_redelivery_gives_exact_counts(
     crashed_at = None
     for index, start in enumerate(range(0, len(values), batch)):
         effects = Effects()  # the batch path the worker takes; the reference above went event by event
-        state.process_many([(offset, values[offset]) for offset in range(start, min(start + batch, len(values)))], effects)
+        state.process_many([(offset, values[offset], -1) for offset in range(start, min(start + batch, len(values)))], effects)
         state.close_windows(effects)
         writes = state.flush()
         if index == crash_batch:
@@ -144,8 +144,8 @@ def test_dedup_segments_of_every_layout_load_with_their_newest_event_time() -> N
 def test_a_flushed_segment_keeps_its_newest_event_time_not_the_stream_time() -> None:
     state = new_state(dedup_horizon=2 * H)
     effects = Effects()
-    state.process_many([(0, crossing("a", T0 + 5 * H)), (1, crossing("b", T0 + 4 * H))], effects)
+    state.process_many([(0, crossing("a", T0 + 5 * H), -1), (1, crossing("b", T0 + 4 * H), -1)], effects)
     state.flush()
-    state.process_many([(2, crossing("c", T0 + 3 * H)), (3, crossing("d", T0 + 2 * H))], effects)
+    state.process_many([(2, crossing("c", T0 + 3 * H), -1), (3, crossing("d", T0 + 2 * H), -1)], effects)
     [(_, second)] = [(k, v) for k, v in state.flush() if k.startswith(b"D|")]
     assert orjson.loads(second or b"null") == [["c", "d"], [2, 3], T0 + 3 * H]

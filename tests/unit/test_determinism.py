@@ -48,7 +48,7 @@ def process_partition(values: list[bytes], partition: int, batch: int, crash_bat
     index = 0
     while start < len(values):
         effects = Effects()
-        state.process_many([(offset, values[offset]) for offset in range(start, min(start + batch, len(values)))], effects)
+        state.process_many([(offset, values[offset], -1) for offset in range(start, min(start + batch, len(values)))], effects)
         state.close_windows(effects)
         writes = state.flush()
         if index == crash_batch and not crashed:

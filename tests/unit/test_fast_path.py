@@ -172,13 +172,16 @@ def messages() -> st.SearchStrategy[list[bytes | None]]:
 @given(values=messages(), batch=st.integers(1, 12), since=st.none() | st.just(float(T0 + 10 * H)))
 def test_process_many_is_process_on_each_message(values: list[bytes | None], batch: int, since: float | None) -> None:
     config = CoreConfig(since=since, grace=2 * H, dedup_horizon=6 * H, retention=30 * H)
-    one_by_one = PartitionState("crossings", 0, "crossing", config)
-    batched = PartitionState("crossings", 0, "crossing", config)
+    now = float(T0 + 24 * H)
+    one_by_one = PartitionState("crossings", 0, "crossing", config, clock=lambda: now)
+    batched = PartitionState("crossings", 0, "crossing", config, clock=lambda: now)
+    # no timestamp (the clock is the reference), stamped at T0 (later than T0 + 6 h is in the future), stamped ahead of the clock
+    stamps = (-1, T0 * 1000, (T0 + 48 * H) * 1000)
     for start in range(0, len(values), batch):
-        chunk = list(enumerate(values[start : start + batch], start=start))
+        chunk = [(offset, value, stamps[offset % 3]) for offset, value in enumerate(values[start : start + batch], start=start)]
         expected, got = Effects(), Effects()
-        for offset, value in chunk:
-            one_by_one.process(offset, value, expected)
+        for offset, value, stamp in chunk:
+            one_by_one.process(offset, value, expected, stamp)
         batched.process_many(chunk, got)
         one_by_one.close_windows(expected)
         batched.close_windows(got)

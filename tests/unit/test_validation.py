@@ -202,7 +202,7 @@ def test_a_statement_issued_in_year_0_in_utc_is_dead_lettered_not_a_crash() -> N
             "value": 5,
         }
     )
-    state.process_many([(0, value), (1, value)], effects)
+    state.process_many([(0, value, -1), (1, value, -1)], effects)
     assert effects.outcomes == {"invalid": 2}
     assert [letter.reason for letter in effects.dead_letters] == ["invalid:issued_at", "invalid:issued_at"]
     assert state.statements == {}
