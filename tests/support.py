@@ -164,6 +164,8 @@ class Model:
 
     partitions: int
     grace: float = 6 * H
+    #: an event more than this ahead of when it is published (now) is invalid
+    max_future: float = 6 * H
     counts: dict[tuple[str, str], dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     statements: dict[str, Statement] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -186,6 +188,9 @@ class Model:
                     if not topic.endswith(event.type + "s"):
                         raise InvalidEvent("type", "wrong topic")
                 except InvalidEvent:
+                    self.outcomes["invalid"] += 1
+                    continue
+                if event.event_time > time.time() + self.max_future:
                     self.outcomes["invalid"] += 1
                     continue
                 if event.event_id in seen:

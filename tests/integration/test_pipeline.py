@@ -81,6 +81,9 @@ def scenario(prefix: str) -> list[tuple[str, bytes | None, bytes | None]]:
             ),
         ),
         (d, b"KZ", b"[1, 2, 3]"),
+        # valid, but from the future: it must not become its partition's stream time (every later event would be late)
+        keyed(c, crossing("c-9999", "9999-12-31T23:59:59Z", "upper-lars", "RU", "GE", 5)),
+        keyed(c, crossing("c-after-9999", "2022-09-25T13:00:00Z", "upper-lars", "RU", "GE", 11)),
     ]
     statements = [keyed(s, orjson.loads(line)) for line in SEED.read_bytes().splitlines() if line.strip()]
     statements.append(statements[0])  # duplicate statement
@@ -181,7 +184,7 @@ def test_scenario_answers_match_independent_counts(deployment: dict[str, str], s
     letters = asyncio.run(consume_all(kafka, prefix + "borderflow-dlq", model.outcomes["invalid"] + model.outcomes["late"]))
     assert len(letters) == model.outcomes["invalid"] + model.outcomes["late"]
     reasons = sorted(dict(r.headers)["reason"].decode() for r in letters)
-    assert reasons.count("late") == 1
+    assert reasons.count("late") == 1 and reasons.count("future") == 1
     assert "invalid:count" in reasons and "invalid:occurred_at" in reasons and "invalid:type" in reasons
     for record in letters:
         headers = dict(record.headers)
