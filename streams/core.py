@@ -396,7 +396,7 @@ class PartitionState:
                 odd = (offset, value, timestamp_ms)
                 break
             event_id, event_time, count, keys = counted
-            if event_time > (timestamp_ms * 0.001 if 0 <= timestamp_ms < now_ms else now) + future:
+            if event_time > (timestamp_ms * 0.001 if 0 <= timestamp_ms < now_ms else now) + future:  # _future_limit, inlined
                 odd = (offset, value, timestamp_ms)  # too far ahead: dead-lettered there, with the reason
                 break
             if event_id in seen or (uncertain and dedup.is_duplicate(event_id, offset)):

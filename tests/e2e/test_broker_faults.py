@@ -135,35 +135,28 @@ def finish(workers: list[Any], model: Any, feed: Feed, cluster: KafkaCluster) ->
         assert worker.stop() == 0
 
 
-def test_sigkill_of_the_leading_broker_and_its_restart_lose_and_double_nothing(
-    deployment: dict[str, str], spawn_worker: Any, kafka_cluster: KafkaCluster
+@pytest.mark.parametrize(
+    ("fault", "events", "down_for"),
+    [
+        pytest.param("sigkill", 12_000, 5, id="leader-sigkilled"),
+        pytest.param("sigterm", 30_000, 60, id="stopped-for-a-minute", marks=pytest.mark.soak),
+    ],
+)
+def test_the_broker_leading_most_partitions_down_and_back_loses_and_doubles_nothing(
+    deployment: dict[str, str], spawn_worker: Any, kafka_cluster: KafkaCluster, fault: str, events: int, down_for: float
 ) -> None:
-    workers, model, feed = start_on_cluster(deployment, spawn_worker, kafka_cluster, 12_000, seed=31)
+    """SIGKILL (no controlled shutdown) or SIGTERM (leaderships moved first) of the busiest leader, then its restart."""
+    workers, model, feed = start_on_cluster(deployment, spawn_worker, kafka_cluster, events, seed=31 if fault == "sigkill" else 32)
     time.sleep(3)  # events flowing
     victim = busiest_leader(kafka_cluster, deployment)
-    took = resumed_after(workers, feed, lambda: kafka_cluster.kill_node(victim))
-    time.sleep(5)
+    down = kafka_cluster.kill_node if fault == "sigkill" else kafka_cluster.stop_node
+    took = resumed_after(workers, feed, lambda: down(victim))
+    time.sleep(down_for)
     restarted = time.monotonic()
     kafka_cluster.start_node(victim)
     back = time.monotonic() - restarted
     finish(workers, model, feed, kafka_cluster)
-    print(f"leader node {victim} SIGKILLed: events applied again after {took:.1f} s; restarted and serving in {back:.1f} s")
-
-
-@pytest.mark.soak
-def test_one_broker_stopped_for_a_minute_loses_and_doubles_nothing(
-    deployment: dict[str, str], spawn_worker: Any, kafka_cluster: KafkaCluster
-) -> None:
-    workers, model, feed = start_on_cluster(deployment, spawn_worker, kafka_cluster, 30_000, seed=32)
-    time.sleep(3)
-    victim = busiest_leader(kafka_cluster, deployment)
-    took = resumed_after(workers, feed, lambda: kafka_cluster.stop_node(victim))
-    time.sleep(60)
-    restarted = time.monotonic()
-    kafka_cluster.start_node(victim)
-    back = time.monotonic() - restarted
-    finish(workers, model, feed, kafka_cluster)
-    print(f"node {victim} stopped (SIGTERM) for a minute: events applied again after {took:.1f} s; back in {back:.1f} s")
+    print(f"leader node {victim} down ({fault}) for {down_for} s: events applied again after {took:.1f} s; back in {back:.1f} s")
 
 
 @pytest.mark.soak
