@@ -37,6 +37,13 @@ from streams.broker import EmbeddedBroker, free_port
 )
 @click.option("--events", "n_events", default=1_000_000, show_default=True, type=click.IntRange(1), help="Events to pre-publish.")
 @click.option("--cells", default=100_000, show_default=True, type=click.IntRange(1), help="About how many (checkpoint, hour) cells.")
+@click.option(
+    "--misrouted",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 100),
+    help="Percent of events published away from their home partition (as librdkafka's partitioner would): each is forwarded home.",
+)
 @click.option("--partitions", default=4, show_default=True, type=click.IntRange(1), help="Partitions of the bench topic.")
 @click.option(
     "--baseline-events",
@@ -67,6 +74,7 @@ def bench(
     n_events: int,
     cells: int,
     partitions: int,
+    misrouted: int,
     baseline_events: int,
     workers: int,
     compression: str,
@@ -97,7 +105,8 @@ def bench(
     try:
         prefix = f"bench-{uuid.uuid4().hex[:8]}."
         topic = prefix + "crossings"
-        events = bench_events(n_events, cells)
+        events = bench_events(n_events, cells, misrouted=misrouted / 100, partitions=partitions)
+        away = sum(1 for _, _, partition in events if partition is not None)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"publishing {n_events:,} events", total=n_events)
             codec = None if compression == "none" else compression
@@ -112,7 +121,7 @@ def bench(
 
         settle()
         with console.status("pure core on the same events, in process"):
-            ceiling = core_only([value for _, value in events])
+            ceiling = core_only([value for _, value, _ in events])
         del events
         results: list[Result] = []
         settle()
@@ -124,11 +133,11 @@ def bench(
                 results.append(run_baseline(kafka, topic, min(baseline_events, n_events), partitions, timeout))
         settle()
         with console.status("(c) borderflow worker"):
-            results.append(run_worker(kafka, prefix, n_events, [free_port()], partitions, timeout))
+            results.append(run_worker(kafka, prefix, n_events, [free_port()], partitions, timeout, away))
         if workers > 1:
             settle()
             with console.status(f"(d) {workers} borderflow workers"):
-                results.append(run_worker(kafka, prefix, n_events, [free_port() for _ in range(workers)], partitions, timeout))
+                results.append(run_worker(kafka, prefix, n_events, [free_port() for _ in range(workers)], partitions, timeout, away))
         results.append(ceiling)
     finally:
         if embedded is not None:
@@ -141,13 +150,16 @@ def bench(
         "events": n_events,
         "cells": cells,
         "partitions": partitions,
+        "misrouted_percent": misrouted,
         "compression": compression,
         "broker": described,
     }
     if as_json:
         click.echo(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table(title=f"{n_events:,} events, ~{cells:,} cells, {partitions} partitions, {compression}, on {described}")
+    table = Table(
+        title=f"{n_events:,} events, ~{cells:,} cells, {partitions} partitions, {misrouted} % misrouted, {compression}, on {described}"
+    )
     columns = (
         "contestant",
         "events",

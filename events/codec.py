@@ -67,15 +67,3 @@ def to_json(event: Event) -> dict[str, Any]:
 
 def encode(event: Event) -> bytes:
     return orjson.dumps(to_json(event))
-
-
-def message_key(event: Event) -> bytes:
-    """The Kafka key: the checkpoint for crossings, the country otherwise.
-
-    Duplicates of an event share its key and therefore its partition, which is
-    what makes per-partition deduplication exact; keying by checkpoint also
-    keeps each checkpoint's counts in one partition.
-    """
-    if isinstance(event, Crossing):
-        return event.border.encode()
-    return event.country.encode()

@@ -112,7 +112,7 @@ def create_app(settings: Settings) -> faust.App:
         TableManager=DeclaredTableManager,
     )
     state = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions, options=ROCKSDB_OPTIONS)
-    runtime = Runtime(app, config, settings.topics, state, lambda: ready(app))
+    runtime = Runtime(app, config, settings.topics, state, lambda: ready(app), forward=settings.forward)
     app.borderflow_runtime = runtime  # type: ignore[attr-defined]
     app.output = runtime.output
 

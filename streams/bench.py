@@ -30,6 +30,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from events.partitioning import partition_for_key
 from events.times import format_utc
 from streams.admin import create_topic
 
@@ -58,9 +59,19 @@ class Result:
         return self.events / (self.seconds - self.first_result_s)
 
 
-def bench_events(n: int, cells: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
-    """``n`` crossings spread over about ``cells`` (checkpoint, hour) window cells."""
+#: (key, value, partition or None for the default partitioner's) of a bench message
+BenchMessage = tuple[bytes, bytes, int | None]
+
+
+def bench_events(n: int, cells: int, seed: int = 1, misrouted: float = 0.0, partitions: int = 4) -> list[BenchMessage]:
+    """``n`` crossings spread over about ``cells`` (checkpoint, hour) window cells.
+
+    A ``misrouted`` fraction of them is sent to a partition other than their
+    home (as a producer with another partitioner would): each costs the
+    worker a forward and a second read.
+    """
     rng = random.Random(seed)  # noqa: S311 - reproducible load, not security
+    away_every = 0 if misrouted <= 0 else round(1 / misrouted)
     hours = max(1, min(240, cells // 100))
     borders = max(1, cells // hours)
     out = []
@@ -78,7 +89,11 @@ def bench_events(n: int, cells: int, seed: int = 1) -> list[tuple[bytes, bytes]]
                 "count": rng.randint(1, 9),
             }
         )
-        out.append((border.encode(), value))
+        key = border.encode()
+        partition = None
+        if away_every and i % away_every == 0 and partitions > 1:
+            partition = (partition_for_key(key, partitions) + 1 + rng.randrange(partitions - 1)) % partitions
+        out.append((key, value, partition))
     return out
 
 
@@ -86,7 +101,7 @@ async def prepare(
     bootstrap: str,
     topic: str,
     partitions: int,
-    events: list[tuple[bytes, bytes]],
+    events: list[BenchMessage],
     progress: Callable[[int], None],
     compression: str | None = "zstd",
 ) -> None:
@@ -102,8 +117,8 @@ async def prepare(
     await producer.start()
     try:
         pending = []
-        for i, (key, value) in enumerate(events):
-            pending.append(await producer.send(topic, value, key=key))
+        for i, (key, value, partition) in enumerate(events):
+            pending.append(await producer.send(topic, value, key=key, partition=partition))
             if len(pending) >= 20_000:
                 await asyncio.gather(*pending)
                 pending.clear()
@@ -180,8 +195,13 @@ def _messages_applied(url: str) -> int:
     return sum(offset + 1 for offset in offsets.values())
 
 
-def run_worker(bootstrap: str, prefix: str, expected: int, ports: list[int], partitions: int, timeout: float) -> Result:
-    """Real ``borderflow worker`` processes (one per port, one app), timed from their start to the last event processed."""
+def run_worker(bootstrap: str, prefix: str, expected: int, ports: list[int], partitions: int, timeout: float, forwarded: int = 0) -> Result:
+    """Real ``borderflow worker`` processes (one per port, one app), timed from their start to the last event processed.
+
+    ``forwarded``: how many of the ``expected`` events are away from home, so
+    read a second time once forwarded (the end is ``expected + forwarded`` messages).
+    """
+    messages = expected + forwarded
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
     processes = []
     data_dirs = [tempfile.mkdtemp(prefix="borderflow-bench-") for _ in ports]
@@ -210,7 +230,7 @@ def run_worker(bootstrap: str, prefix: str, expected: int, ports: list[int], par
                 peaks[process.pid] = peak_rss_mb(process.pid) or peaks.get(process.pid, 0.0)
             if done and first is None:
                 first = time.perf_counter() - started
-            if done >= expected:
+            if done >= messages:
                 break
             for process in processes:
                 if process.poll() is not None:
@@ -229,7 +249,8 @@ def run_worker(bootstrap: str, prefix: str, expected: int, ports: list[int], par
         for data_dir in data_dirs:
             shutil.rmtree(data_dir, ignore_errors=True)
     name = "borderflow worker" if len(ports) == 1 else f"borderflow, {len(ports)} workers"
-    return Result(name, int(done), elapsed, max(peaks.values(), default=None), first)
+    events = expected if done >= messages else int(done * expected / messages)
+    return Result(name, events, elapsed, max(peaks.values(), default=None), first)
 
 
 BASELINE = """

@@ -34,11 +34,13 @@ import orjson
 
 from events.codec import decode, to_json
 from events.model import Crossing, Departure, Event, Statement
+from events.partitioning import home_key, partition_for_key
 from events.times import format_utc
 from events.validation import Counted, InvalidEvent, fast_crossing, fast_departure
 from streams.windows import ALL, WindowSpec, bucket_start, closing_windows
 
-Outcome = Literal["accepted", "duplicate", "late", "invalid", "skipped"]
+#: ``forwarded``: valid, but outside its home partition, so judged there (see :mod:`events.partitioning`)
+Outcome = Literal["accepted", "duplicate", "late", "invalid", "skipped", "forwarded"]
 #: series kinds: per border (crossings), entries into / exits out of a country
 #: (crossings), departures out of a host country (departures)
 BORDER: Final = "b"
@@ -46,6 +48,8 @@ ENTRIES: Final = "e"
 EXITS: Final = "x"
 DEPARTURES: Final = "d"
 NO_OFFSET: Final = -1
+#: home partitions remembered per partition state (keys are checkpoints and countries: few, unless input is hostile)
+_HOMES_KEPT: Final = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,8 @@ class CoreConfig:
     max_event_bytes: int = 64 * 1024
     #: how far an event's time may be ahead of its reference time (the record's timestamp, capped by the wall clock)
     max_future: int = 6 * 3600
+    #: the input topics' partition count, to find each event's home partition; None: every event is home
+    partitions: int | None = None
 
     def window(self, name: str) -> WindowSpec:
         for spec in self.windows:
@@ -138,6 +144,8 @@ class Effects:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     results: list[WindowResult] = field(default_factory=list)
     outcomes: dict[Outcome, int] = field(default_factory=dict)
+    #: (offset, home partition) of the messages to send to their home partition, in offset order
+    forwards: list[tuple[int, int]] = field(default_factory=list)
 
     def count(self, outcome: Outcome) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -292,6 +300,35 @@ class PartitionState:
         self._swept_through = -math.inf
         #: the highest offset a loaded series record was written through (see :meth:`flush`)
         self._series_ahead_through = NO_OFFSET
+        self._homes: dict[str, int] = {}
+
+    def _home_of(self, key: str) -> int:
+        """The home partition of events routed by ``key`` (a checkpoint or a country)."""
+        home = self._homes.get(key)
+        if home is None:
+            assert self.config.partitions is not None
+            if len(self._homes) >= _HOMES_KEPT:
+                self._homes.clear()
+            home = self._homes[key] = partition_for_key(key.encode(), self.config.partitions)
+        return home
+
+    def _away_home(self, value: bytes | None) -> int | None:
+        """The home partition of a valid event that is not at home here; None for any other message."""
+        if self.config.partitions is None:
+            return None
+        fast = _FAST_VALIDATORS.get(self.kind)
+        try:
+            counted = fast(orjson.loads(value)) if fast is not None and value is not None else None
+            if counted is not None:
+                home = self._home_of(counted[3][0])
+            else:
+                event = decode(value, max_bytes=self.config.max_event_bytes)
+                if event.type != self.kind:
+                    return None
+                home = self._home_of(home_key(event).decode())
+        except Exception:  # noqa: BLE001 - invalid input was dead-lettered where it arrived
+            return None
+        return None if home == self.partition else home
 
     # -- loading -----------------------------------------------------------
     def load(self, records: Iterable[tuple[bytes, bytes]]) -> None:
@@ -321,6 +358,11 @@ class PartitionState:
         reference an event's time may not be more than ``max_future`` ahead of.
         """
         if offset <= self.progress.offset:
+            # Forwarded before, but maybe not delivered before a crash (the input was
+            # not committed then): forward again; the home's dedup absorbs a second copy.
+            home = self._away_home(value)
+            if home is not None:
+                effects.forwards.append((offset, home))
             effects.count("skipped")
             return "skipped"
         outcome = self._process(offset, value, effects, self._future_limit(timestamp_ms, self.clock()))
@@ -381,7 +423,8 @@ class PartitionState:
         run_newest = -math.inf  # the newest event time of the ids recorded here, for their dedup segment
         see, add_id, add_offset = seen.add, ids.append, offsets.append
         odd = None
-        duplicate = 0
+        duplicate = forwarded = 0
+        partitions, here, homes, forwards = self.config.partitions, self.partition, self._homes, effects.forwards
         now = self.clock()
         now_ms, future = now * 1000, self.config.max_future
         for offset, value, timestamp_ms in messages:
@@ -396,6 +439,15 @@ class PartitionState:
                 odd = (offset, value, timestamp_ms)
                 break
             event_id, event_time, count, keys = counted
+            if partitions is not None:
+                home = homes.get(keys[0])
+                if home is None:
+                    home = self._home_of(keys[0])
+                if home != here:
+                    forwards.append((offset, home))
+                    forwarded += 1
+                    last = offset
+                    continue
             if event_time > (timestamp_ms * 0.001 if 0 <= timestamp_ms < now_ms else now) + future:  # _future_limit, inlined
                 odd = (offset, value, timestamp_ms)  # too far ahead: dead-lettered there, with the reason
                 break
@@ -419,7 +471,7 @@ class PartitionState:
                     newest = event_time
                     late_before = newest - grace
             last = offset
-        if ids or duplicate:
+        if ids or duplicate or forwarded:
             progress.offset = last
             if ids:
                 progress.stream_time = newest
@@ -431,6 +483,8 @@ class PartitionState:
                 outcomes["accepted"] = outcomes.get("accepted", 0) + len(ids)
             if duplicate:
                 outcomes["duplicate"] = outcomes.get("duplicate", 0) + duplicate
+            if forwarded:
+                outcomes["forwarded"] = outcomes.get("forwarded", 0) + forwarded
         return odd
 
     def _add_cells(self, cells: Mapping[tuple[tuple[str, ...], int, bool], int]) -> None:
@@ -453,23 +507,29 @@ class PartitionState:
                     series.total += count
 
     def _process(self, offset: int, value: bytes | None, effects: Effects, future_limit: float) -> Outcome:
+        home = self.partition
         try:
             event = decode(value, max_bytes=self.config.max_event_bytes)
             if event.type != self.kind:
                 raise InvalidEvent("type", f"a {event.type} does not belong on topic {self.topic}")
-            if event.event_time > future_limit:
+            if self.config.partitions is not None:
+                home = self._home_of(home_key(event).decode())
+            if home == self.partition and event.event_time > future_limit:  # one away is judged at home
                 raise TooFarAhead(
                     "issued_at" if isinstance(event, Statement) else "occurred_at",
                     f"{format_utc(event.event_time)} is more than {self.config.max_future} s ahead of "
                     f"{format_utc(future_limit - self.config.max_future)}, when it was sent",
                 )
-        except InvalidEvent as exc:
-            reason = "future" if isinstance(exc, TooFarAhead) else f"invalid:{exc.field}"
-            effects.dead_letters.append(DeadLetter(reason, exc.reason, offset, value))
-            return "invalid"
         except Exception as exc:  # noqa: BLE001 - input must never stop the stream
-            effects.dead_letters.append(DeadLetter("invalid:$", f"unreadable: {exc!r}", offset, value))
+            if isinstance(exc, InvalidEvent):
+                reason, detail = ("future" if isinstance(exc, TooFarAhead) else f"invalid:{exc.field}"), exc.reason
+            else:
+                reason, detail = "invalid:$", f"unreadable: {exc!r}"
+            effects.dead_letters.append(DeadLetter(reason, detail, offset, value))
             return "invalid"
+        if home != self.partition:
+            effects.forwards.append((offset, home))
+            return "forwarded"
         if self.dedup.is_duplicate(event.event_id, offset):
             return "duplicate"
         if isinstance(event, Statement):

@@ -30,6 +30,12 @@ for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):  # proc
 FAUST = FaustMetrics.create(REGISTRY, "faust")
 
 EVENTS = Counter("borderflow_events", "Events processed, by type and outcome", ["type", "outcome"], registry=REGISTRY)
+FORWARDED = Counter(
+    "borderflow_forwarded",
+    "Events that arrived outside their home partition and were sent to it, by type",
+    ["type"],
+    registry=REGISTRY,
+)
 DEAD_LETTERS = Counter("borderflow_dead_letters", "Messages sent to the dead-letter topic, by reason", ["reason"], registry=REGISTRY)
 INGEST_LINES = Counter(
     "borderflow_ingest_lines", "Lines received by POST /events, by status (accepted, duplicate, rejected)", ["status"], registry=REGISTRY
@@ -75,7 +81,7 @@ BATCH_SECONDS = Histogram("borderflow_batch_seconds", "Time to process one batch
 
 def observe_batch(kind: str, effects: Effects) -> None:
     for outcome, n in effects.outcomes.items():
-        if outcome != "skipped":
+        if outcome not in ("skipped", "forwarded"):  # forwarded: judged (and counted here) at home
             EVENTS.labels(type=kind, outcome=outcome).inc(n)
 
 

@@ -59,10 +59,13 @@ class DirectOutput:
         *,
         exact: bool = False,
         on_delivered: Callable[[int], None] | None = None,
+        timestamps: Sequence[int | None] | None = None,
     ) -> None:
         """Queue ``records`` for ``topic``, in order, in partition ``partition`` (modulo its count unless ``exact``).
 
-        ``on_delivered`` gets the offset of the last record once all are in Kafka.
+        ``on_delivered`` gets the offset of the last record once all are in
+        Kafka. ``timestamps`` (ms, one per record) keep records' own
+        timestamps; without them the producer stamps the time of sending.
         """
         if not records:
             return
@@ -75,11 +78,12 @@ class DirectOutput:
             raise OutputFailed(f"{topic} has no partition {partition}")
         target = partition if exact else partitions[partition % len(partitions)]
         batch = producer.create_batch()
-        for key, value, headers in records:
-            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+        stamps = timestamps if timestamps is not None else [None] * len(records)
+        for (key, value, headers), timestamp in zip(records, stamps, strict=True):
+            if batch.append(key=key, value=value, timestamp=timestamp, headers=headers) is None:
                 self._watch(await producer.send_batch(batch, topic, partition=target), None, 0)
                 batch = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                if batch.append(key=key, value=value, timestamp=timestamp, headers=headers) is None:
                     raise OutputFailed(f"a record for {topic} is larger than the producer's batch size")
         self._watch(await producer.send_batch(batch, topic, partition=target), on_delivered, batch.record_count())
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from events.codec import message_key
 from events.model import Event
+from events.partitioning import home_key
 from streams.kafka import client_options
 from streams.settings import Settings
 
@@ -41,7 +41,7 @@ class Publisher:
 
     async def send(self, event: Event, data: bytes, topic: str | None = None) -> None:
         """Queue ``data`` (the event's original bytes) for ``event``'s topic."""
-        future = await self._producer.send(topic or self.topics.for_type(event.type), data, key=message_key(event))
+        future = await self._producer.send(topic or self.topics.for_type(event.type), data, key=home_key(event))
         self._pending.append(future)
         if len(self._pending) >= 10_000:
             await self.flush()
@@ -51,7 +51,7 @@ class Publisher:
 
         Safe to call concurrently: unlike :meth:`flush`, it waits only for its own sends.
         """
-        futures = [await self._producer.send(self.topics.for_type(event.type), data, key=message_key(event)) for event, data in items]
+        futures = [await self._producer.send(self.topics.for_type(event.type), data, key=home_key(event)) for event, data in items]
         await asyncio.gather(*futures)
 
     async def send_raw(self, topic: str, data: bytes, key: bytes | None = None) -> None:

@@ -119,6 +119,7 @@ class ReplayWorker:
             "BORDERFLOW_WEB_HOST": "127.0.0.1",
             "BORDERFLOW_WEB_PORT": str(self.port),
             "BORDERFLOW_WORKER_ID": f"{app_id}-1",
+            "BORDERFLOW_FORWARD": "false",  # the live workers forward events to their home partitions; the replay reads their copies
         }
         self.env.pop("BORDERFLOW_INGEST_TOKEN", None)
         self.process: subprocess.Popen[bytes] | None = None

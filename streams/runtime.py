@@ -68,6 +68,24 @@ def _message_fields(message: faust.types.Message) -> tuple[int, bytes | None, in
     return message.offset, message.value, -1 if message.timestamp is None else int(message.timestamp * 1000)
 
 
+#: (key, value, headers, timestamp in ms or None) of a message to forward
+_Original = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int | None]
+#: the header a forwarded copy names its origin in: ``topic|partition|offset``
+FORWARDED_FROM = "borderflow-forwarded-from"
+
+
+def _bare_record(record: Any) -> _Original:
+    timestamp = record.timestamp
+    return record.key, record.value, list(record.headers or ()), timestamp if timestamp is not None and timestamp >= 0 else None
+
+
+def _message_record(message: faust.types.Message) -> _Original:
+    headers = message.headers
+    pairs = cast(list[tuple[str, bytes]], list(headers.items()) if isinstance(headers, dict) else list(headers or ()))
+    timestamp = None if message.timestamp is None else int(message.timestamp * 1000)
+    return message.key, message.value, pairs, timestamp
+
+
 _T = TypeVar("_T")
 
 
@@ -84,9 +102,18 @@ class NotReady(RuntimeError):
 
 class Runtime:
     def __init__(
-        self, app: faust.App, config: CoreConfig, topics: Topics, state: TableT[bytes, bytes], ready: Callable[[], bool] = lambda: True
+        self,
+        app: faust.App,
+        config: CoreConfig,
+        topics: Topics,
+        state: TableT[bytes, bytes],
+        ready: Callable[[], bool] = lambda: True,
+        *,
+        forward: bool = True,
     ) -> None:
         self._ready = ready
+        #: send events outside their home partition there (a verifying replay leaves that to the live workers)
+        self.forward = forward
         self.topics = topics
         self.app = app
         self.config = config
@@ -278,6 +305,8 @@ class Runtime:
             last = messages[-1]
             context = faust.Event(self.app, last.key, last.value, last.headers, last)
             writes, effects = self._apply(topic, partition, map(_message_fields, messages), context)
+            if effects.forwards:
+                await self._forward(topic, partition, {m.offset: _message_record(m) for m in messages}, effects)
             await self._publish(topic, partition, writes, effects)
 
     async def _process_fetched(self, batch: FetchedBatch) -> _FetchAgain | None:
@@ -298,6 +327,8 @@ class Runtime:
         message = consumer._to_message(batch.tp, consumer_record(batch.tp, last))  # noqa: SLF001 - Faust's Message, for the table's context
         context = faust.Event(self.app, last.key, last.value, last.headers, message)
         writes, effects = self._apply(topic, partition, map(_bare_fields, batch.records), context)
+        if effects.forwards:
+            await self._forward(topic, partition, {r.offset: _bare_record(r) for r in batch.records}, effects)
         await self._publish(topic, partition, writes, effects)
         consumer.mark_processed(batch.tp, last.offset)
         return None
@@ -330,6 +361,28 @@ class Runtime:
                     del store[key]
         metrics.observe_batch(kind, effects)
         return writes, effects
+
+    async def _forward(self, topic: str, partition: int, originals: dict[int, _Original], effects: Effects) -> None:
+        """Send the batch's events that are not at home here to their home partitions of the same topic.
+
+        Each copy keeps the original's key, value, headers and timestamp (the
+        future-time bound is judged on it), and names its origin in a header.
+        Delivery is checked before the input is committed, like every output;
+        a copy delivered twice (forwarded again after a crash) is a duplicate
+        at home, counted once.
+        """
+        if not self.forward:
+            return
+        by_home: dict[int, tuple[list[Record], list[int | None]]] = defaultdict(lambda: ([], []))
+        for offset, home in effects.forwards:
+            key, value, headers, timestamp = originals[offset]
+            origin = (FORWARDED_FROM, f"{topic}|{partition}|{offset}".encode())
+            records, stamps = by_home[home]
+            records.append((key, value, [h for h in headers if h[0] != FORWARDED_FROM] + [origin]))
+            stamps.append(timestamp)
+        for home, (records, stamps) in by_home.items():
+            await self.output.send(topic, home, records, exact=True, timestamps=stamps)
+        metrics.FORWARDED.labels(type=self.topics.type_of(topic)).inc(len(effects.forwards))
 
     async def _publish(self, topic: str, partition: int, writes: list[tuple[bytes, bytes | None]], effects: Effects) -> None:
         """The changelog of the state written, dead letters and final window counts, into the producer, in that order.

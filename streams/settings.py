@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(5000, ge=1, description="events per processing batch")
     batch_within: float = Field(0.2, gt=0, description="seconds to wait to fill a batch")
     fast_path: bool = Field(True, description="input in whole batches past Faust's per-event streams (streams/fastpath.py)")
+    forward: bool = Field(
+        True, description="send events that arrive outside their home partition to it (off in a verifying replay: the live workers do)"
+    )
     max_event_bytes: int = Field(64 * 1024, ge=256, description="largest accepted event")
     compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = Field(
         "zstd", description="compression of everything borderflow produces (events, changelogs, outputs)"
@@ -146,6 +149,7 @@ class Settings(BaseSettings):
             dedup_horizon=int(self.dedup_horizon.total_seconds()),
             max_event_bytes=self.max_event_bytes,
             max_future=int(self.max_future.total_seconds()),
+            partitions=self.partitions,
         )
 
 

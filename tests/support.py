@@ -22,8 +22,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from events.codec import decode, message_key
+from events.codec import decode
 from events.model import Crossing, Departure, Statement
+from events.partitioning import home_key
 from events.validation import InvalidEvent
 
 H = 3600
@@ -175,9 +176,14 @@ class Model:
     border_partitions: dict[str, int] = field(default_factory=dict)
 
     def run(self, messages: list[tuple[str, bytes | None, bytes | None]]) -> None:
+        """Judge ``(topic, key, value)`` messages in publish order, each valid event in its home partition, wherever it was sent."""
         by_partition: dict[tuple[str, int], list[bytes | None]] = defaultdict(list)
         for topic, key, value in messages:
-            part = partition_for(key or b"", self.partitions)
+            try:
+                event = decode(value)
+                part = partition_for((event.border if isinstance(event, Crossing) else event.country).encode(), self.partitions)
+            except InvalidEvent:
+                part = partition_for(key or b"", self.partitions)  # judged where it arrives
             by_partition[(topic, part)].append(value)
         for (topic, partition), values in by_partition.items():
             stream_time: float | None = None
@@ -239,4 +245,4 @@ class Model:
 
 def keyed(topic: str, obj: dict[str, Any]) -> tuple[str, bytes | None, bytes | None]:
     data = orjson.dumps(obj)
-    return topic, message_key(decode(data)), data
+    return topic, home_key(decode(data)), data

@@ -169,9 +169,16 @@ def messages() -> st.SearchStrategy[list[bytes | None]]:
 
 
 @settings(max_examples=400, deadline=None)
-@given(values=messages(), batch=st.integers(1, 12), since=st.none() | st.just(float(T0 + 10 * H)))
-def test_process_many_is_process_on_each_message(values: list[bytes | None], batch: int, since: float | None) -> None:
-    config = CoreConfig(since=since, grace=2 * H, dedup_horizon=6 * H, retention=30 * H)
+@given(
+    values=messages(),
+    batch=st.integers(1, 12),
+    since=st.none() | st.just(float(T0 + 10 * H)),
+    partitions=st.sampled_from([None, 2, 3]),  # 2: "a" and "b" are home in partition 0 and "upper-lars" is not; 3: none is
+)
+def test_process_many_is_process_on_each_message(
+    values: list[bytes | None], batch: int, since: float | None, partitions: int | None
+) -> None:
+    config = CoreConfig(since=since, grace=2 * H, dedup_horizon=6 * H, retention=30 * H, partitions=partitions)
     now = float(T0 + 24 * H)
     one_by_one = PartitionState("crossings", 0, "crossing", config, clock=lambda: now)
     batched = PartitionState("crossings", 0, "crossing", config, clock=lambda: now)
@@ -188,6 +195,7 @@ def test_process_many_is_process_on_each_message(values: list[bytes | None], bat
         assert got.outcomes == {k: v for k, v in expected.outcomes.items() if v}
         assert got.dead_letters == expected.dead_letters
         assert got.results == expected.results
+        assert got.forwards == expected.forwards
         assert sorted(batched.flush(), key=repr) == sorted(one_by_one.flush(), key=repr)
     assert batched.snapshot() == one_by_one.snapshot()
     assert len(batched.dedup) == len(one_by_one.dedup)

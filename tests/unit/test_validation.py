@@ -5,8 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from events.codec import decode, encode, message_key
+from events.codec import decode, encode
 from events.model import Crossing, Departure, Statement
+from events.partitioning import home_key
 from events.validation import InvalidEvent, validate
 
 CROSSING: dict[str, Any] = {
@@ -125,9 +126,9 @@ def test_fractional_seconds_beyond_microseconds_are_accepted() -> None:
     assert 1663754399 < event.event_time < 1663754400
 
 
-def test_message_key_groups_duplicates() -> None:
-    assert message_key(validate(CROSSING)) == b"upper-lars"
-    assert message_key(validate(DEPARTURE)) == b"KZ"
+def test_home_key_groups_duplicates() -> None:
+    assert home_key(validate(CROSSING)) == b"upper-lars"
+    assert home_key(validate(DEPARTURE)) == b"KZ"
 
 
 @given(

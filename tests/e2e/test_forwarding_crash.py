@@ -1,0 +1,92 @@
+"""A worker SIGKILLed while it forwards events to their home partitions loses and double-counts nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from events.times import format_utc
+from tests.e2e.test_replay import run_replay
+from tests.integration.test_any_partitioner import BORDERS, crossing, librdkafka
+from tests.integration.test_pipeline import create_topics
+from tests.support import H, Model, http_get
+
+pytestmark = pytest.mark.e2e
+T0 = 1663754400  # 2022-09-21T10:00:00Z
+
+
+def unkeyed_events(prefix: str, n: int, seed: int) -> list[tuple[str, bytes | None, bytes | None]]:
+    """Crossings within grace of each other (no order makes one late), with copies resent by a feed."""
+    rng = random.Random(seed)
+    out: list[tuple[str, bytes | None, bytes | None]] = []
+    for i in range(n):
+        event = crossing(f"e-{i}", format_utc(T0 + rng.randint(0, 5 * H)), rng.choice(list(BORDERS)), rng.randint(1, 9))
+        out.append((prefix + "crossings", None, orjson.dumps(event)))
+        if rng.random() < 0.05:
+            out.append(out[rng.randrange(len(out))])
+    return out
+
+
+def border_answers(url: str) -> dict[str, list[dict[str, Any]]]:
+    return {border: http_get(f"{url}/counts/borders/{border}?window=1h")[1]["windows"] for border in BORDERS}
+
+
+def test_sigkill_while_forwarding_loses_and_double_counts_nothing(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
+    create_topics(deployment)
+    messages = unkeyed_events(deployment["BORDERFLOW_TOPIC_PREFIX"], 60_000, seed=18)
+    librdkafka(kafka, messages, lambda message: None)  # librdkafka spreads unkeyed messages at random: most land away from home
+    model = Model(partitions=4)
+    model.run(messages)
+    expected = {
+        border: [{"start": format_utc(h), "end": format_utc(h + H), "count": c} for h, c in sorted(model.hourly("border", border).items())]
+        for border in BORDERS
+    }
+
+    worker = spawn_worker("w1")
+    worker.wait_ready()
+    deadline = time.monotonic() + 60
+    forwarded = 0.0
+    while time.monotonic() < deadline and forwarded == 0:
+        forwarded = worker.metric("borderflow_forwarded_total")
+        time.sleep(0.02)
+    worker.kill()
+    assert 0 < forwarded < len(messages) * 0.7, forwarded  # killed in the middle of forwarding
+
+    worker = spawn_worker("w1", port=worker.port)
+    worker.wait_ready(timeout=120)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and border_answers(worker.url) != expected:
+        time.sleep(1)
+    assert border_answers(worker.url) == expected
+    for country in ("GE", "FI", "KZ", "MN"):
+        status, body = http_get(f"{worker.url}/counts/countries/{country}?window=24h")
+        assert status == 200
+        assert body["windows"] == [
+            {"start": format_utc(h), "end": format_utc(h + 24 * H), "count": c}
+            for h, c in sorted(model.rolling("entries", country).items())
+        ], country
+    assert model.outcomes["late"] == 0
+    # copies forwarded again after the kill were judged duplicates at home, not counted twice
+    assert worker.metric("borderflow_events_total", outcome="duplicate") >= model.outcomes["duplicate"]
+
+    # a verifying replay counts the forwarded copies as the live worker did, and writes nothing into the input topics
+    before = asyncio.run(input_ends(kafka, deployment["BORDERFLOW_TOPIC_PREFIX"] + "crossings"))
+    result = run_replay(deployment, "--verify", "--live", worker.url)
+    assert result.returncode == 0 and "IDENTICAL" in result.stderr, result.stderr[-2000:]
+    assert asyncio.run(input_ends(kafka, deployment["BORDERFLOW_TOPIC_PREFIX"] + "crossings")) == before
+
+
+async def input_ends(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(4)]
+        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()}
+    finally:
+        await consumer.stop()
