@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from cli.common import kafka_option, settings_from
+from streams.access import cluster_headers
 from streams.admin import KafkaUnreachable, TopicMismatch, wait_for_topics
 from streams.replay import Progress as ReplayProgress
 from streams.replay import ReplayError, ReplayWorker, follow, input_offsets, verify
@@ -90,13 +91,13 @@ def replay(
                     task, completed=p.done, left=p.partitions_left, rate=f"{p.done / elapsed:,.0f} events/s" if p.done else "starting"
                 )
 
-            asyncio.run(follow(worker, progress, show, timeout))
+            asyncio.run(follow(worker, progress, show, timeout, cluster_headers(settings)))
         elapsed = time.monotonic() - started
         rate = progress.done / max(elapsed, 1e-9)
         err.print(f"replayed {progress.done:,} messages in {elapsed:.1f} s ({rate:,.0f} messages/s, worker start included)")
         if check:
             err.print(f"verifying against the live workers at {live_url} ...")
-            differences, compared = asyncio.run(verify(live_url, worker.url, settings.core().base))
+            differences, compared = asyncio.run(verify(live_url, worker.url, settings.core().base, headers=cluster_headers(settings)))
             err.print(f"compared {len(compared)} partitions at common offsets")
     except ReplayError as exc:
         raise click.ClickException(str(exc)) from None

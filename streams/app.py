@@ -19,6 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from events.ingest import BodyError, media_type
 from events.times import parse_rfc3339
 from streams import metrics
+from streams.access import AccessPolicy, access_middleware, cluster_headers
 from streams.broker_defects import DeadMemberEvictor, group_instance_id
 from streams.core import BORDER, DEPARTURES, ENTRIES, PartitionState, merge_partials
 from streams.fastpath import BatchChannel, BatchInputs, BorderflowApp, DeclaredTableManager, FetchedBatch, read_bare
@@ -29,6 +30,7 @@ from streams.queries import (
     net_inflow_windows,
     observed_series,
     reconcile_all,
+    seen_request,
     snapshot_request,
     window_spec,
     windows_of,
@@ -108,6 +110,12 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         producer_compression_type=settings.compression_type,
         web_in_thread=False,
+        # Faust's own routes serve raw table contents and topology to anyone: off
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         loghandlers=[],
         TableManager=DeclaredTableManager,
     )
@@ -149,7 +157,7 @@ def create_app(settings: Settings) -> faust.App:
         for topic_name in settings.topics.inputs:
             make_agent(topic_name)
 
-    cluster = Cluster(app, runtime)
+    cluster = Cluster(app, runtime, cluster_headers(settings))
     #: this worker's statements with cluster-wide observed figures, for the gauges
     statement_views: list[StatementView] = []
 
@@ -202,6 +210,10 @@ def create_app(settings: Settings) -> faust.App:
     _install_views(app, settings, runtime, cluster)
     _install_ingest(app, runtime, ingest)
     _install_replay_views(app, runtime, cluster)
+    access = AccessPolicy(settings)
+    if access.refusal is not None:
+        log.error("%s", access.refusal)
+    app.web.web_app.middlewares.append(access_middleware(access))  # type: ignore[attr-defined]  # the aiohttp driver's
 
     def highwater(topic: str, partition: int) -> int | None:
         consumer = app.consumer
@@ -267,9 +279,11 @@ async def local_snapshots(runtime: Runtime, wanted: dict[str, int], wait: float)
 class Cluster:
     """Scatter-gather over the workers that own the partitions."""
 
-    def __init__(self, app: faust.App, runtime: Runtime) -> None:
+    def __init__(self, app: faust.App, runtime: Runtime, headers: dict[str, str]) -> None:
         self.app = app
         self.runtime = runtime
+        #: sent with every request to a peer (the cluster secret)
+        self.headers = headers
 
     def _peers(self) -> list[str]:
         me = str(self.app.conf.canonical_url).rstrip("/")
@@ -288,7 +302,7 @@ class Cluster:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         method = "GET" if body is None else "POST"
         data = None if body is None else orjson.dumps(body)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with aiohttp.ClientSession(timeout=timeout, headers=self.headers) as session:
 
             async def one(url: str) -> Any:
                 try:
@@ -484,7 +498,10 @@ def _install_ingest(app: faust.App, runtime: Runtime, ingest: Ingest) -> None:
     @app.page(INTERNAL_SEEN)
     class Seen(StateView):
         async def post(self, request: Request) -> Response:
-            wanted = orjson.loads(await request.read())
+            try:
+                wanted = seen_request(await request.read())
+            except BadParameter as exc:
+                return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
             return _json(self, sorted(local_seen(runtime.local_states(), wanted)))
 
     del Events, Seen

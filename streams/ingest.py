@@ -10,14 +10,13 @@ acknowledgement: 202 means the events are in Kafka.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from events.ingest import BodyError, LineResult, RecentIds, parse_body, report
 from streams import metrics
+from streams.access import bearer_matches, is_loopback
 from streams.publisher import Publisher
 from streams.settings import Settings
 
@@ -25,15 +24,6 @@ log = logging.getLogger(__name__)
 
 #: ``(topic, ids) -> the ids the stream has already seen``, asked of every worker
 SeenLookup = Callable[[dict[str, list[str]]], Awaitable[set[str]]]
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def ingest_refusal(settings: Settings) -> str | None:
@@ -52,7 +42,7 @@ class Ingest:
     def __init__(self, settings: Settings, seen: SeenLookup, read_timeout: float = 30.0) -> None:
         self.settings = settings
         self.refusal = ingest_refusal(settings)
-        self._token = settings.ingest_token.encode() if settings.ingest_token else None
+        self._token = settings.ingest_token or None
         self._seen = seen
         self._recent = RecentIds(settings.dedup_horizon.total_seconds())
         self._publisher: Publisher | None = None
@@ -69,9 +59,7 @@ class Ingest:
             return BodyError(403, "BORDERFLOW_INGEST_TOKEN", self.refusal)
         if self._token is None:
             return None
-        scheme, _, given = (header or "").partition(" ")
-        # compare_digest takes the same time whatever the first differing byte is
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token):
+        if not bearer_matches(header, self._token):
             return BodyError(401, "Authorization", "missing or wrong bearer token")
         return None
 

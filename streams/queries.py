@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import orjson
+
 from events.times import format_utc, parse_rfc3339
 from streams.core import CoreConfig
 from streams.windows import WindowSpec, bucket_start, window_count, window_counts
@@ -50,6 +52,28 @@ def snapshot_request(at: Iterable[str], wait: str | None, default_wait: float = 
         if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SNAPSHOT_WAIT:
             raise BadParameter("wait", f"expected a finite number of seconds from 0 to {MAX_SNAPSHOT_WAIT:.0f}")
     return wanted, seconds
+
+
+#: event ids one ``/internal/seen`` call may ask about (an ingest body of the largest size holds fewer)
+MAX_SEEN_IDS = 200_000
+
+
+def seen_request(body: bytes) -> dict[str, list[str]]:
+    """The ``{topic: [event_id, ...]}`` body of ``POST /internal/seen``, checked before it is used."""
+    try:
+        wanted = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadParameter("$", "expected a JSON object of topic -> list of event ids") from None
+    if not isinstance(wanted, dict):
+        raise BadParameter("$", "expected a JSON object of topic -> list of event ids")
+    total = 0
+    for topic, ids in wanted.items():
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise BadParameter(topic[:100], "expected a list of event ids (strings)")
+        total += len(ids)
+        if total > MAX_SEEN_IDS:
+            raise BadParameter("$", f"at most {MAX_SEEN_IDS} event ids per request")
+    return wanted
 
 
 def windows_of(

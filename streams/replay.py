@@ -158,10 +158,15 @@ async def get_json(session: aiohttp.ClientSession, url: str, params: list[tuple[
         return orjson.loads(await response.read())
 
 
-async def follow(worker: ReplayWorker, progress: Progress, on_progress: Callable[[Progress], None], timeout: float) -> None:
-    """Wait until the replay worker is ready and has applied everything up to the end offsets."""
+async def follow(
+    worker: ReplayWorker, progress: Progress, on_progress: Callable[[Progress], None], timeout: float, headers: dict[str, str] | None = None
+) -> None:
+    """Wait until the replay worker is ready and has applied everything up to the end offsets.
+
+    ``headers`` go with every request (the cluster secret: streams/access.py).
+    """
     deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), headers=headers) as session:
         while True:
             worker.check_alive()
             if time.monotonic() > deadline:
@@ -176,7 +181,9 @@ async def follow(worker: ReplayWorker, progress: Progress, on_progress: Callable
             await asyncio.sleep(0.5)
 
 
-async def verify(live_url: str, replay_url: str, base: int, attempts: int = 8, wait: float = 60) -> tuple[list[Difference], dict[str, int]]:
+async def verify(
+    live_url: str, replay_url: str, base: int, attempts: int = 8, wait: float = 60, headers: dict[str, str] | None = None
+) -> tuple[list[Difference], dict[str, int]]:
     """Differences between live and replay, each partition compared at an offset both have applied.
 
     Returns the differences and the offset each partition was compared at.
@@ -185,7 +192,7 @@ async def verify(live_url: str, replay_url: str, base: int, attempts: int = 8, w
     differences: list[Difference] = []
     pending: set[str] | None = None
     timeout = aiohttp.ClientTimeout(total=wait + 30)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
         for attempt in range(attempts):
             try:
                 live_offsets, replay_offsets = await asyncio.gather(

@@ -28,7 +28,10 @@ class Settings(BaseSettings):
     advertised_url: str | None = Field(
         None, description="URL other workers use to reach this one (default: http://web_host:web_port, or the hostname for 0.0.0.0)"
     )
-    ingest_token: str | None = Field(None, description="bearer token for POST /events")
+    ingest_token: str | None = Field(None, description="bearer token for POST /events", repr=False)
+    cluster_token: str | None = Field(
+        None, description="bearer token of the routes workers use among themselves (default: the ingest token)", repr=False
+    )
     grace: timedelta = Field(timedelta(hours=6), description="grace period before events are late")
     max_future: timedelta = Field(
         timedelta(hours=6), description="how far an event's time may be ahead of when it was sent (its record's timestamp)"

@@ -17,11 +17,11 @@ from streams.apache_kafka import KafkaCluster, kafka_version, shared_properties
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def resolved(**env: str) -> dict[str, Any]:
+def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("docker-compose")
     if tool is None:
         pytest.fail("docker-compose is missing: run make system-deps (Debian package docker-compose)")
-    result = subprocess.run(
+    return subprocess.run(
         [tool, "-f", "docker-compose.yml", "config"],
         cwd=ROOT,
         capture_output=True,
@@ -30,6 +30,10 @@ def resolved(**env: str) -> dict[str, Any]:
         check=False,
         env={k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")} | env,
     )
+
+
+def resolved(**env: str) -> dict[str, Any]:
+    result = compose_config({"BORDERFLOW_CLUSTER_TOKEN": "cluster-s3cret"} | env)
     assert result.returncode == 0, result.stderr
     config: dict[str, Any] = yaml.safe_load(result.stdout)
     return config
@@ -96,6 +100,13 @@ def test_workers_are_built_here_and_reach_kafka_and_each_other() -> None:
 def test_ingest_token_passes_through_and_defaults_to_ingest_disabled() -> None:
     assert resolved()["services"]["worker-1"]["environment"]["BORDERFLOW_INGEST_TOKEN"] == ""
     assert resolved(BORDERFLOW_INGEST_TOKEN="s3cret")["services"]["worker-2"]["environment"]["BORDERFLOW_INGEST_TOKEN"] == "s3cret"
+
+
+def test_the_workers_share_a_cluster_token_that_must_be_set() -> None:
+    refused = compose_config({})
+    assert refused.returncode != 0 and "BORDERFLOW_CLUSTER_TOKEN" in refused.stderr
+    services = resolved()["services"]
+    assert {services[w]["environment"]["BORDERFLOW_CLUSTER_TOKEN"] for w in ("worker-1", "worker-2")} == {"cluster-s3cret"}
 
 
 def test_prometheus_and_grafana_mount_this_repository_s_config() -> None:

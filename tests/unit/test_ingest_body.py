@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.ingest import BodyError, RecentIds, media_type, parse_body, report
-from streams.ingest import ingest_refusal, is_loopback
+from streams.access import is_loopback
+from streams.ingest import ingest_refusal
 from streams.settings import Settings
 from tests.unit.test_validation import CROSSING, STATEMENT
 

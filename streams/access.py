@@ -1,0 +1,105 @@
+"""Who may call what on a worker's web server.
+
+The contract's routes (health, metrics, counts, net inflow, statements, the
+console) are public; ``POST /events`` checks the ingest token itself. Every
+other route is one that workers and borderflow's own tools use among
+themselves (partials, statements, seen ids, offsets, snapshots, and any
+route the engine adds). Those need the **cluster secret**
+(``BORDERFLOW_CLUSTER_TOKEN``, or the ingest token when none is set) as a
+bearer token whenever one is configured. Without one they are served only on
+a loopback address: on any other address they answer 403 and name the fix.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import orjson
+from aiohttp import web
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: method and path of the contract's routes, which anyone may call
+PUBLIC_ROUTES: Final = (
+    ("GET", re.compile(r"/(health|metrics|statements)?")),
+    ("GET", re.compile(r"/counts/(borders|countries)/[^/]+")),
+    ("GET", re.compile(r"/net-inflow/[^/]+")),
+    ("POST", re.compile(r"/events")),  # checks the ingest token itself
+)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def cluster_secret(settings: Settings) -> str | None:
+    return settings.cluster_token or settings.ingest_token or None
+
+
+def bearer_matches(header: str | None, secret: str) -> bool:
+    """Whether ``header`` is ``Bearer <secret>``, compared in constant time (any bytes in the header are fine)."""
+    scheme, _, given = (header or "").partition(" ")
+    # aiohttp decodes header bytes that are not UTF-8 as surrogates: keep them as bytes, never raise
+    offered = given.strip().encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and hmac.compare_digest(offered, secret.encode())
+
+
+def cluster_headers(settings: Settings) -> dict[str, str]:
+    """What a worker or tool sends with a request to another worker's internal routes."""
+    secret = cluster_secret(settings)
+    return {} if secret is None else {"Authorization": f"Bearer {secret}"}
+
+
+def is_public(method: str, path: str) -> bool:
+    method = "GET" if method == "HEAD" else method
+    return any(method == allowed and pattern.fullmatch(path) for allowed, pattern in PUBLIC_ROUTES)
+
+
+class AccessPolicy:
+    def __init__(self, settings: Settings) -> None:
+        self.secret = cluster_secret(settings)
+        self.refusal: str | None = None
+        if self.secret is None and not is_loopback(settings.web_host):
+            self.refusal = (
+                f"worker-to-worker routes are disabled: the worker listens on {settings.web_host} (not loopback) and neither "
+                "BORDERFLOW_CLUSTER_TOKEN nor BORDERFLOW_INGEST_TOKEN is set. Set BORDERFLOW_CLUSTER_TOKEN on every worker "
+                "(queries for keys owned by other workers fail until then), or bind BORDERFLOW_WEB_HOST to 127.0.0.1."
+            )
+
+    def check(self, method: str, path: str, authorization: str | None) -> tuple[int, dict[str, Any]] | None:
+        """None if the request may go on; otherwise the status and body to answer with."""
+        if is_public(method, path):
+            return None
+        if self.refusal is not None:
+            return 403, {"error": self.refusal, "field": "BORDERFLOW_CLUSTER_TOKEN"}
+        if self.secret is not None and not bearer_matches(authorization, self.secret):
+            return 401, {"error": "this route is for borderflow's workers: missing or wrong cluster token", "field": "Authorization"}
+        return None
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def access_middleware(policy: AccessPolicy) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        refused = policy.check(request.method, request.path, request.headers.get("Authorization"))
+        if refused is None:
+            return await handler(request)
+        status, body = refused
+        headers = {"WWW-Authenticate": 'Bearer realm="borderflow-cluster"'} if status == 401 else {}
+        return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
+
+    return guard
