@@ -86,8 +86,12 @@ def _line(number: int, data: bytes, max_event_bytes: int) -> LineResult:
         return LineResult(number, data, error=InvalidEvent("$", "too deeply nested"))
 
 
-def parse_body(kind: str, body: bytes, *, max_event_bytes: int) -> list[LineResult]:
-    """Validate every line of a body; raise :class:`BodyError` if there is nothing to read.
+def parse_body(kind: str, body: bytes, *, max_event_bytes: int, max_lines: int = 10_000) -> list[LineResult]:
+    """Validate every line of a body; raise :class:`BodyError` if there is nothing to read, or too much.
+
+    At most ``max_lines`` events (non-blank lines) per body, so that neither
+    the work nor the answer (one result per line) grows past a bound: more is
+    a 413, checked before any line is validated.
 
     A ``json`` body is one event: bytes that are not JSON at all are a 400, a
     JSON value that is not a valid event is one rejected line. In an
@@ -105,12 +109,10 @@ def parse_body(kind: str, body: bytes, *, max_event_bytes: int) -> list[LineResu
         except RecursionError:
             raise BodyError(400, "$", "invalid JSON: too deeply nested") from None
         return [_line(1, data, max_event_bytes)]
-    results = []
-    for number, raw in enumerate(body.split(b"\n"), start=1):
-        data = raw.strip()
-        if data:
-            results.append(_line(number, data, max_event_bytes))
-    return results
+    lines = [(number, data) for number, raw in enumerate(body.split(b"\n"), start=1) if (data := raw.strip())]
+    if len(lines) > max_lines:
+        raise BodyError(413, "$", f"too many events: {len(lines)} lines, at most {max_lines} per request (BORDERFLOW_INGEST_MAX_LINES)")
+    return [_line(number, data, max_event_bytes) for number, data in lines]
 
 
 def report(results: list[LineResult]) -> tuple[int, dict[str, Any]]:

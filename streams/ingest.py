@@ -45,6 +45,8 @@ class Ingest:
         self._token = settings.ingest_token or None
         self._seen = seen
         self._recent = RecentIds(settings.dedup_horizon.total_seconds())
+        #: ids that a request is publishing now: a retry must wait for its answer
+        self._in_flight: set[str] = set()
         self._publisher: Publisher | None = None
         self._publisher_lock = asyncio.Lock()
         self.read_timeout = read_timeout
@@ -82,29 +84,53 @@ class Ingest:
         return b"".join(parts)
 
     async def handle(self, kind: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """Validate, deduplicate and publish a body of ``kind`` (see :func:`media_type`)."""
-        results = parse_body(kind, body, max_event_bytes=self.settings.max_event_bytes)
-        fresh = await self._mark_duplicates(results)
+        """Validate, deduplicate and publish a body of ``kind`` (see :func:`media_type`).
+
+        Validation runs in a thread: a large body must not hold up the event
+        loop (the stream, and every other request) while it is read.
+        """
+        settings = self.settings
+        results = await asyncio.to_thread(
+            parse_body, kind, body, max_event_bytes=settings.max_event_bytes, max_lines=settings.ingest_max_lines
+        )
+        self._refuse_in_flight(results)
+        mine = {line.event.event_id for line in results if line.event is not None}
+        self._in_flight |= mine
         try:
-            await self._publish(fresh)
-        except Exception as exc:
+            fresh = await self._mark_duplicates(results)
+            try:
+                await self._publish(fresh)
+            except Exception as exc:
+                raise BodyError(503, "$", f"could not publish to Kafka, nothing was accepted; retry the request: {exc!r}") from None
             for line in fresh:
                 assert line.event is not None
-                self._recent.discard(line.event.event_id)
-            raise BodyError(503, "$", f"could not publish to Kafka, nothing was accepted; retry the request: {exc!r}") from None
+                self._recent.add(line.event.event_id, line.event.event_time)
+        finally:
+            self._in_flight -= mine
         metrics.observe_ingest(results)
         return report(results)
+
+    def _refuse_in_flight(self, results: Iterable[LineResult]) -> None:
+        """409 if another request is still publishing one of these ids: until it answers, nobody knows whether it arrives."""
+        busy = [line.event.event_id for line in results if line.event is not None and line.event.event_id in self._in_flight]
+        if busy:
+            shown = ", ".join(repr(event_id) for event_id in busy[:5]) + (f" and {len(busy) - 5} more" if len(busy) > 5 else "")
+            raise BodyError(
+                409, "event_id", f"{shown} being published by another request right now; retry once that request has answered"
+            )
 
     async def _mark_duplicates(self, results: Iterable[LineResult]) -> list[LineResult]:
         """Lines to publish; repeats (in this body, recently ingested, or already counted) become duplicates."""
         fresh: list[LineResult] = []
+        in_body: set[str] = set()
         for line in results:
             if line.event is None:
                 continue
-            if line.event.event_id in self._recent:
+            event_id = line.event.event_id
+            if event_id in self._recent or event_id in in_body:
                 line.status = "duplicate"
             else:
-                self._recent.add(line.event.event_id, line.event.event_time)  # reserved until published or failed
+                in_body.add(event_id)
                 fresh.append(line)
         if not fresh:
             return fresh

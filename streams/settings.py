@@ -57,6 +57,7 @@ class Settings(BaseSettings):
         "zstd", description="compression of everything borderflow produces (events, changelogs, outputs)"
     )
     body_limit: int = Field(5 * 1024 * 1024, ge=1024, description="largest POST /events body")
+    ingest_max_lines: int = Field(10_000, ge=1, le=1_000_000, description="most events (NDJSON lines) in one POST /events body")
     log_level: str = Field("WARNING", description="worker log level")
     rebalance_timeout: timedelta = Field(
         timedelta(seconds=12),

@@ -165,6 +165,18 @@ def test_bodies_over_the_limit_are_413_whether_announced_or_streamed(worker: Wor
     assert border_total(worker, "big-body") == 0
 
 
+def test_too_many_lines_are_413_at_once_and_nothing_is_published(worker: WorkerProcess) -> None:
+    """The body limit bounds bytes; lines are bounded too, so neither the work nor the answer (a result per line) can grow."""
+    started = time.monotonic()
+    status, answer, _ = post(worker.url, b"1\n" * 100_000)  # 200 KB of lines, under the byte limit
+    assert status == 413 and answer["field"] == "$" and "at most 10000" in answer["reason"]
+    assert time.monotonic() - started < 5
+    assert post(worker.url, b"1\n" * 10_001)[0] == 413
+    status, answer, _ = post(worker.url, b"1\n" * 10_000)  # at the bound: every line answered
+    assert status == 422 and answer["rejected"] == 10_000 and len(answer["results"]) == 10_000
+    assert http_get(worker.url + "/health")[0] == 200
+
+
 def test_a_slow_client_does_not_hold_up_others(worker: WorkerProcess) -> None:
     body = ndjson(crossing("slow-1", border="slow-client"))
     with socket.create_connection(("127.0.0.1", worker.port)) as slow:

@@ -67,6 +67,14 @@ def test_an_empty_body_is_a_400(body: bytes) -> None:
         assert info.value.status == 400
 
 
+def test_more_events_than_the_line_bound_is_a_413_before_any_is_read() -> None:
+    body = b"\n".join(orjson.dumps(CROSSING | {"event_id": f"c-{i}"}) for i in range(11)) + b"\n\n\n"
+    assert len(parse_body("ndjson", body, max_event_bytes=65536, max_lines=11)) == 11  # blank lines are not events
+    with pytest.raises(BodyError) as info:
+        parse_body("ndjson", body, max_event_bytes=65536, max_lines=10)
+    assert info.value.status == 413 and "11 lines, at most 10" in info.value.reason
+
+
 def test_oversize_and_deeply_nested_lines_are_rejected_not_raised() -> None:
     big = orjson.dumps(CROSSING | {"note": "x" * 300})
     deep = b"[" * 100_000 + b"]" * 100_000
