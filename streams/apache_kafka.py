@@ -144,6 +144,18 @@ class KafkaNode:
             self.process.wait()
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka writes them (``Uuid.randomUuid``): URL-safe base64 of 16 bytes.
+
+    One that starts with ``-`` would be read as an option by ``kafka-storage
+    format -t``; Kafka draws again in that case, and so does this.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 @dataclass
 class KafkaCluster:
     """``nodes`` combined broker+controller nodes of Apache Kafka on 127.0.0.1.
@@ -210,7 +222,7 @@ class KafkaCluster:
         """Format the storage (first start only), start every node, and wait until all serve."""
         libs = kafka_libs()
         if not self._formatted:
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = new_cluster_id()
             for node in self.members:
                 self._format(libs, node, cluster_id)
             self._formatted = True

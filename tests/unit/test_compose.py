@@ -128,3 +128,4 @@ def test_dockerfile_copies_what_exists_and_runs_the_worker() -> None:
             assert (ROOT / item).exists(), item
     assert 'ENTRYPOINT ["borderflow"]' in text and 'CMD ["worker"]' in text
     assert "/health" in text
+
