@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
+import os
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
@@ -33,6 +34,10 @@ from streams.output import DirectOutput, Record, header_text
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
+#: seconds a worker stopping after a failed batch has for Faust's orderly stop (leaving the group) before it exits at once
+STOP_AFTER_FAILURE_WITHIN = 15.0
+#: the exit status of a worker stopped by a failed batch (EX_SOFTWARE)
+FAILED_EXIT_CODE = 70
 #: snapshot requests that may wait on one partition at once (a replay verifying it makes one)
 MAX_PENDING_SNAPSHOTS = 64
 
@@ -96,6 +101,12 @@ class _FetchAgain:
     gap: bool
 
 
+def _exit_now(code: int) -> None:
+    log.critical("the worker did not stop in time after a failed batch: exiting with %d", code)
+    logging.shutdown()
+    os._exit(code)
+
+
 class NotReady(RuntimeError):
     """The worker is recovering or rebalancing: its tables may be incomplete, so nothing is read from them."""
 
@@ -125,6 +136,9 @@ class Runtime:
         self.busy = asyncio.Lock()
         self.gaps = GapGuard()
         self._in_section = False
+        #: what made a batch fail half-way: the worker is stopping (see _stop_after_failure)
+        self.failure: Exception | None = None
+        self._crash: asyncio.Task[None] | None = None
         # Faust starts its producer after the app is built: look it up when sending
         self.output = DirectOutput(lambda: app.producer._ensure_producer())  # type: ignore[attr-defined]  # noqa: PLW0108
 
@@ -285,12 +299,44 @@ class Runtime:
 
         async def guarded() -> _T:
             async with self.busy:
+                if self.failure is not None:  # stopping: apply nothing more
+                    section.close()
+                    raise self.failure
                 self._in_section = True
-                result = await section
+                try:
+                    result = await section
+                except Exception as exc:
+                    self._stop_after_failure(exc)
+                    raise
                 self._in_section = False
                 return result
 
         return await asyncio.shield(guarded())
+
+    def _stop_after_failure(self, exc: Exception) -> None:
+        """A batch failed half-way (a local store write refused: disk full): stop the worker.
+
+        The state in memory may then be ahead of the local store, and the
+        store ahead of the changelog. Carrying on from memory would let later
+        progress records cover what neither holds (undercounting on the next
+        recovery); restarting the agent from the store would read a batch
+        half-written. So nothing more is applied, nothing after the batch is
+        committed, and the worker stops; marked unclean (:attr:`interrupted`),
+        it rebuilds its local store from the changelog when it starts again.
+        """
+        if self.failure is not None:
+            return
+        self.failure = exc
+        self.states.clear()
+        log.critical(
+            "a batch could not be applied and written (%r): stopping this worker; its input is read again from the last "
+            "committed offsets, and its local state rebuilt from the changelog, when it starts again",
+            exc,
+        )
+        loop = asyncio.get_running_loop()
+        self._crash = loop.create_task(self.app.crash(exc))
+        # Faust's stop can wait for streams that will never drain; exiting unclean is as safe as a SIGKILL
+        loop.call_later(STOP_AFTER_FAILURE_WITHIN, _exit_now, FAILED_EXIT_CODE)
 
     @property
     def interrupted(self) -> bool:

@@ -97,7 +97,7 @@ def spawn_worker(deployment: dict[str, str], tmp_path: Path) -> Iterator[object]
 
     def spawn(name: str = "w1", port: int | None = None, command: tuple[str, ...] | None = None, **extra: str) -> WorkerProcess:
         port = port or free_port()
-        env = dict(deployment, BORDERFLOW_WEB_PORT=str(port), BORDERFLOW_DATA_DIR=str(tmp_path / name), **extra)
+        env = dict(deployment, BORDERFLOW_WEB_PORT=str(port), BORDERFLOW_DATA_DIR=str(tmp_path / name)) | extra
         worker = WorkerProcess(env=env, port=port, log=tmp_path / f"{name}.log", **({"command": command} if command else {})).start()
         workers.append(worker)
         return worker
