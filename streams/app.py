@@ -232,7 +232,8 @@ def create_app(settings: Settings) -> faust.App:
     metrics.STATE.attach(
         owned_states,
         lambda: statement_views,
-        lambda: {STATE_TABLE: len(state.data), "dedup_ids": sum(s.dedup_size for s in owned_states())},
+        # counted from memory: len() of the RocksDB store would walk every key on every scrape
+        lambda: {STATE_TABLE: sum(s.record_count for s in owned_states()), "dedup_ids": sum(s.dedup_size for s in owned_states())},
         config.base,
         config.windows[1].size,
         highwater,

@@ -199,6 +199,10 @@ class DedupIndex:
     def __len__(self) -> int:
         return len(self.seen) + len(self.uncertain)
 
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
     def __contains__(self, event_id: str) -> bool:
         return event_id in self.seen or event_id in self.uncertain
 
@@ -671,6 +675,11 @@ class PartitionState:
     @property
     def dedup_size(self) -> int:
         return len(self.dedup)
+
+    @property
+    def record_count(self) -> int:
+        """How many state records this partition holds: series, statements, dedup segments and its progress."""
+        return len(self.series) + len(self.statements) + self.dedup.segment_count + 1
 
 
 def merge_partials(partials: Iterable[Mapping[str, Any]]) -> tuple[dict[int, int], int]:

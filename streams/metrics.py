@@ -183,7 +183,7 @@ class StateCollector(Collector):
                 ratio.add_metric(labels, item.ratio)
         yield from (value, observed, ratio)
 
-        keys = GaugeMetricFamily("borderflow_state_keys", "Keys held in each state table on this worker", labels=["table"])
+        keys = GaugeMetricFamily("borderflow_state_keys", "Records held for the partitions this worker owns, per table", labels=["table"])
         for table, size in sorted(self._table_sizes().items()):
             keys.add_metric([table], size)
         yield keys

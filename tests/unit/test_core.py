@@ -149,3 +149,20 @@ def test_a_flushed_segment_keeps_its_newest_event_time_not_the_stream_time() -> 
     state.process_many([(2, crossing("c", T0 + 3 * H), -1), (3, crossing("d", T0 + 2 * H), -1)], effects)
     [(_, second)] = [(k, v) for k, v in state.flush() if k.startswith(b"D|")]
     assert orjson.loads(second or b"null") == [["c", "d"], [2, 3], T0 + 3 * H]
+
+
+def test_record_count_is_the_number_of_state_records_written() -> None:
+    """What borderflow_state_keys reports, counted from memory instead of walking the store."""
+    state = new_state(retention=2 * 86400, dedup_horizon=86400)
+    store: dict[bytes, bytes] = {}
+    for day in range(5):
+        values = [crossing(f"e-{day}-{i}", T0 + day * 86400 + i * 600, border=f"b-{i % 3}") for i in range(12)]
+        effects = Effects()
+        state.process_many([(day * 100 + i, v, -1) for i, v in enumerate(values)], effects)
+        state.close_windows(effects)
+        for key, value in state.flush():
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
+        assert state.record_count == len(store)
