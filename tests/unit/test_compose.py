@@ -33,7 +33,7 @@ def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def resolved(**env: str) -> dict[str, Any]:
-    result = compose_config({"BORDERFLOW_CLUSTER_TOKEN": "cluster-s3cret"} | env)
+    result = compose_config({"BORDERFLOW_CLUSTER_TOKEN": "cluster-s3cret", "GRAFANA_ADMIN_PASSWORD": "grafana-s3cret"} | env)
     assert result.returncode == 0, result.stderr
     config: dict[str, Any] = yaml.safe_load(result.stdout)
     return config
@@ -107,6 +107,17 @@ def test_the_workers_share_a_cluster_token_that_must_be_set() -> None:
     assert refused.returncode != 0 and "BORDERFLOW_CLUSTER_TOKEN" in refused.stderr
     services = resolved()["services"]
     assert {services[w]["environment"]["BORDERFLOW_CLUSTER_TOKEN"] for w in ("worker-1", "worker-2")} == {"cluster-s3cret"}
+
+
+def test_nothing_unauthenticated_is_published_beyond_loopback_and_grafana_needs_a_password() -> None:
+    services = resolved()["services"]
+    for name in ("kafka", "prometheus", "grafana"):
+        ports = [str(p) for p in services[name]["ports"]]
+        assert ports and all("127.0.0.1" in p for p in ports), (name, ports)
+    assert not any("lifecycle" in str(arg) for arg in services["prometheus"]["command"])
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "grafana-s3cret"
+    refused = compose_config({"BORDERFLOW_CLUSTER_TOKEN": "x"})
+    assert refused.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in refused.stderr
 
 
 def test_prometheus_and_grafana_mount_this_repository_s_config() -> None:
