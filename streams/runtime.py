@@ -79,6 +79,18 @@ _Original = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int | Non
 FORWARDED_FROM = "borderflow-forwarded-from"
 
 
+_NO_ORIGINAL: _Original = (None, None, [], None)
+#: the headers a dead letter names its reason and origin in; an original header of the same name is kept as ``original-<name>``
+DEAD_LETTER_HEADERS = frozenset({"reason", "detail", "topic", "partition", "offset"})
+
+
+def _offsets_to_copy(effects: Effects) -> set[int]:
+    """Offsets of the messages whose key and headers go out again: forwarded, or dead-lettered."""
+    if not effects.forwards and not effects.dead_letters:
+        return set()
+    return {offset for offset, _ in effects.forwards} | {letter.offset for letter in effects.dead_letters}
+
+
 def _bare_record(record: Any) -> _Original:
     timestamp = record.timestamp
     return record.key, record.value, list(record.headers or ()), timestamp if timestamp is not None and timestamp >= 0 else None
@@ -351,9 +363,10 @@ class Runtime:
             last = messages[-1]
             context = faust.Event(self.app, last.key, last.value, last.headers, last)
             writes, effects = self._apply(topic, partition, map(_message_fields, messages), context)
-            if effects.forwards:
-                await self._forward(topic, partition, {m.offset: _message_record(m) for m in messages}, effects)
-            await self._publish(topic, partition, writes, effects)
+            needed = _offsets_to_copy(effects)
+            originals = {m.offset: _message_record(m) for m in messages if m.offset in needed} if needed else {}
+            await self._forward(topic, partition, originals, effects)
+            await self._publish(topic, partition, writes, effects, originals)
 
     async def _process_fetched(self, batch: FetchedBatch) -> _FetchAgain | None:
         """Apply the batch, or drop it; where to fetch its partition again from, if it must be."""
@@ -373,9 +386,10 @@ class Runtime:
         message = consumer._to_message(batch.tp, consumer_record(batch.tp, last))  # noqa: SLF001 - Faust's Message, for the table's context
         context = faust.Event(self.app, last.key, last.value, last.headers, message)
         writes, effects = self._apply(topic, partition, map(_bare_fields, batch.records), context)
-        if effects.forwards:
-            await self._forward(topic, partition, {r.offset: _bare_record(r) for r in batch.records}, effects)
-        await self._publish(topic, partition, writes, effects)
+        needed = _offsets_to_copy(effects)
+        originals = {r.offset: _bare_record(r) for r in batch.records if r.offset in needed} if needed else {}
+        await self._forward(topic, partition, originals, effects)
+        await self._publish(topic, partition, writes, effects, originals)
         consumer.mark_processed(batch.tp, last.offset)
         return None
 
@@ -417,7 +431,7 @@ class Runtime:
         a copy delivered twice (forwarded again after a crash) is a duplicate
         at home, counted once.
         """
-        if not self.forward:
+        if not self.forward or not effects.forwards:
             return
         by_home: dict[int, tuple[list[Record], list[int | None]]] = defaultdict(lambda: ([], []))
         for offset, home in effects.forwards:
@@ -430,7 +444,9 @@ class Runtime:
             await self.output.send(topic, home, records, exact=True, timestamps=stamps)
         metrics.FORWARDED.labels(type=self.topics.type_of(topic)).inc(len(effects.forwards))
 
-    async def _publish(self, topic: str, partition: int, writes: list[tuple[bytes, bytes | None]], effects: Effects) -> None:
+    async def _publish(
+        self, topic: str, partition: int, writes: list[tuple[bytes, bytes | None]], effects: Effects, originals: dict[int, _Original]
+    ) -> None:
         """The changelog of the state written, dead letters and final window counts, into the producer, in that order.
 
         The changelog goes to the partition of the same number as the input (the
@@ -450,14 +466,16 @@ class Runtime:
         )
         letters: list[Record] = []
         for letter in effects.dead_letters:
-            headers = [
+            key, _, original_headers, _ = originals.get(letter.offset, _NO_ORIGINAL)
+            headers = [(f"original-{name}" if name in DEAD_LETTER_HEADERS else name, value) for name, value in original_headers]
+            headers += [
                 ("reason", letter.reason.encode()),
                 ("detail", header_text(letter.detail)),
                 ("topic", topic.encode()),
                 ("partition", str(partition).encode()),
                 ("offset", str(letter.offset).encode()),
             ]
-            letters.append((None, letter.value, headers))
+            letters.append((key, letter.value, headers))
             metrics.DEAD_LETTERS.labels(reason=letter.reason.split(":")[0]).inc()
         await self.output.send(self.topics.dead_letters, partition, letters)
         results: list[Record] = [

@@ -188,9 +188,35 @@ def test_scenario_answers_match_independent_counts(deployment: dict[str, str], s
     assert "invalid:count" in reasons and "invalid:occurred_at" in reasons and "invalid:type" in reasons
     for record in letters:
         headers = dict(record.headers)
+        assert record.key in (b"upper-lars", b"KZ")  # the original message's key
         assert headers["topic"].decode().startswith(prefix)
         assert int(headers["offset"]) >= 0 and int(headers["partition"]) >= 0
     assert b"{not json" in [r.value for r in letters]
+
+
+def test_dead_letters_keep_the_original_key_and_headers(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
+    create_topics(deployment)
+    worker = spawn_worker()
+    worker.wait_ready()
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+        await producer.start()
+        try:
+            headers = [("trace-id", b"t-123"), ("reason", b"set upstream")]
+            await producer.send_and_wait(prefix + "crossings", b"{not json", key=b"feed-7", headers=headers)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    [letter] = asyncio.run(consume_all(kafka, prefix + "borderflow-dlq", 1))
+    assert letter.key == b"feed-7" and letter.value == b"{not json"
+    headers = dict(letter.headers)
+    assert headers["trace-id"] == b"t-123" and headers["original-reason"] == b"set upstream"
+    assert headers["reason"] == b"invalid:$" and headers["topic"] == (prefix + "crossings").encode()
 
 
 def test_unknown_keys_are_empty_and_bad_parameters_are_named(deployment: dict[str, str], spawn_worker: Any) -> None:
