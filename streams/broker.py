@@ -78,6 +78,7 @@ class EmbeddedBroker:
         if port_open("127.0.0.1", self.port):
             raise RuntimeError(f"port {self.port} is already in use on 127.0.0.1")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)  # its control file holds the token of the broker's admin API
         # noida-db picks a free port for its control API; only Kafka is enabled.
         self.process = subprocess.Popen(
             [str(noida_binary()), "start", "--only", "kafka", "--kafka-port", str(self.port), "--data-dir", str(self.data_dir)],

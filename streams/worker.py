@@ -54,6 +54,7 @@ def run_worker(settings: Settings) -> None:
     tune_garbage_collector()
     state_dir = Path(app.conf.datadir)
     state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o700)  # the counts, the dedup index and the statements: this worker's user only
     prepare_local_state(state_dir, Path(app.conf.tabledir))
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False, override_logging=False)
     try:

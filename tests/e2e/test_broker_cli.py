@@ -54,6 +54,9 @@ def test_broker_stops_cleanly_on_a_signal(tmp_path: Path, sig: int) -> None:
         while not port_open("127.0.0.1", port):
             assert process.poll() is None and time.monotonic() < deadline, "broker did not start"
             time.sleep(0.1)
+        data = tmp_path / "b"
+        assert data.stat().st_mode & 0o777 == 0o700  # its control file holds the admin API's token
+        assert any(data.iterdir())
         process.send_signal(sig)
         assert process.wait(timeout=15) == 0
         assert not port_open("127.0.0.1", port)

@@ -236,6 +236,8 @@ def test_sigterm_stops_worker_cleanly(deployment: dict[str, str], spawn_worker: 
     create_topics(deployment)
     worker = spawn_worker()
     worker.wait_ready()
+    state = Path(worker.env["BORDERFLOW_DATA_DIR"]) / deployment["BORDERFLOW_APP_ID"]
+    assert state.stat().st_mode & 0o777 == 0o700  # the worker's state is its user's alone
     started = datetime.now(UTC)
     assert worker.stop(timeout=30) == 0
     assert (datetime.now(UTC) - started).total_seconds() < 30
