@@ -63,10 +63,16 @@ def test_every_message_gets_exactly_one_outcome_and_bad_ones_a_dead_letter(
 ) -> None:
     topic, event_type = kind
     state = PartitionState(topic, 0, event_type, CoreConfig(partitions=partitions), clock=lambda: 1.9e9)
+    one_by_one = PartitionState(topic, 0, event_type, CoreConfig(partitions=partitions), clock=lambda: 1.9e9)
     for start in range(0, len(values), batch):
         chunk = [(offset, value, -1) for offset, value in enumerate(values[start : start + batch], start=start)]
+        each = Effects()
+        for offset, value, stamp in chunk:  # the per-event path
+            one_by_one.process(offset, value, each, stamp)
         effects = Effects()
-        state.process_many(chunk, effects)
+        state.process_many(chunk, effects)  # the batch path
+        assert {k: v for k, v in each.outcomes.items() if v} == effects.outcomes
+        assert each.dead_letters == effects.dead_letters
         state.close_windows(effects)
         state.flush()
         assert set(effects.outcomes) <= OUTCOMES
