@@ -15,9 +15,9 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from cli.common import kafka_option, settings_from
 from streams.access import cluster_headers
 from streams.admin import KafkaUnreachable, TopicMismatch, wait_for_topics
+from streams.core.verify import Difference
 from streams.replay import Progress as ReplayProgress
 from streams.replay import ReplayError, ReplayWorker, follow, input_offsets, verify
-from streams.verify import Difference
 
 err = Console(stderr=True)
 

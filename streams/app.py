@@ -21,10 +21,7 @@ from events.times import parse_rfc3339
 from streams import metrics
 from streams.access import AccessPolicy, access_middleware, cluster_headers
 from streams.broker_defects import DeadMemberEvictor, group_instance_id
-from streams.core import BORDER, DEPARTURES, ENTRIES, PartitionState, merge_partials
-from streams.fastpath import BatchChannel, BatchInputs, BorderflowApp, DeclaredTableManager, FetchedBatch, read_bare
-from streams.ingest import Ingest
-from streams.queries import (
+from streams.core.queries import (
     BadParameter,
     StatementView,
     net_inflow_windows,
@@ -35,6 +32,9 @@ from streams.queries import (
     window_spec,
     windows_of,
 )
+from streams.core.state import BORDER, DEPARTURES, ENTRIES, PartitionState, merge_partials
+from streams.fastpath import BatchChannel, BatchInputs, BorderflowApp, DeclaredTableManager, FetchedBatch, read_bare
+from streams.ingest import Ingest
 from streams.runtime import NotReady, Runtime
 from streams.settings import Settings
 from streams.topics import STATE_TABLE

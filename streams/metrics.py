@@ -16,12 +16,12 @@ from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTO
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from streams.core import BORDER, DEPARTURES, ENTRIES, Effects, PartitionState
-from streams.windows import bucket_start, window_count
+from streams.core.state import BORDER, DEPARTURES, ENTRIES, Effects, PartitionState
+from streams.core.windows import bucket_start, window_count
 
 if TYPE_CHECKING:
     from events.ingest import LineResult
-    from streams.queries import StatementView
+    from streams.core.queries import StatementView
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):  # process_*, python_* (resident memory, CPU, GC)

@@ -28,9 +28,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.broker import free_port
+from streams.core.verify import Difference, diff_partition
 from streams.kafka import client_options
 from streams.settings import Settings
-from streams.verify import Difference, diff_partition
 
 
 class ReplayError(RuntimeError):

@@ -1,7 +1,7 @@
 """The thin shell between Faust and the pure core.
 
 The agents hand batches of events to :meth:`Runtime.process_batch`, which runs
-them through each partition's :class:`~streams.core.PartitionState` and writes
+them through each partition's :class:`~streams.core.state.PartitionState` and writes
 what changed to the Faust tables (so to their changelog topics) before the
 batch is acknowledged. Faust commits input offsets only for acknowledged
 events, after flushing the producer: an offset is never committed before the
@@ -28,7 +28,7 @@ from faust.types import TP, TableT
 from faust.types.stores import StoreT
 
 from streams import metrics
-from streams.core import CoreConfig, Effects, PartitionState, state_prefix
+from streams.core.state import CoreConfig, Effects, PartitionState, state_prefix
 from streams.fastpath import Admission, BatchingConsumer, FetchedBatch, GapGuard, consumer_record
 from streams.output import DirectOutput, Record, header_text
 from streams.topics import Topics

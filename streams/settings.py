@@ -11,9 +11,9 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.times import format_duration, parse_duration, parse_rfc3339
-from streams.core import CoreConfig
+from streams.core.state import CoreConfig
+from streams.core.windows import ALL, WindowSpec, validate_specs
 from streams.topics import Topics
-from streams.windows import ALL, WindowSpec, validate_specs
 
 
 class Settings(BaseSettings):

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.times import format_utc
-from streams.core import CoreConfig, Effects, PartitionState
+from streams.core.state import CoreConfig, Effects, PartitionState
 from tests.support import partition_for
 
 H = 3600

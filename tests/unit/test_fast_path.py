@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from events.model import Crossing, Departure
 from events.validation import InvalidEvent, fast_crossing, fast_departure, validate
-from streams.core import CoreConfig, Effects, PartitionState
-from streams.windows import WindowSpec, closing_windows, window_counts
+from streams.core.state import CoreConfig, Effects, PartitionState
+from streams.core.windows import WindowSpec, closing_windows, window_counts
 from tests.unit.test_validation import CROSSING, DEPARTURE
 
 H = 3600

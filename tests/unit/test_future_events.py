@@ -1,11 +1,11 @@
-"""An event time too far ahead of when the event was sent is dead-lettered and moves nothing (streams/core.py)."""
+"""An event time too far ahead of when the event was sent is dead-lettered and moves nothing (streams/core/state.py)."""
 
 from __future__ import annotations
 
 import orjson
 
 from events.times import format_utc, parse_rfc3339
-from streams.core import CoreConfig, Effects, PartitionState
+from streams.core.state import CoreConfig, Effects, PartitionState
 
 H = 3600
 SENT = parse_rfc3339("2022-09-21T12:00:00Z").timestamp()

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from events.codec import decode
 from events.partitioning import home_partition, murmur2, partition_for_key
 from events.times import format_utc
-from streams.core import CoreConfig, Effects, PartitionState
+from streams.core.state import CoreConfig, Effects, PartitionState
 
 H = 3600
 T0 = 1663743600  # 2022-09-21T07:00:00Z

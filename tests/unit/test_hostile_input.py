@@ -9,7 +9,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.core import CoreConfig, Effects, PartitionState
+from streams.core.state import CoreConfig, Effects, PartitionState
 from tests.unit.test_validation import CROSSING, DEPARTURE, STATEMENT
 
 JSON_VALUES = st.recursive(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from streams.core import BORDER, CoreConfig, Effects, PartitionState, WindowResult
+from streams.core.state import BORDER, CoreConfig, Effects, PartitionState, WindowResult
 from tests.unit.test_core import T0, crossing
 
 H = 3600

@@ -10,7 +10,7 @@ import pytest
 from events import validation
 from events.model import SCHEMA_VERSION
 from events.validation import InvalidEvent, validate
-from streams.core import CoreConfig, Effects, PartitionState
+from streams.core.state import CoreConfig, Effects, PartitionState
 from tests.unit.test_validation import CROSSING
 
 

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.windows import WindowSpec, bucket_start, closing_windows, window_count, window_counts
+from streams.core.windows import WindowSpec, bucket_start, closing_windows, window_count, window_counts
 
 H = 3600
 HOUR = WindowSpec("1h", H, H)

@@ -37,7 +37,7 @@ from events.model import Crossing, Departure, Event, Statement
 from events.partitioning import home_key, partition_for_key
 from events.times import format_utc
 from events.validation import Counted, InvalidEvent, fast_crossing, fast_departure
-from streams.windows import ALL, WindowSpec, bucket_start, closing_windows
+from streams.core.windows import ALL, WindowSpec, bucket_start, closing_windows
 
 #: ``forwarded``: valid, but outside its home partition, so judged there (see :mod:`events.partitioning`)
 Outcome = Literal["accepted", "duplicate", "late", "invalid", "skipped", "forwarded"]

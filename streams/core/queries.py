@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 
 from events.times import format_utc, parse_rfc3339
-from streams.core import CoreConfig
-from streams.windows import WindowSpec, bucket_start, window_count, window_counts
+from streams.core.state import CoreConfig
+from streams.core.windows import WindowSpec, bucket_start, window_count, window_counts
 
 
 class BadParameter(ValueError):
