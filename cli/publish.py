@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.common import kafka_option, settings_from
 from events.files import Line, read_events
-from streams.publisher import Publisher
+from streams.kafka.publisher import Publisher
 
 err = Console(stderr=True)
 

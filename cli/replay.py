@@ -14,8 +14,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from cli.common import kafka_option, settings_from
 from streams.access import cluster_headers
-from streams.admin import KafkaUnreachable, TopicMismatch, wait_for_topics
 from streams.core.verify import Difference
+from streams.kafka.admin import KafkaUnreachable, TopicMismatch, wait_for_topics
 from streams.replay import Progress as ReplayProgress
 from streams.replay import ReplayError, ReplayWorker, follow, input_offsets, verify
 

@@ -14,7 +14,7 @@ from rich.progress import Progress
 
 from cli.common import kafka_option, settings_from
 from events.files import read_ndjson
-from streams.publisher import Publisher
+from streams.kafka.publisher import Publisher
 from streams.simulation import SimEvent, with_statements
 from streams.simulation import simulate as generate
 

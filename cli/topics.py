@@ -7,7 +7,7 @@ import asyncio
 import click
 
 from cli.common import kafka_option, settings_from
-from streams.admin import TopicMismatch, ensure_topics
+from streams.kafka.admin import TopicMismatch, ensure_topics
 
 
 @click.command()

@@ -8,7 +8,7 @@ import logging
 import click
 
 from cli.common import kafka_option, settings_from
-from streams.admin import KafkaUnreachable, TopicMismatch, wait_for_topics
+from streams.kafka.admin import KafkaUnreachable, TopicMismatch, wait_for_topics
 
 
 @click.command()

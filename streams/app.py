@@ -35,9 +35,9 @@ from streams.core.queries import (
 from streams.core.state import BORDER, DEPARTURES, ENTRIES, PartitionState, merge_partials
 from streams.fastpath import BatchChannel, BatchInputs, BorderflowApp, DeclaredTableManager, FetchedBatch, read_bare
 from streams.ingest import Ingest
+from streams.kafka.topics import STATE_TABLE
 from streams.runtime import NotReady, Runtime
 from streams.settings import Settings
-from streams.topics import STATE_TABLE
 
 log = logging.getLogger(__name__)
 #: fetched batches waiting for the input agent: enough to keep it busy while the consumer fetches

@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from events.partitioning import partition_for_key
 from events.times import format_utc
-from streams.admin import create_topic
+from streams.kafka.admin import create_topic
 
 T0 = 1663718400  # 2022-09-21T00:00:00Z
 #: how often a worker's progress is read: a worker is timed to the first poll that finds it done

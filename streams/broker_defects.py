@@ -89,7 +89,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 from aiokafka.protocol.admin import ApiVersionRequest, DescribeGroupsRequest
 from aiokafka.protocol.group import LeaveGroupRequest
 
-from streams.kafka import client_options
+from streams.kafka.clients import client_options
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 from events.ingest import BodyError, LineResult, RecentIds, parse_body, report
 from streams import metrics
 from streams.access import bearer_matches, is_loopback
-from streams.publisher import Publisher
+from streams.kafka.publisher import Publisher
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

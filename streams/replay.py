@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.broker import free_port
 from streams.core.verify import Difference, diff_partition
-from streams.kafka import client_options
+from streams.kafka.clients import client_options
 from streams.settings import Settings
 
 

@@ -30,8 +30,8 @@ from faust.types.stores import StoreT
 from streams import metrics
 from streams.core.state import CoreConfig, Effects, PartitionState, state_prefix
 from streams.fastpath import Admission, BatchingConsumer, FetchedBatch, GapGuard, consumer_record
+from streams.kafka.topics import Topics
 from streams.output import DirectOutput, Record, header_text
-from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 #: seconds a worker stopping after a failed batch has for Faust's orderly stop (leaving the group) before it exits at once

@@ -23,9 +23,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.admin import DescribeGroupsRequest
 
-from streams.admin import create_topic
 from streams.apache_kafka import KafkaCluster
 from streams.broker import EmbeddedBroker, free_port
+from streams.kafka.admin import create_topic
 from tests.support import unique
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.admin import create_topic
+from streams.kafka.admin import create_topic
 from streams.output import DirectOutput, OutputFailed
 from tests.support import unique
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from streams.kafka import client_options
+from streams.kafka.clients import client_options
 from streams.settings import Settings
 
 

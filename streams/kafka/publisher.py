@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from events.model import Event
 from events.partitioning import home_key
-from streams.kafka import client_options
+from streams.kafka.clients import client_options
 from streams.settings import Settings
 
 

@@ -1,0 +1,1 @@
+"""Talking to Kafka outside Faust: client options (TLS/SASL), topics and their creation, and the publisher."""
