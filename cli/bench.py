@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from streams.apache_kafka import KafkaCluster, kafka_version
 from streams.bench import Result, bare_consumer, bench_events, core_only, prepare, report, run_baseline, run_worker
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker.apache_kafka import KafkaCluster, kafka_version
+from streams.broker.embedded import EmbeddedBroker, free_port
 
 
 @click.command()
@@ -114,7 +114,7 @@ def bench(
 
         def settle() -> None:
             # on the embedded broker each contestant starts on a quiet broker, not during the
-            # rewrite an earlier one's writes caused (streams/broker_defects.py, defect 4)
+            # rewrite an earlier one's writes caused (streams/broker/defects.py, defect 4)
             if embedded is not None:
                 with console.status("waiting for the embedded broker to finish rewriting its store"):
                     embedded.wait_quiet()

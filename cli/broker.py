@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from streams.broker import EmbeddedBroker
+from streams.broker.embedded import EmbeddedBroker
 
 
 @click.command()

@@ -17,7 +17,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from streams.broker import EmbeddedBroker, port_open
+from streams.broker.embedded import EmbeddedBroker, port_open
 from streams.simulation import CHECKPOINTS
 
 COUNTRIES = ("GE", "KZ", "FI", "MN", "RU")

@@ -20,7 +20,7 @@ from events.ingest import BodyError, media_type
 from events.times import parse_rfc3339
 from streams import metrics
 from streams.access import AccessPolicy, access_middleware, cluster_headers
-from streams.broker_defects import DeadMemberEvictor, group_instance_id
+from streams.broker.defects import DeadMemberEvictor, group_instance_id
 from streams.core.queries import (
     BadParameter,
     StatementView,
@@ -76,9 +76,9 @@ def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
 
 
 def create_app(settings: Settings) -> faust.App:
-    """The app for ``settings``, whose broker is known (:func:`streams.broker_defects.resolve_broker`)."""
+    """The app for ``settings``, whose broker is known (:func:`streams.broker.defects.resolve_broker`)."""
     if settings.broker == "auto" or settings.evict_dead_members is None:
-        raise ValueError("create_app needs settings whose broker is resolved: streams.broker_defects.resolve_broker")
+        raise ValueError("create_app needs settings whose broker is resolved: streams.broker.defects.resolve_broker")
     config = settings.core()
     app = BorderflowApp(
         settings.app_id,

@@ -27,7 +27,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.broker import free_port
+from streams.broker.embedded import free_port
 from streams.core.verify import Difference, diff_partition
 from streams.kafka.clients import client_options
 from streams.settings import Settings

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     )
     worker_id: str | None = Field(None, description="stable group.instance.id (default: hostname-webport)")
     broker: Literal["auto", "kafka", "embedded"] = Field(
-        "auto", description="which broker this is, for the embedded broker's workarounds: auto detects it (streams/broker_defects.py)"
+        "auto", description="which broker this is, for the embedded broker's workarounds: auto detects it (streams/broker/defects.py)"
     )
     evict_dead_members: bool | None = Field(
         None, description="remove group members unreachable for a session timeout (default: only on the embedded broker)"

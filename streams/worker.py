@@ -10,7 +10,7 @@ from pathlib import Path
 import faust
 
 from streams.app import create_app
-from streams.broker_defects import resolve_broker
+from streams.broker.defects import resolve_broker
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

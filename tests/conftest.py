@@ -7,8 +7,8 @@ from pathlib import Path
 import noida_db
 import pytest
 
-from streams.apache_kafka import KafkaCluster, kafka_version
-from streams.broker import EmbeddedBroker
+from streams.broker.apache_kafka import KafkaCluster, kafka_version
+from streams.broker.embedded import EmbeddedBroker
 from tests.support import WorkerProcess, free_port, unique
 
 #: which broker each part of the run used, for the report at the end

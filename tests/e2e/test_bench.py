@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.apache_kafka import kafka_version
+from streams.broker.apache_kafka import kafka_version
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import port_open
+from streams.broker.embedded import port_open
 from tests.support import free_port
 
 pytestmark = pytest.mark.e2e

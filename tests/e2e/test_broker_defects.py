@@ -2,7 +2,7 @@
 
 Each test runs on both brokers: on the embedded broker (noida-db) it shows the
 defect, on Apache Kafka that the workaround is not needed there. The
-workarounds (``streams/broker_defects.py``) are exercised by the worker tests:
+workarounds (``streams/broker/defects.py``) are exercised by the worker tests:
 ``test_crash_recovery.py`` (static membership: a SIGKILLed worker restarted
 next to a peer) and ``test_two_workers.py`` (eviction of a dead worker).
 """
@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.admin import DescribeGroupsRequest
 
-from streams.apache_kafka import KafkaCluster
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker.apache_kafka import KafkaCluster
+from streams.broker.embedded import EmbeddedBroker, free_port
 from streams.kafka.admin import create_topic
 from tests.support import unique
 

@@ -25,7 +25,7 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.apache_kafka import KafkaCluster
+from streams.broker.apache_kafka import KafkaCluster
 from tests.e2e.test_crash_recovery import prepared
 from tests.e2e.test_durability import wait_exact
 from tests.support import produce

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from events.times import format_utc
-from streams.apache_kafka import KafkaCluster
+from streams.broker.apache_kafka import KafkaCluster
 from tests.e2e.test_crash_recovery import BORDERS, prepared
 from tests.integration.test_pipeline import create_topics
 from tests.support import Model, http_get, produce

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from streams.apache_kafka import KafkaCluster
+from streams.broker.apache_kafka import KafkaCluster
 from tests.integration.test_ingest import TOKEN, crossing, ndjson, post
 from tests.support import WorkerProcess, free_port, unique
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from events.times import format_utc
-from streams.apache_kafka import KafkaCluster
+from streams.broker.apache_kafka import KafkaCluster
 from tests.e2e.test_crash_recovery import BORDERS, prepared
 from tests.e2e.test_two_workers import answers_match, wait_until
 from tests.support import http_get, produce

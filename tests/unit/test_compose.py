@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.apache_kafka import KafkaCluster, kafka_version, shared_properties
+from streams.broker.apache_kafka import KafkaCluster, kafka_version, shared_properties
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,8 +1,8 @@
-"""The Apache Kafka test helper's pure parts (streams/apache_kafka.py)."""
+"""The Apache Kafka test helper's pure parts (streams/broker/apache_kafka.py)."""
 
 from __future__ import annotations
 
-from streams.apache_kafka import new_cluster_id
+from streams.broker.apache_kafka import new_cluster_id
 
 
 def test_cluster_ids_never_start_with_a_dash() -> None:

@@ -28,9 +28,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.broker import free_port, own_session_and_die_with_parent, port_open
+from streams.broker.embedded import free_port, own_session_and_die_with_parent, port_open
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT / "apache-kafka"
 #: JVM heap of each node: the brokers here hold little, and three share the machine with the workers
 DEFAULT_HEAP_MB = 512

@@ -48,7 +48,7 @@ Workarounds:
   only bound available on the client side; events that other producers send
   uncompressed still cost their full size here. On real Kafka compression
   only saves network and disk.
-* **Measuring on a quiet broker** (embedded broker only) (:meth:`streams.broker.EmbeddedBroker.wait_quiet`,
+* **Measuring on a quiet broker** (embedded broker only) (:meth:`streams.broker.embedded.EmbeddedBroker.wait_quiet`,
   defect 4): ``borderflow bench`` waits for the embedded broker to stop using
   CPU before each contestant, so that none pays for the rewrite an earlier
   one's writes (or the publishing) caused. A worker still pays for the
@@ -216,7 +216,7 @@ class DeadMemberEvictor:
             for member_id in evict:
                 await client.send(node, LeaveGroupRequest(self.settings.app_id, member_id))
                 self.evicted += 1
-                log.warning("evicted unreachable group member %s (see streams/broker_defects.py)", member_id)
+                log.warning("evicted unreachable group member %s (see streams/broker/defects.py)", member_id)
             return evict
         finally:
             await client.close()
