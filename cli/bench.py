@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from streams.bench import Result, bare_consumer, bench_events, core_only, prepare, report, run_baseline, run_worker
 from streams.broker.apache_kafka import KafkaCluster, kafka_version
 from streams.broker.embedded import EmbeddedBroker, free_port
+from streams.tools.bench import Result, bare_consumer, bench_events, core_only, prepare, report, run_baseline, run_worker
 
 
 @click.command()

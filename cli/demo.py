@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.table import Table
 
 from streams.broker.embedded import EmbeddedBroker, port_open
-from streams.simulation import CHECKPOINTS
+from streams.tools.simulation import CHECKPOINTS
 
 COUNTRIES = ("GE", "KZ", "FI", "MN", "RU")
 

@@ -16,8 +16,8 @@ from cli.common import kafka_option, settings_from
 from streams.access import cluster_headers
 from streams.core.verify import Difference
 from streams.kafka.admin import KafkaUnreachable, TopicMismatch, wait_for_topics
-from streams.replay import Progress as ReplayProgress
-from streams.replay import ReplayError, ReplayWorker, follow, input_offsets, verify
+from streams.tools.replay import Progress as ReplayProgress
+from streams.tools.replay import ReplayError, ReplayWorker, follow, input_offsets, verify
 
 err = Console(stderr=True)
 

@@ -15,8 +15,8 @@ from rich.progress import Progress
 from cli.common import kafka_option, settings_from
 from events.files import read_ndjson
 from streams.kafka.publisher import Publisher
-from streams.simulation import SimEvent, with_statements
-from streams.simulation import simulate as generate
+from streams.tools.simulation import SimEvent, with_statements
+from streams.tools.simulation import simulate as generate
 
 SEED_STATEMENTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "seed-statements.ndjson"
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import orjson
 
 from events.times import parse_rfc3339
-from streams.simulation import SURGE_END, SURGE_START, simulate
+from streams.tools.simulation import SURGE_END, SURGE_START, simulate
 
 
 def week_totals(seed: int) -> Counter[str]:
