@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from cli.common import kafka_option, settings_from
-from streams.access import cluster_headers
 from streams.core.verify import Difference
 from streams.kafka.admin import KafkaUnreachable, TopicMismatch, wait_for_topics
 from streams.tools.replay import Progress as ReplayProgress
 from streams.tools.replay import ReplayError, ReplayWorker, follow, input_offsets, verify
+from streams.web.access import cluster_headers
 
 err = Console(stderr=True)
 

@@ -1,7 +1,7 @@
 """The body of ``POST /events``: media types, lines, and what each line became.
 
 Pure functions, so the endpoint's rules can be tested without a server: the
-HTTP view in ``streams/ingest.py`` reads the body, calls :func:`parse_body`,
+HTTP view in ``streams/web/ingest.py`` reads the body, calls :func:`parse_body`,
 checks the valid lines for duplicates, publishes them, and answers with
 :func:`report`.
 """

@@ -119,6 +119,12 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+def is_ready(app: faust.App) -> bool:
+    """Recovered and not rebalancing: the answers are complete."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManager has it, TableManagerT not
+    return bool(app.consumer is not None and not app.rebalancing and not recovery.in_recovery and recovery.completed.is_set())
+
+
 class NotReady(RuntimeError):
     """The worker is recovering or rebalancing: its tables may be incomplete, so nothing is read from them."""
 

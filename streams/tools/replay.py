@@ -163,7 +163,7 @@ async def follow(
 ) -> None:
     """Wait until the replay worker is ready and has applied everything up to the end offsets.
 
-    ``headers`` go with every request (the cluster secret: streams/access.py).
+    ``headers`` go with every request (the cluster secret: streams/web/access.py).
     """
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), headers=headers) as session:

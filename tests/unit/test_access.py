@@ -1,11 +1,11 @@
-"""Who may call which route (streams/access.py): the contract's routes are public, the rest need the cluster secret."""
+"""Who may call which route (streams/web/access.py): the contract's routes are public, the rest need the cluster secret."""
 
 from __future__ import annotations
 
 import pytest
 
-from streams.access import AccessPolicy, bearer_matches, cluster_headers, is_public
 from streams.settings import Settings
+from streams.web.access import AccessPolicy, bearer_matches, cluster_headers, is_public
 
 INTERNAL = [
     ("GET", "/internal/partials"),

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.ingest import BodyError, RecentIds, media_type, parse_body, report
-from streams.access import is_loopback
-from streams.ingest import ingest_refusal
 from streams.settings import Settings
+from streams.web.access import is_loopback
+from streams.web.ingest import ingest_refusal
 from tests.unit.test_validation import CROSSING, STATEMENT
 
 LIMIT = 64 * 1024

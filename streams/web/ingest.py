@@ -16,9 +16,9 @@ from typing import Any
 
 from events.ingest import BodyError, LineResult, RecentIds, parse_body, report
 from streams import metrics
-from streams.access import bearer_matches, is_loopback
 from streams.kafka.publisher import Publisher
 from streams.settings import Settings
+from streams.web.access import bearer_matches, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,7 @@ class Ingest:
         busy = [line.event.event_id for line in results if line.event is not None and line.event.event_id in self._in_flight]
         if busy:
             shown = ", ".join(repr(event_id) for event_id in busy[:5]) + (f" and {len(busy) - 5} more" if len(busy) > 5 else "")
-            raise BodyError(
-                409, "event_id", f"{shown} being published by another request right now; retry once that request has answered"
-            )
+            raise BodyError(409, "event_id", f"{shown} being published by another request right now; retry once that request has answered")
 
     async def _mark_duplicates(self, results: Iterable[LineResult]) -> list[LineResult]:
         """Lines to publish; repeats (in this body, recently ingested, or already counted) become duplicates."""

@@ -1,0 +1,151 @@
+"""Answers gathered from every worker: each owns some partitions, so a count is the sum of their partials."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
+import faust
+import orjson
+
+from streams.core.queries import (
+    observed_series,
+    reconcile_all,
+)
+from streams.core.state import PartitionState, merge_partials
+from streams.runtime import NotReady, Runtime
+
+log = logging.getLogger(__name__)
+INTERNAL_PARTIALS = "/internal/partials"
+INTERNAL_STATEMENTS = "/internal/statements"
+INTERNAL_SEEN = "/internal/seen"
+INTERNAL_OFFSETS = "/internal/offsets"
+INTERNAL_SNAPSHOT = "/internal/snapshot"
+
+
+def local_partials(states: Iterable[PartitionState], series: Iterable[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    states = list(states)
+    for kind, key in series:
+        parts = []
+        for state in states:
+            one = state.series.get((kind, key))
+            if one is not None:
+                parts.append({"buckets": one.buckets, "total": one.total, "stream_time": state.progress.stream_time})
+        out[f"{kind}:{key}"] = parts
+    return out
+
+
+def local_seen(states: Iterable[PartitionState], ids_by_topic: dict[str, list[str]]) -> set[str]:
+    found = set()
+    for state in states:
+        for event_id in ids_by_topic.get(state.topic, ()):
+            if event_id in state.dedup:
+                found.add(event_id)
+    return found
+
+
+async def local_snapshots(runtime: Runtime, wanted: dict[str, int], wait: float) -> dict[str, dict[str, Any]]:
+    futures = {}
+    for tp, offset in wanted.items():
+        topic, _, partition = tp.rpartition("|")
+        futures[tp] = runtime.snapshot_at(topic, int(partition), offset)
+    if futures:
+        await asyncio.wait(futures.values(), timeout=wait)
+    answers = {tp: future.result() if future.done() else {"status": "timeout"} for tp, future in futures.items()}
+    for future in futures.values():
+        future.cancel()  # a wait that timed out is forgotten (Runtime.snapshot_at), not left for every record to walk past
+    return answers
+
+
+class Cluster:
+    """Scatter-gather over the workers that own the partitions."""
+
+    def __init__(self, app: faust.App, runtime: Runtime, headers: dict[str, str]) -> None:
+        self.app = app
+        self.runtime = runtime
+        #: sent with every request to a peer (the cluster secret)
+        self.headers = headers
+
+    def _peers(self) -> list[str]:
+        me = str(self.app.conf.canonical_url).rstrip("/")
+        peers = []
+        for url in self.app.router.tables_metadata():
+            peer = str(url).rstrip("/")
+            if peer != me:
+                peers.append(peer)
+        return sorted(set(peers))
+
+    async def _fetch(self, path: str, params: list[tuple[str, str]], body: Any = None, timeout_s: float = 10) -> list[Any]:
+        """Every peer's JSON answer to GET ``path`` (or POST of ``body``)."""
+        peers = self._peers()
+        if not peers:
+            return []
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        method = "GET" if body is None else "POST"
+        data = None if body is None else orjson.dumps(body)
+        async with aiohttp.ClientSession(timeout=timeout, headers=self.headers) as session:
+
+            async def one(url: str) -> Any:
+                try:
+                    async with session.request(method, url + path, params=params, data=data) as response:
+                        if response.status == 503:
+                            raise NotReady(f"worker {url} is recovering its state or rebalancing; retry shortly")
+                        response.raise_for_status()
+                        return orjson.loads(await response.read())
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raise NotReady(f"worker {url} did not answer ({exc!r}); retry shortly") from None
+
+            return list(await asyncio.gather(*(one(url) for url in peers)))
+
+    async def partials(self, series: list[tuple[str, str]]) -> dict[str, tuple[dict[int, int], int, float | None]]:
+        local = local_partials(self.runtime.local_states(), series)
+        remote = await self._fetch(INTERNAL_PARTIALS, [("series", f"{k}:{v}") for k, v in series])
+        merged: dict[str, tuple[dict[int, int], int, float | None]] = {}
+        for name in local:
+            parts = list(local[name])
+            for answer in remote:
+                parts.extend(answer.get(name, []))
+            buckets, total = merge_partials(parts)
+            times = [p["stream_time"] for p in parts if p.get("stream_time") is not None]
+            merged[name] = (buckets, total, max(times) if times else None)
+        return merged
+
+    async def seen(self, ids_by_topic: dict[str, list[str]]) -> set[str]:
+        """The ids that some worker's stream has already counted (within the dedup horizon)."""
+        found = local_seen(self.runtime.local_states(), ids_by_topic)
+        for answer in await self._fetch(INTERNAL_SEEN, [], ids_by_topic):
+            found.update(answer)
+        return found
+
+    async def offsets(self) -> dict[str, int]:
+        """Last applied offset of every input partition, from whichever worker owns it."""
+        found = self.runtime.offsets()
+        for answer in await self._fetch(INTERNAL_OFFSETS, []):
+            found.update(answer)
+        return found
+
+    async def snapshots(self, wanted: dict[str, int], wait: float) -> dict[str, dict[str, Any]]:
+        """``topic|partition -> snapshot at offset`` from the owners (see Runtime.snapshot_at)."""
+        params = [("at", f"{tp}|{offset}") for tp, offset in wanted.items()] + [("wait", str(wait))]
+        found = await local_snapshots(self.runtime, wanted, wait)
+        for answer in await self._fetch(INTERNAL_SNAPSHOT, params, timeout_s=wait + 10):
+            for tp, result in answer.items():
+                if result.get("status") != "not-owned":
+                    found[tp] = result
+        return found
+
+    async def statements(self, country: str | None, *, owned_only: bool = False) -> list[dict[str, Any]]:
+        """Statements reconciled against every worker's counts (only this worker's statements if owned_only)."""
+        items = [s for st in self.runtime.local_states() for s in st.statements.values()]
+        if not owned_only:
+            for answer in await self._fetch(INTERNAL_STATEMENTS, []):
+                items.extend(answer)
+        if country is not None:
+            items = [s for s in items if s["country"] == country]
+        wanted = observed_series(items)
+        partials = await self.partials(wanted) if wanted else {}
+        return reconcile_all(items, lambda kind, country: partials[f"{kind}:{country}"][0])

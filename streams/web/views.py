@@ -1,0 +1,204 @@
+"""The worker's routes: the contract's queries, ingest, and the internal routes workers and replay use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+import orjson
+from faust.web import Request, Response, View
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from events.ingest import BodyError, media_type
+from events.times import parse_rfc3339
+from streams import metrics
+from streams.core.queries import (
+    BadParameter,
+    net_inflow_windows,
+    seen_request,
+    snapshot_request,
+    window_spec,
+    windows_of,
+)
+from streams.core.state import BORDER, DEPARTURES, ENTRIES
+from streams.runtime import NotReady, Runtime, is_ready
+from streams.settings import Settings
+from streams.web.cluster import (
+    INTERNAL_OFFSETS,
+    INTERNAL_PARTIALS,
+    INTERNAL_SEEN,
+    INTERNAL_SNAPSHOT,
+    INTERNAL_STATEMENTS,
+    Cluster,
+    local_partials,
+    local_seen,
+    local_snapshots,
+)
+from streams.web.ingest import Ingest
+
+
+class StateView(View):
+    """A view that reads the state: 503 with the reason while this worker, or a peer it asks, is recovering."""
+
+    async def dispatch(self, request: Any) -> Any:
+        try:
+            return await super().dispatch(request)
+        except NotReady as exc:
+            return _json(self, {"error": str(exc), "status": "recovering"}, 503)
+
+
+def _json(view: View, body: Any, status: int = 200) -> Response:
+    return view.bytes(orjson.dumps(body), content_type="application/json", status=status)
+
+
+def _time_param(request: Request, name: str) -> float | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return parse_rfc3339(value).timestamp()
+    except ValueError:
+        raise BadParameter(name, f"not an RFC 3339 date-time with an offset: {value[:40]!r}") from None
+
+
+def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, cluster: Cluster) -> None:
+    config = settings.core()
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            ok = is_ready(app)
+            body = {"status": "ready" if ok else "starting", **runtime.describe()}
+            return _json(self, body, 200 if ok else 503)
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    async def counts(view: View, request: Request, label: str, kind: str, key: str) -> Response:
+        try:
+            spec = window_spec(config, request.query.get("window"))
+            start, end = _time_param(request, "start"), _time_param(request, "end")
+        except BadParameter as exc:
+            return _json(view, {"error": str(exc), "parameter": exc.name}, 400)
+        name = f"{kind}:{key}"
+        buckets, total, stream_time = (await cluster.partials([(kind, key)]))[name]
+        return _json(view, {label: key, "window": spec.name, "windows": windows_of(buckets, total, stream_time, spec, config, start, end)})
+
+    @app.page("/counts/borders/{border}")
+    class BorderCounts(StateView):
+        async def get(self, request: Request, border: str) -> Response:
+            return await counts(self, request, "border", BORDER, border)
+
+    @app.page("/counts/countries/{country}")
+    class CountryCounts(StateView):
+        async def get(self, request: Request, country: str) -> Response:
+            return await counts(self, request, "country", ENTRIES, country)
+
+    @app.page("/net-inflow/{country}")
+    class NetInflow(StateView):
+        async def get(self, request: Request, country: str) -> Response:
+            try:
+                spec = window_spec(config, request.query.get("window"))
+                start, end = _time_param(request, "start"), _time_param(request, "end")
+            except BadParameter as exc:
+                return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
+            got = await cluster.partials([(ENTRIES, country), (DEPARTURES, country)])
+            e_buckets, e_total, e_time = got[f"{ENTRIES}:{country}"]
+            d_buckets, d_total, d_time = got[f"{DEPARTURES}:{country}"]
+            times = [t for t in (e_time, d_time) if t is not None]
+            windows = net_inflow_windows(e_buckets, d_buckets, (e_total, d_total), max(times) if times else None, spec, config, start, end)
+            return _json(self, {"country": country, "window": spec.name, "windows": windows})
+
+    @app.page("/statements")
+    class Statements(StateView):
+        async def get(self, request: Request) -> Response:
+            country = request.query.get("country") or None
+            return _json(self, {"statements": await cluster.statements(country)})
+
+    @app.page(INTERNAL_PARTIALS)
+    class Partials(StateView):
+        async def get(self, request: Request) -> Response:
+            names: list[str] = request.query.getall("series", [])  # type: ignore[attr-defined]  # aiohttp MultiDict
+            wanted = [(kind, key) for kind, _, key in (name.partition(":") for name in names)]
+            body = local_partials(runtime.local_states(), wanted)
+            return _json(
+                self,
+                {name: [{**p, "buckets": {str(b): c for b, c in p["buckets"].items()}} for p in parts] for name, parts in body.items()},
+            )
+
+    @app.page(INTERNAL_STATEMENTS)
+    class LocalStatements(StateView):
+        async def get(self, request: Request) -> Response:
+            own = [st for st in runtime.local_states() if st.topic == runtime.topics.statements]
+            return _json(self, [s for st in own for s in st.statements.values()])
+
+    del Health, Metrics, BorderCounts, CountryCounts, NetInflow, Statements, Partials, LocalStatements
+
+
+def _install_ingest(app: faust.App, runtime: Runtime, ingest: Ingest) -> None:
+    @app.page("/events")
+    class Events(View):
+        async def post(self, request: Request) -> Response:
+            status, body = await self._answer(request)
+            metrics.INGEST_REQUESTS.labels(code=str(status)).inc()
+            headers = {"WWW-Authenticate": 'Bearer realm="borderflow"'} if status == 401 else None
+            response = _json(self, body, status)
+            if headers:
+                response.headers.update(headers)
+            return response
+
+        async def _answer(self, request: Request) -> tuple[int, dict[str, Any]]:
+            try:
+                refused = ingest.authorize(request.headers.get("Authorization"))
+                if refused is not None:
+                    raise refused
+                kind = media_type(request.headers.get("Content-Type"))
+                body = await ingest.read(request.content_length, request.content.read)  # type: ignore[attr-defined]  # aiohttp
+                return await ingest.handle(kind, body)
+            except BodyError as exc:
+                return exc.status, exc.body()
+
+    @app.page(INTERNAL_SEEN)
+    class Seen(StateView):
+        async def post(self, request: Request) -> Response:
+            try:
+                wanted = seen_request(await request.read())
+            except BadParameter as exc:
+                return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
+            return _json(self, sorted(local_seen(runtime.local_states(), wanted)))
+
+    del Events, Seen
+
+
+def _install_replay_views(app: faust.App, runtime: Runtime, cluster: Cluster) -> None:
+    """Offsets and snapshots at an offset, which ``borderflow replay --verify`` compares."""
+
+    @app.page(INTERNAL_OFFSETS)
+    class Offsets(StateView):
+        async def get(self, request: Request) -> Response:
+            if request.query.get("all"):
+                return _json(self, await cluster.offsets())
+            return _json(self, runtime.offsets())
+
+    @app.page(INTERNAL_SNAPSHOT)
+    class Snapshot(StateView):
+        async def get(self, request: Request) -> Response:
+            try:
+                wanted, wait = snapshot_request(request.query.getall("at", []), request.query.get("wait"))  # type: ignore[attr-defined]  # aiohttp MultiDict
+            except BadParameter as exc:
+                return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
+            if request.query.get("all"):
+                return _json(self, await cluster.snapshots(wanted, wait))
+            return _json(self, await local_snapshots(runtime, wanted, wait))
+
+    del Offsets, Snapshot
+
+
+def install_routes(app: faust.App, settings: Settings, runtime: Runtime, cluster: Cluster, ingest: Ingest) -> None:
+    """Every route of the worker's web server (who may call which: streams/web/access.py)."""
+    _install_queries(app, settings, runtime, cluster)
+    _install_ingest(app, runtime, ingest)
+    _install_replay_views(app, runtime, cluster)
