@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     standby_replicas: int = Field(0, ge=0, description="standby table replicas")
     batch_size: int = Field(5000, ge=1, description="events per processing batch")
     batch_within: float = Field(0.2, gt=0, description="seconds to wait to fill a batch")
-    fast_path: bool = Field(True, description="input in whole batches past Faust's per-event streams (streams/fastpath.py)")
+    fast_path: bool = Field(True, description="input in whole batches past Faust's per-event streams (streams/engine/fastpath.py)")
     forward: bool = Field(
         True, description="send events that arrive outside their home partition to it (off in a verifying replay: the live workers do)"
     )

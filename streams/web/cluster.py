@@ -16,7 +16,7 @@ from streams.core.queries import (
     reconcile_all,
 )
 from streams.core.state import PartitionState, merge_partials
-from streams.runtime import NotReady, Runtime
+from streams.engine.runtime import NotReady, Runtime
 
 log = logging.getLogger(__name__)
 INTERNAL_PARTIALS = "/internal/partials"

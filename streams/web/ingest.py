@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from events.ingest import BodyError, LineResult, RecentIds, parse_body, report
-from streams import metrics
+from streams.engine import metrics
 from streams.kafka.publisher import Publisher
 from streams.settings import Settings
 from streams.web.access import bearer_matches, is_loopback

@@ -12,7 +12,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from events.ingest import BodyError, media_type
 from events.times import parse_rfc3339
-from streams import metrics
 from streams.core.queries import (
     BadParameter,
     net_inflow_windows,
@@ -22,7 +21,8 @@ from streams.core.queries import (
     windows_of,
 )
 from streams.core.state import BORDER, DEPARTURES, ENTRIES
-from streams.runtime import NotReady, Runtime, is_ready
+from streams.engine import metrics
+from streams.engine.runtime import NotReady, Runtime, is_ready
 from streams.settings import Settings
 from streams.web.cluster import (
     INTERNAL_OFFSETS,

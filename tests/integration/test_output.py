@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.engine.output import DirectOutput, OutputFailed
 from streams.kafka.admin import create_topic
-from streams.output import DirectOutput, OutputFailed
 from tests.support import unique
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import asyncio
 import faust
 from faust.types import TP
 
-from streams.fastpath import BatchChannel, BatchInputs, FetchedBatch, _queued
+from streams.engine.fastpath import BatchChannel, BatchInputs, FetchedBatch, _queued
 
 
 async def _queued_after_resume(channel_type: type[faust.Channel]) -> list[object]:

@@ -54,7 +54,7 @@ def test_operations_board_has_border_and_country_variables_used_by_its_queries()
 
 
 def test_dashboards_use_only_metrics_the_workers_export_or_prometheus_adds() -> None:
-    exported = set(re.findall(r'"(borderflow_[a-z_]+)"', (ROOT / "streams" / "metrics.py").read_text()))
+    exported = set(re.findall(r'"(borderflow_[a-z_]+)"', (ROOT / "streams" / "engine" / "metrics.py").read_text()))
     for board in boards().values():
         for panel in board["panels"]:
             for target in panel.get("targets", []):

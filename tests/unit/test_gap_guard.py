@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faust.types import TP
 
-from streams.fastpath import Admission, GapGuard
+from streams.engine.fastpath import Admission, GapGuard
 
 P = TP("crossings", 1)
 

@@ -27,11 +27,11 @@ from faust.streams import _current_event  # the one private Faust name we use; s
 from faust.types import TP, TableT
 from faust.types.stores import StoreT
 
-from streams import metrics
 from streams.core.state import CoreConfig, Effects, PartitionState, state_prefix
-from streams.fastpath import Admission, BatchingConsumer, FetchedBatch, GapGuard, consumer_record
+from streams.engine import metrics
+from streams.engine.fastpath import Admission, BatchingConsumer, FetchedBatch, GapGuard, consumer_record
+from streams.engine.output import DirectOutput, Record, header_text
 from streams.kafka.topics import Topics
-from streams.output import DirectOutput, Record, header_text
 
 log = logging.getLogger(__name__)
 #: seconds a worker stopping after a failed batch has for Faust's orderly stop (leaving the group) before it exits at once
@@ -275,7 +275,7 @@ class Runtime:
         while the worker is rebalancing or recovering is not applied (the
         state may be incomplete) and its partition is fetched again from the
         batch. One that starts after the state's next offset is dropped, and
-        the partition read again from there (:class:`~streams.fastpath.GapGuard`).
+        the partition read again from there (:class:`~streams.engine.fastpath.GapGuard`).
         """
         again = await self._whole(self._process_fetched(batch))
         if again is None:

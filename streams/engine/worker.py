@@ -9,8 +9,8 @@ from pathlib import Path
 
 import faust
 
-from streams.app import create_app
 from streams.broker.defects import resolve_broker
+from streams.engine.app import create_app
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

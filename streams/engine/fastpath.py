@@ -32,7 +32,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
-from streams.output import DirectOutput
+from streams.engine.output import DirectOutput
 
 
 class _BareRecords(aiokafka_fetcher.PartitionRecords):

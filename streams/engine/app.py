@@ -9,15 +9,15 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from streams import metrics
 from streams.broker.defects import DeadMemberEvictor, group_instance_id
 from streams.core.queries import (
     StatementView,
 )
 from streams.core.state import PartitionState
-from streams.fastpath import BatchChannel, BatchInputs, BorderflowApp, DeclaredTableManager, FetchedBatch, read_bare
+from streams.engine import metrics
+from streams.engine.fastpath import BatchChannel, BatchInputs, BorderflowApp, DeclaredTableManager, FetchedBatch, read_bare
+from streams.engine.runtime import NotReady, Runtime, is_ready
 from streams.kafka.topics import STATE_TABLE
-from streams.runtime import NotReady, Runtime, is_ready
 from streams.settings import Settings
 from streams.web.access import AccessPolicy, access_middleware, cluster_headers
 from streams.web.cluster import Cluster
@@ -117,7 +117,7 @@ def create_app(settings: Settings) -> faust.App:
         app.agent(topic, name=f"borderflow.{topic_name}")(agent)
 
     def make_batch_agent(topic_names: list[str]) -> None:
-        """One agent for every input topic, fed whole fetched batches by the consumer (streams/fastpath.py)."""
+        """One agent for every input topic, fed whole fetched batches by the consumer (streams/engine/fastpath.py)."""
         for topic_name in topic_names:  # subscribed, so the assignor co-partitions the table with them
             app.topics.add(app.topic(topic_name, key_type=bytes, value_type=bytes, partitions=settings.partitions, acks=True))
         batches = BatchChannel(app, maxsize=FETCHED_BATCHES_QUEUED)
