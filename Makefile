@@ -64,6 +64,7 @@ bench: install kafka
 
 lint: install
 	$(BIN)/ruff check events streams cli tests grafana
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 
 # Regenerate grafana/dashboards/*.json from grafana/dashboards.py (a test checks they are current).
