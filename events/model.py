@@ -15,8 +15,6 @@ EventType = Literal["crossing", "departure", "statement"]
 EVENT_TYPES: Final[tuple[EventType, ...]] = ("crossing", "departure", "statement")
 MODES: Final = frozenset({"foot", "car", "bus", "train", "air"})
 METRICS: Final = frozenset({"entries", "departures", "exits", "queue_km"})
-#: statement metrics that borderflow can observe and reconcile
-OBSERVABLE_METRICS: Final = frozenset({"entries", "departures", "exits"})
 
 
 @dataclass(frozen=True, slots=True)

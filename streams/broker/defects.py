@@ -27,13 +27,14 @@ Measured on this machine with plain aiokafka consumers as well as Faust workers
    ``max_partition_fetch_bytes`` and ``fetch_max_bytes`` say. A worker catching
    up on a backlog holds the whole backlog of its partitions in memory at
    once (twice, briefly, while aiokafka copies each partition out of the
-   response): at 1M uncompressed events, about 300 MB more than on real
-   Kafka, where a fetch is bounded by ``consumer_max_fetch_size`` per partition.
+   response), where on real Kafka a fetch is bounded by
+   ``consumer_max_fetch_size`` per partition (docs/benchmarks.md compares the
+   two).
 4. **Every write rewrites the whole store.** noida-db keeps all of its log in
    one JSON file (``kafka.json``, every byte of a record batch a JSON number,
    so about 3.5 bytes per byte) and replaces that file after writes: a single
-   one-byte record costs a rewrite of everything the broker holds. Measured
-   here: 1.7 s of a core for a 140 MB file (1M compressed events). On a 2-core
+   one-byte record costs a rewrite of everything the broker holds
+   (docs/benchmarks.md measures it). On a 2-core
    machine that CPU is taken from whatever runs beside the broker, and a
    stream processor, which writes its changelog and results as it reads,
    keeps the broker rewriting for as long as it runs; a read-only consumer

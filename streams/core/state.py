@@ -226,12 +226,7 @@ class DedupIndex:
 
     def load(self, segment: int, data: bytes, applied_through: int) -> None:
         """Restore a segment; ``applied_through`` is the offset of the partition's progress record."""
-        stored = orjson.loads(data)
-        if isinstance(stored, dict):  # the first layout: {event_id: [offset, event_time]}
-            stored = [list(stored), [o for o, _ in stored.values()], [t for _, t in stored.values()]]
-        ids, offsets, newest = stored
-        if isinstance(newest, list):  # until 2026-11-25 segments held every event's time
-            newest = max(newest, default=-math.inf)
+        ids, offsets, newest = orjson.loads(data)
         if offsets and max(offsets) <= applied_through:  # the whole segment was applied
             self.seen.update(ids)
         else:

@@ -2,7 +2,7 @@
 
 Faust hands every fetched record to the conductor one at a time: a Message,
 ``wait_first`` with two new tasks, an Event, a queue hop and an ack, each per
-message (tens of microseconds, with the rest of the fetch waiting behind it).
+message, with the rest of the fetch waiting behind it (docs/benchmarks.md).
 Here the consumer hands each input partition's fetched records as one
 :class:`FetchedBatch` to an agent's in-memory channel. The agent runs them
 through the pure core, writes the changed state to the table, and only then
@@ -40,8 +40,8 @@ class _BareRecords(aiokafka_fetcher.PartitionRecords):
 
     aiokafka wraps every record in a ``ConsumerRecord`` (a dataclass of eleven
     fields, built in Python, in the consumer thread that shares the GIL with
-    the event loop): about a microsecond a record, half of what the bare
-    consumer spends on one. Input batches only need offset, key, value and
+    the event loop), a large share of what the bare consumer spends on a
+    record (docs/benchmarks.md). Input batches only need offset, key, value and
     headers, which the reader's records already have; Faust's message for the
     table context is built from the last record alone (:func:`consumer_record`).
     Everything else (CRC checks, aborted transactions, control batches, the

@@ -46,10 +46,9 @@ INGEST_REQUESTS = Counter("borderflow_ingest_requests", "POST /events requests, 
 class EngineMonitor(PrometheusMonitor):
     """Faust's Prometheus sensor without its per-message and per-event hooks.
 
-    Those hooks cost several label lookups and clock reads for every message,
-    about a quarter of a worker's throughput as measured by ``borderflow
-    bench`` (4,405 -> 3,164 events/s); ``borderflow_events_total`` counts the
-    same messages once per batch. Rebalances, assignment, commits, sends,
+    Those hooks cost several label lookups and clock reads for every message
+    (docs/benchmarks.md measures what that took); ``borderflow_events_total``
+    counts the same messages once per batch. Rebalances, assignment, commits, sends,
     offsets and HTTP are still measured.
     """
 

@@ -41,7 +41,7 @@ def tune_garbage_collector() -> None:
 
     With CPython's default (a young collection every 700 net allocations,
     walking every tracked object of the young generations) the collector took
-    about a tenth of the processing time. What the worker built at start-up
+    a large share of the processing time (docs/benchmarks.md). What the worker built at start-up
     (modules, Faust's services) is frozen out of every collection.
     """
     gc.freeze()

@@ -128,17 +128,15 @@ def test_crash_anywhere_then_redelivery_gives_exact_counts(
     assert {k: (v.buckets, v.total) for k, v in state.series.items()} == {k: (v.buckets, v.total) for k, v in reference.series.items()}
 
 
-def test_dedup_segments_of_every_layout_load_with_their_newest_event_time() -> None:
-    """First {id: [offset, time]}, then [ids, offsets, [time per id]], now [ids, offsets, newest time]."""
-    layouts = ({"a": [0, T0], "b": [1, T0 + H]}, [["a", "b"], [0, 1], [T0, T0 + H]], [["a", "b"], [0, 1], T0 + H])
-    for stored in layouts:
-        state = new_state()
-        state.dedup.load(0, orjson.dumps(stored), applied_through=1)
-        assert "a" in state.dedup and "b" in state.dedup
-        state.dedup.expire(T0 + H)  # the segment's newest id is not older than this horizon: kept
-        assert len(state.dedup) == 2
-        state.dedup.expire(T0 + H + 1)
-        assert len(state.dedup) == 0
+def test_a_dedup_segment_loads_with_its_newest_event_time() -> None:
+    """A segment is [ids, offsets, newest event time]."""
+    state = new_state()
+    state.dedup.load(0, orjson.dumps([["a", "b"], [0, 1], T0 + H]), applied_through=1)
+    assert "a" in state.dedup and "b" in state.dedup
+    state.dedup.expire(T0 + H)  # the segment's newest id is not older than this horizon: kept
+    assert len(state.dedup) == 2
+    state.dedup.expire(T0 + H + 1)
+    assert len(state.dedup) == 0
 
 
 def test_a_flushed_segment_keeps_its_newest_event_time_not_the_stream_time() -> None:
