@@ -17,7 +17,7 @@ from rich.table import Table
 
 from streams.broker.apache_kafka import KafkaCluster, kafka_version
 from streams.broker.embedded import EmbeddedBroker, free_port
-from streams.tools.bench import Result, bare_consumer, bench_events, core_only, prepare, report, run_baseline, run_worker
+from streams.tools.bench import Result, bare_consumer, bench_events, core_only, figures_of, prepare, run_baseline, time_workers
 
 
 @click.command()
@@ -133,11 +133,11 @@ def bench(
                 results.append(run_baseline(kafka, topic, min(baseline_events, n_events), partitions, timeout))
         settle()
         with console.status("(c) borderflow worker"):
-            results.append(run_worker(kafka, prefix, n_events, [free_port()], partitions, timeout, away))
+            results.append(time_workers(kafka, prefix, n_events, [free_port()], partitions, timeout, away))
         if workers > 1:
             settle()
             with console.status(f"(d) {workers} borderflow workers"):
-                results.append(run_worker(kafka, prefix, n_events, [free_port() for _ in range(workers)], partitions, timeout, away))
+                results.append(time_workers(kafka, prefix, n_events, [free_port() for _ in range(workers)], partitions, timeout, away))
         results.append(ceiling)
     finally:
         if embedded is not None:
@@ -146,7 +146,7 @@ def bench(
             cluster.stop()
         if broker_dir is not None:
             shutil.rmtree(broker_dir, ignore_errors=True)
-    figures = report(results) | {
+    figures = figures_of(results) | {
         "events": n_events,
         "cells": cells,
         "partitions": partitions,

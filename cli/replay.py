@@ -15,8 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from cli.common import kafka_option, settings_from
 from streams.core.verify import Difference
 from streams.kafka.admin import KafkaUnreachable, TopicMismatch, wait_for_topics
-from streams.tools.replay import Progress as ReplayProgress
-from streams.tools.replay import ReplayError, ReplayWorker, follow, input_offsets, verify
+from streams.tools.replay import ReplayError, ReplayProgress, ReplayWorker, follow, input_offsets, verify
 from streams.web.access import cluster_headers
 
 err = Console(stderr=True)

@@ -8,8 +8,8 @@ import noida_db
 import pytest
 
 from streams.broker.apache_kafka import KafkaCluster, kafka_version
-from streams.broker.embedded import EmbeddedBroker
-from tests.support import WorkerProcess, free_port, unique
+from streams.broker.embedded import EmbeddedBroker, free_port
+from tests.support import WorkerProcess, unique
 
 #: which broker each part of the run used, for the report at the end
 BROKERS_USED: dict[str, str] = {}

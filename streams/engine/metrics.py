@@ -20,7 +20,7 @@ from streams.core.state import BORDER, DEPARTURES, ENTRIES, Effects, PartitionSt
 from streams.core.windows import bucket_start, window_count
 
 if TYPE_CHECKING:
-    from events.ingest import LineResult
+    from events.ingest_body import LineResult
     from streams.core.queries import StatementView
 
 REGISTRY = CollectorRegistry(auto_describe=True)

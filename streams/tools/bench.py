@@ -195,7 +195,9 @@ def _messages_applied(url: str) -> int:
     return sum(offset + 1 for offset in offsets.values())
 
 
-def run_worker(bootstrap: str, prefix: str, expected: int, ports: list[int], partitions: int, timeout: float, forwarded: int = 0) -> Result:
+def time_workers(
+    bootstrap: str, prefix: str, expected: int, ports: list[int], partitions: int, timeout: float, forwarded: int = 0
+) -> Result:
     """Real ``borderflow worker`` processes (one per port, one app), timed from their start to the last event processed.
 
     ``forwarded``: how many of the ``expected`` events are away from home, so
@@ -306,7 +308,7 @@ def run_baseline(bootstrap: str, topic: str, expected: int, partitions: int, tim
             process.wait()
 
 
-def report(results: list[Result]) -> dict[str, object]:
+def figures_of(results: list[Result]) -> dict[str, object]:
     bare = next(r for r in results if r.name.startswith("bare"))
     baseline = next((r for r in results if r.name.startswith("idiomatic")), None)
     rows = []

@@ -80,7 +80,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 
 @dataclass
-class Progress:
+class ReplayProgress:
     """How far the replay is, from the offsets it has applied."""
 
     first: dict[str, int]
@@ -159,7 +159,11 @@ async def get_json(session: aiohttp.ClientSession, url: str, params: list[tuple[
 
 
 async def follow(
-    worker: ReplayWorker, progress: Progress, on_progress: Callable[[Progress], None], timeout: float, headers: dict[str, str] | None = None
+    worker: ReplayWorker,
+    progress: ReplayProgress,
+    on_progress: Callable[[ReplayProgress], None],
+    timeout: float,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Wait until the replay worker is ready and has applied everything up to the end offsets.
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from events.ingest import BodyError, LineResult, RecentIds, parse_body, report
+from events.ingest_body import BodyError, LineResult, RecentIds, parse_body, report
 from streams.engine import metrics
 from streams.kafka.publisher import Publisher
 from streams.settings import Settings

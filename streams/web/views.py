@@ -10,7 +10,7 @@ from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from events.ingest import BodyError, media_type
+from events.ingest_body import BodyError, media_type
 from events.times import parse_rfc3339
 from streams.core.queries import (
     BadParameter,

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker.embedded import port_open
-from tests.support import free_port
+from streams.broker.embedded import free_port, port_open
 
 pytestmark = pytest.mark.e2e
 

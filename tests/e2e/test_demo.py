@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, http_get
+from streams.broker.embedded import free_port
+from tests.support import http_get
 
 pytestmark = pytest.mark.e2e
 

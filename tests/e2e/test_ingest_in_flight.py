@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from streams.broker.apache_kafka import KafkaCluster
+from streams.broker.embedded import free_port
 from tests.integration.test_ingest import TOKEN, crossing, ndjson, post
-from tests.support import WorkerProcess, free_port, unique
+from tests.support import WorkerProcess, unique
 
 pytestmark = pytest.mark.e2e
 

@@ -17,9 +17,10 @@ import orjson
 import pytest
 import yaml
 
+from streams.broker.embedded import free_port
 from tests.e2e.test_two_workers import owned, wait_until
 from tests.integration.test_pipeline import create_topics, scenario
-from tests.support import Model, free_port, http_get, produce
+from tests.support import Model, http_get, produce
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import WorkerProcess, consume_all, free_port, http_get, unique
+from streams.broker.embedded import free_port
+from tests.support import WorkerProcess, consume_all, http_get, unique
 
 TOKEN = "tok-" + "x" * 28
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.ingest import BodyError, RecentIds, media_type, parse_body, report
+from events.ingest_body import BodyError, RecentIds, media_type, parse_body, report
 from streams.settings import Settings
 from streams.web.access import is_loopback
 from streams.web.ingest import ingest_refusal
