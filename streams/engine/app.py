@@ -102,7 +102,7 @@ def create_app(settings: Settings) -> faust.App:
     state = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions, options=ROCKSDB_OPTIONS)
     runtime = Runtime(app, config, settings.topics, state, lambda: is_ready(app), forward=settings.forward)
     app.borderflow_runtime = runtime  # type: ignore[attr-defined]
-    app.output = runtime.output
+    app.checkpoint = runtime.checkpoint  # the batch consumer commits through it
 
     def make_agent(topic_name: str) -> None:
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
@@ -128,7 +128,7 @@ def create_app(settings: Settings) -> faust.App:
                     await runtime.process_fetched(batch)
 
         app.agent(batches, name="borderflow.inputs")(process_input)
-        app.batch_inputs = BatchInputs(topic_names, batches.put, runtime.busy)  # type: ignore[arg-type]  # a channel carries any value
+        app.batch_inputs = BatchInputs(topic_names, batches.put, runtime.checkpoint.lock)  # type: ignore[arg-type]  # a channel carries any value
         read_bare(topic_names)
 
     if settings.fast_path:

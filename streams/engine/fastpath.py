@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka.consumer import fetcher as aiokafka_fetcher
@@ -32,7 +32,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
-from streams.engine.output import DirectOutput
+from streams.engine.checkpoint import Checkpoint
 
 
 class _BareRecords(aiokafka_fetcher.PartitionRecords):
@@ -204,7 +204,6 @@ class BatchingConsumer(aiokafka_driver.Consumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._processed: dict[TP, int] = {}
         self._reread_epochs: dict[TP, int] = {}
 
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
@@ -225,22 +224,23 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         await self.rewind({tp: offset})
 
     def mark_processed(self, tp: TP, offset: int) -> None:
-        """Everything up to ``offset`` in ``tp`` is applied and its state queued to the changelog."""
-        self._processed[tp] = offset
+        """Everything up to ``offset`` in ``tp`` is applied and its state queued to the changelog (the checkpoint's mark)."""
+        self._checkpoint().processed(tp, offset)
         self._acked[tp]  # noqa: B018 - the commit loop visits the partitions found here
 
+    def _checkpoint(self) -> Checkpoint:
+        return cast(Checkpoint, self.app.checkpoint)  # type: ignore[attr-defined]  # set by create_app
+
     async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        output: DirectOutput | None = getattr(self.app, "output", None)
-        if output is not None:  # what the offsets cover must have reached Kafka, the direct output included
-            await self.app.producer.flush()
-            output.check()
+        checkpoint: Checkpoint | None = getattr(self.app, "checkpoint", None)
+        if checkpoint is not None:  # what the offsets cover must have reached Kafka, the direct output included
+            await checkpoint.before_commit(self.app.producer.flush)
         return await super()._commit_offsets(offsets, start_new_transaction)
 
     def _new_offset(self, tp: TP) -> int | None:
-        processed = self._processed.get(tp)
-        if processed is not None:
-            return processed + 1
-        return super()._new_offset(tp)
+        checkpoint: Checkpoint | None = getattr(self.app, "checkpoint", None)
+        offset = None if checkpoint is None else checkpoint.commit_offset(tp)
+        return offset if offset is not None else super()._new_offset(tp)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         inputs: BatchInputs | None = getattr(self.app, "batch_inputs", None)
@@ -251,8 +251,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         # would write state the partitions' next owner may never read, and mark it processed.
         async with inputs.busy:
             await self.app.producer.flush()
-            for tp in revoked:
-                self._processed.pop(tp, None)
+            self._checkpoint().forget(revoked)
             await super().on_partitions_revoked(revoked)
 
     async def rewind(self, first_offsets: Mapping[TP, int]) -> None:
@@ -394,7 +393,8 @@ class BorderflowApp(faust.App):
     """A Faust app whose consumer delivers :attr:`batch_inputs` topics in whole batches."""
 
     batch_inputs: BatchInputs | None = None
-    output: DirectOutput | None = None
+    #: the exactness protocol the consumer commits through (set by create_app)
+    checkpoint: Checkpoint | None = None
 
     def _new_transport(self) -> Any:
         # always this transport: Faust may create it before batch_inputs is set (app.topics needs it)

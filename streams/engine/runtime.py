@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
-import os
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -29,15 +28,12 @@ from faust.types.stores import StoreT
 
 from streams.core.state import CoreConfig, Effects, PartitionState, state_prefix
 from streams.engine import metrics
+from streams.engine.checkpoint import Checkpoint
 from streams.engine.fastpath import Admission, BatchingConsumer, FetchedBatch, GapGuard, consumer_record
 from streams.engine.output import DirectOutput, Record, header_text
 from streams.kafka.topics import Topics
 
 log = logging.getLogger(__name__)
-#: seconds a worker stopping after a failed batch has for Faust's orderly stop (leaving the group) before it exits at once
-STOP_AFTER_FAILURE_WITHIN = 15.0
-#: the exit status of a worker stopped by a failed batch (EX_SOFTWARE)
-FAILED_EXIT_CODE = 70
 #: snapshot requests that may wait on one partition at once (a replay verifying it makes one)
 MAX_PENDING_SNAPSHOTS = 64
 
@@ -113,12 +109,6 @@ class _FetchAgain:
     gap: bool
 
 
-def _exit_now(code: int) -> None:
-    log.critical("the worker did not stop in time after a failed batch: exiting with %d", code)
-    logging.shutdown()
-    os._exit(code)
-
-
 def is_ready(app: faust.App) -> bool:
     """Recovered and not rebalancing: the answers are complete."""
     recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManager has it, TableManagerT not
@@ -150,15 +140,11 @@ class Runtime:
         self.states: dict[tuple[str, int], PartitionState] = {}
         self._snapshots: dict[tuple[str, int], list[tuple[int, asyncio.Future[dict[str, Any]]]]] = {}
         self.changelog_topic = state.changelog_topic.get_topic_name()
-        #: held while a batch is applied and its output queued
-        self.busy = asyncio.Lock()
         self.gaps = GapGuard()
-        self._in_section = False
-        #: what made a batch fail half-way: the worker is stopping (see _stop_after_failure)
-        self.failure: Exception | None = None
-        self._crash: asyncio.Task[None] | None = None
         # Faust starts its producer after the app is built: look it up when sending
         self.output = DirectOutput(lambda: app.producer._ensure_producer())  # type: ignore[attr-defined]  # noqa: PLW0108
+        self.checkpoint = Checkpoint(self.output, app.crash)
+        self.checkpoint.on_failure(self.states.clear)  # what memory holds may be ahead of the store
 
     # -- ownership -----------------------------------------------------------
     def on_revoked(self, partitions: set[int]) -> None:
@@ -266,7 +252,7 @@ class Runtime:
     # -- processing ------------------------------------------------------------
     async def process_batch(self, topic: str, events: Sequence[faust.types.EventT]) -> None:
         """A batch from a Faust stream (``take_events``): the per-message path, BORDERFLOW_FAST_PATH=false."""
-        await self._whole(self._process_batch(topic, events))
+        await self.checkpoint.section(self._process_batch(topic, events))
 
     async def process_fetched(self, batch: FetchedBatch) -> None:
         """A partition's fetched records (the fast path), marked processed once their state and output are written.
@@ -277,7 +263,7 @@ class Runtime:
         batch. One that starts after the state's next offset is dropped, and
         the partition read again from there (:class:`~streams.engine.fastpath.GapGuard`).
         """
-        again = await self._whole(self._process_fetched(batch))
+        again = await self.checkpoint.section(self._process_fetched(batch))
         if again is None:
             return
         # outside the section: the consumer thread may be waiting on a rebalance that waits on it
@@ -305,61 +291,6 @@ class Runtime:
             await consumer.reread(tp, target)
         except Exception as exc:  # noqa: BLE001 - the consumer is stopping: its partitions start from the committed offsets next time
             log.info("%s: could not read again from %d: %r", tp, target, exc)
-
-    async def _whole(self, section: Coroutine[Any, Any, _T]) -> _T:
-        """Run a batch's section to its end, even if the agent is cancelled meanwhile (a worker stopping).
-
-        Between its store writes and its changelog records, the local store
-        is ahead of the changelog; a stop in between must not leave it so
-        (see :attr:`interrupted`). A rebalance or a commit waits for
-        :attr:`busy` so it never sees half a batch.
-        """
-
-        async def guarded() -> _T:
-            async with self.busy:
-                if self.failure is not None:  # stopping: apply nothing more
-                    section.close()
-                    raise self.failure
-                self._in_section = True
-                try:
-                    result = await section
-                except Exception as exc:
-                    self._stop_after_failure(exc)
-                    raise
-                self._in_section = False
-                return result
-
-        return await asyncio.shield(guarded())
-
-    def _stop_after_failure(self, exc: Exception) -> None:
-        """A batch failed half-way (a local store write refused: disk full): stop the worker.
-
-        The state in memory may then be ahead of the local store, and the
-        store ahead of the changelog. Carrying on from memory would let later
-        progress records cover what neither holds (undercounting on the next
-        recovery); restarting the agent from the store would read a batch
-        half-written. So nothing more is applied, nothing after the batch is
-        committed, and the worker stops; marked unclean (:attr:`interrupted`),
-        it rebuilds its local store from the changelog when it starts again.
-        """
-        if self.failure is not None:
-            return
-        self.failure = exc
-        self.states.clear()
-        log.critical(
-            "a batch could not be applied and written (%r): stopping this worker; its input is read again from the last "
-            "committed offsets, and its local state rebuilt from the changelog, when it starts again",
-            exc,
-        )
-        loop = asyncio.get_running_loop()
-        self._crash = loop.create_task(self.app.crash(exc))
-        # Faust's stop can wait for streams that will never drain; exiting unclean is as safe as a SIGKILL
-        loop.call_later(STOP_AFTER_FAILURE_WITHIN, _exit_now, FAILED_EXIT_CODE)
-
-    @property
-    def interrupted(self) -> bool:
-        """Whether a batch's section was left unfinished: the local store may hold what the changelog does not."""
-        return self._in_section
 
     async def _process_batch(self, topic: str, events: Sequence[faust.types.EventT]) -> None:
         by_partition: dict[int, list[faust.types.Message]] = defaultdict(list)

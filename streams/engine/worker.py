@@ -4,38 +4,16 @@ from __future__ import annotations
 
 import gc
 import logging
-import shutil
 from pathlib import Path
 
 import faust
 
 from streams.broker.defects import resolve_broker
 from streams.engine.app import create_app
+from streams.engine.checkpoint import mark_clean_stop, prepare_local_state
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
-CLEAN_SHUTDOWN = "CLEAN_SHUTDOWN"
-
-
-def prepare_local_state(state_dir: Path, tables: Path) -> bool:
-    """Keep the local store only if the last run stopped cleanly; return whether it was kept.
-
-    Table writes reach the local store at once but the changelog only when the
-    producer flushes. After a crash the store may hold writes that never
-    reached Kafka; kept, they would make this worker disagree with any worker
-    that recovers the same partitions from the changelog. So after an unclean
-    stop the store is dropped and rebuilt from the changelog, which is the
-    source of truth.
-    """
-    marker = state_dir / CLEAN_SHUTDOWN
-    kept = marker.exists() or not tables.exists()
-    if not kept:
-        log.warning("last run of this worker did not stop cleanly: rebuilding local state from the changelogs")
-        shutil.rmtree(tables)
-    marker.unlink(missing_ok=True)
-    return kept
-
-
 def tune_garbage_collector() -> None:
     """Collect cycles less often: the hot path allocates a few short-lived objects per event.
 
@@ -60,6 +38,5 @@ def run_worker(settings: Settings) -> None:
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:
-        if exit_.code in (0, None) and not app.borderflow_runtime.interrupted:  # type: ignore[attr-defined]
-            (state_dir / CLEAN_SHUTDOWN).touch()
+        mark_clean_stop(state_dir, exit_.code, app.checkpoint)  # type: ignore[attr-defined]
         raise

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from streams.engine.worker import CLEAN_SHUTDOWN, prepare_local_state
+from streams.engine.checkpoint import CLEAN_SHUTDOWN, prepare_local_state
 
 
 def test_store_is_kept_after_a_clean_stop_and_dropped_after_a_crash(tmp_path: Path) -> None:
