@@ -22,7 +22,6 @@ from typing import Any, TypeVar, cast
 
 import faust
 import orjson
-from faust.streams import _current_event  # the one private Faust name we use; see _as_event_of
 from faust.types import TP, TableT
 from faust.types.stores import StoreT
 
@@ -31,6 +30,7 @@ from streams.engine import metrics
 from streams.engine.checkpoint import Checkpoint
 from streams.engine.fastpath import Admission, BatchingConsumer, FetchedBatch, GapGuard, consumer_record
 from streams.engine.output import DirectOutput, Record, header_text
+from streams.engine.seam import current_event as _current_event  # private to Faust: see streams/engine/seam.py
 from streams.kafka.topics import Topics
 
 log = logging.getLogger(__name__)
