@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.factories import CROSSING, DEPARTURE
 from tests.support import consume_all
-from tests.unit.test_validation import CROSSING, DEPARTURE
 
 pytestmark = pytest.mark.integration
 

@@ -9,25 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.core.state import CoreConfig, Effects, PartitionState
+from tests.factories import crossing_bytes
 
 H = 3600
 T0 = 1663743600  # 2022-09-21T07:00:00Z
 
 
 def crossing(event_id: str, t: float, count: int = 1, border: str = "upper-lars") -> bytes:
-    from events.times import format_utc
-
-    return orjson.dumps(
-        {
-            "type": "crossing",
-            "event_id": event_id,
-            "occurred_at": format_utc(t),
-            "border": border,
-            "from_country": "RU",
-            "to_country": "GE",
-            "count": count,
-        }
-    )
+    return crossing_bytes(event_id, t, border, count)
 
 
 def run(state: PartitionState, values: list[bytes], start: int = 0) -> Effects:

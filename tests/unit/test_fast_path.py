@@ -18,7 +18,7 @@ from events.model import Crossing, Departure
 from events.validation import InvalidEvent, fast_crossing, fast_departure, validate
 from streams.core.state import CoreConfig, Effects, PartitionState
 from streams.core.windows import WindowSpec, closing_windows, window_counts
-from tests.unit.test_validation import CROSSING, DEPARTURE
+from tests.factories import CROSSING, DEPARTURE
 
 H = 3600
 T0 = 1663743600

@@ -5,33 +5,18 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 
-import orjson
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.codec import decode
 from events.partitioning import home_partition, murmur2, partition_for_key
-from events.times import format_utc
 from streams.core.state import CoreConfig, Effects, PartitionState
+from tests.factories import crossing_bytes as crossing
 
 H = 3600
 T0 = 1663743600  # 2022-09-21T07:00:00Z
 BORDERS = ["upper-lars", "vaalimaa", "zhaisan", "altanbulag", "syrym", "kairak"]
-
-
-def crossing(event_id: str, t: float, border: str, count: int = 1) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "crossing",
-            "event_id": event_id,
-            "occurred_at": format_utc(t),
-            "border": border,
-            "from_country": "RU",
-            "to_country": "GE",
-            "count": count,
-        }
-    )
 
 
 def to_signed(value: int) -> int:

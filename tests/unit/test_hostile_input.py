@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.core.state import CoreConfig, Effects, PartitionState
-from tests.unit.test_validation import CROSSING, DEPARTURE, STATEMENT
+from tests.factories import CROSSING, DEPARTURE, STATEMENT
 
 JSON_VALUES = st.recursive(
     st.none()

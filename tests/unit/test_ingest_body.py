@@ -11,7 +11,7 @@ from events.ingest_body import BodyError, RecentIds, media_type, parse_body, rep
 from streams.settings import Settings
 from streams.web.access import is_loopback
 from streams.web.ingest import ingest_refusal
-from tests.unit.test_validation import CROSSING, STATEMENT
+from tests.factories import CROSSING, STATEMENT
 
 LIMIT = 64 * 1024
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from events.schema import rendered, schemas
 from events.validation import COUNTRIES, InvalidEvent, validate
-from tests.unit.test_validation import CROSSING, DEPARTURE, STATEMENT
+from tests.factories import CROSSING, DEPARTURE, STATEMENT
 
 EXAMPLES = {"crossing": CROSSING, "departure": DEPARTURE, "statement": STATEMENT}
 VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in schemas().items()}

@@ -11,7 +11,7 @@ from events import validation
 from events.model import SCHEMA_VERSION
 from events.validation import InvalidEvent, validate
 from streams.core.state import CoreConfig, Effects, PartitionState
-from tests.unit.test_validation import CROSSING
+from tests.factories import CROSSING
 
 
 def add_source_in_v2(obj: dict[str, Any]) -> dict[str, Any]:

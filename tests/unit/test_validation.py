@@ -9,35 +9,7 @@ from events.codec import decode, encode
 from events.model import Crossing, Departure, Statement
 from events.partitioning import home_key
 from events.validation import InvalidEvent, validate
-
-CROSSING: dict[str, Any] = {
-    "type": "crossing",
-    "event_id": "c-1",
-    "occurred_at": "2022-09-21T10:00:00+03:00",
-    "border": "upper-lars",
-    "from_country": "RU",
-    "to_country": "GE",
-    "count": 12,
-    "mode": "car",
-}
-DEPARTURE: dict[str, Any] = {
-    "type": "departure",
-    "event_id": "d-1",
-    "occurred_at": "2022-09-22T10:00:00+06:00",
-    "country": "KZ",
-    "destination": "UZ",
-    "count": 40,
-}
-STATEMENT: dict[str, Any] = {
-    "type": "statement",
-    "event_id": "s-1",
-    "issued_at": "2022-09-27T12:00:00+06:00",
-    "source": "MVD",
-    "country": "KZ",
-    "metric": "entries",
-    "value": 98000,
-    "since": "2022-09-21T00:00:00+06:00",
-}
+from tests.factories import CROSSING, DEPARTURE, STATEMENT
 
 
 def reject(obj: object) -> InvalidEvent:
