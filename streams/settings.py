@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.times import format_duration, parse_duration, parse_rfc3339
-from streams.core.state import CoreConfig
+from streams.core.config import CoreConfig
 from streams.core.windows import ALL, WindowSpec, validate_specs
 from streams.kafka.topics import Topics
 

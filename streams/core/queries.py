@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from events.times import format_utc, parse_rfc3339
-from streams.core.state import CoreConfig
+from streams.core.config import CoreConfig
 from streams.core.windows import WindowSpec, bucket_start, window_count, window_counts
 
 

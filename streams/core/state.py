@@ -23,12 +23,10 @@ Exactness under at-least-once delivery rests on offsets kept *in* the state:
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import orjson
 
@@ -37,243 +35,32 @@ from events.model import Crossing, Departure, Event, Statement
 from events.partitioning import home_key, partition_for_key
 from events.times import format_utc
 from events.validation import Counted, InvalidEvent, fast_crossing, fast_departure
-from streams.core.windows import ALL, WindowSpec, bucket_start, closing_windows
+from streams.core.config import CoreConfig
+from streams.core.dedup import DedupIndex
+from streams.core.effects import DeadLetter, Effects, Outcome, WindowResult
+from streams.core.records import (
+    BORDER,
+    DEPARTURES,
+    ENTRIES,
+    EXITS,
+    NO_OFFSET,
+    Progress,
+    Series,
+    dedup_key,
+    progress_key,
+    series_key,
+    statement_key,
+)
+from streams.core.windows import bucket_start, closing_windows
 
-#: ``forwarded``: valid, but outside its home partition, so judged there (see :mod:`events.partitioning`)
-Outcome = Literal["accepted", "duplicate", "late", "invalid", "skipped", "forwarded"]
-#: series kinds: per border (crossings), entries into / exits out of a country
-#: (crossings), departures out of a host country (departures)
-BORDER: Final = "b"
-ENTRIES: Final = "e"
-EXITS: Final = "x"
-DEPARTURES: Final = "d"
-NO_OFFSET: Final = -1
 #: home partitions remembered per partition state (keys are checkpoints and countries: few, unless input is hostile)
 _HOMES_KEPT: Final = 65536
-
-
-@dataclass(frozen=True, slots=True)
-class CoreConfig:
-    """What the processing semantics depend on (durations in seconds)."""
-
-    base: int = 3600
-    windows: tuple[WindowSpec, ...] = (
-        WindowSpec("1h", 3600, 3600),
-        WindowSpec("24h", 86400, 3600),
-        WindowSpec(ALL, 0, 0),
-    )
-    grace: int = 6 * 3600
-    since: float | None = None
-    retention: int = 30 * 86400
-    dedup_horizon: int = 7 * 86400
-    max_event_bytes: int = 64 * 1024
-    #: how far an event's time may be ahead of its reference time (the record's timestamp, capped by the wall clock)
-    max_future: int = 6 * 3600
-    #: the input topics' partition count, to find each event's home partition; None: every event is home
-    partitions: int | None = None
-
-    def window(self, name: str) -> WindowSpec:
-        for spec in self.windows:
-            if spec.name == name:
-                return spec
-        raise KeyError(name)
-
-
-@dataclass(slots=True)
-class Series:
-    """Counts per base bucket for one key, from one input partition."""
-
-    buckets: dict[int, int] = field(default_factory=dict)
-    total: int = 0
-    offset: int = NO_OFFSET
-
-    def encode(self) -> bytes:
-        return orjson.dumps({"o": self.offset, "t": self.total, "b": self.buckets}, option=orjson.OPT_NON_STR_KEYS)
-
-    @classmethod
-    def decode(cls, data: bytes) -> Series:
-        obj = orjson.loads(data)
-        return cls({int(k): v for k, v in obj["b"].items()}, obj["t"], obj["o"])
-
-
-@dataclass(slots=True)
-class Progress:
-    offset: int = NO_OFFSET
-    stream_time: float | None = None
-    #: windows ending at or before this instant have been emitted as final
-    closed_through: float = -math.inf
-
-    def encode(self) -> bytes:
-        closed = None if math.isinf(self.closed_through) else self.closed_through
-        return orjson.dumps({"o": self.offset, "st": self.stream_time, "c": closed})
-
-    @classmethod
-    def decode(cls, data: bytes) -> Progress:
-        obj = orjson.loads(data)
-        closed = obj["c"]
-        return cls(obj["o"], obj["st"], -math.inf if closed is None else closed)
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    reason: str
-    detail: str
-    offset: int
-    value: bytes | None
-
-
-@dataclass(slots=True)  # not frozen: frozen dataclasses are slower to build, and a batch can close many windows
-class WindowResult:
-    """A window's final count from one input partition (partials sum to the total)."""
-
-    kind: str
-    key: str
-    window: str
-    start: int
-    end: int
-    count: int
-
-    def record_key(self, topic: str, partition: int) -> bytes:
-        return f"{self.kind}|{self.key}|{self.window}|{self.start}|{topic}|{partition}".encode()
-
-
-@dataclass(slots=True)
-class Effects:
-    """What a batch produced, besides state: dead letters, final windows, outcomes."""
-
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    results: list[WindowResult] = field(default_factory=list)
-    outcomes: dict[Outcome, int] = field(default_factory=dict)
-    #: (offset, home partition) of the messages to send to their home partition, in offset order
-    forwards: list[tuple[int, int]] = field(default_factory=list)
-
-    def count(self, outcome: Outcome) -> None:
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
-
-
-# State keys. One table holds dedup segments, series, statements and progress,
-# so that one changelog partition orders all of a partition's writes.
-def series_key(topic: str, partition: int, kind: str, key: str) -> bytes:
-    return f"S|{topic}|{partition}|{kind}|{key}".encode()
-
-
-def statement_key(topic: str, partition: int, event_id: str) -> bytes:
-    return f"T|{topic}|{partition}|{event_id}".encode()
-
-
-def progress_key(topic: str, partition: int) -> bytes:
-    return f"P|{topic}|{partition}|progress".encode()
-
-
-def dedup_key(topic: str, partition: int, segment: str) -> bytes:
-    return f"D|{topic}|{partition}|{segment}".encode()
-
-
-class DedupIndex:
-    """The event ids of one partition within the dedup horizon, kept in segments.
-
-    Each flush writes the ids first seen since the previous flush as one
-    segment, keyed by the first offset it covers. A segment leaves (all its ids
-    at once) when its newest event time is older than the horizon, so an id is
-    remembered at least for the horizon. After a crash, the redelivered events
-    are recorded again into segments keyed by their own first offsets, which
-    covers any segment the crash cut short.
-
-    In memory an id is only a member of a set: an id loaded from a segment past
-    the progress record (written before a crash cut the flush short) also keeps
-    the offset that carried it, so that the redelivery of that same message is
-    not taken for a duplicate.
-    """
-
-    def __init__(self) -> None:
-        self.seen: set[str] = set()
-        #: ids loaded from past the progress record: the offset of the message that carried each
-        self.uncertain: dict[str, int] = {}
-        self._segments: dict[int, tuple[float, list[str]]] = {}
-        self._by_age: list[tuple[float, int]] = []
-        self._pending_ids: list[str] = []
-        self._pending_offsets: list[int] = []
-        self._pending_newest = -math.inf
-        self._expired: list[int] = []
-
-    def __len__(self) -> int:
-        return len(self.seen) + len(self.uncertain)
-
-    @property
-    def segment_count(self) -> int:
-        return len(self._segments)
-
-    def __contains__(self, event_id: str) -> bool:
-        return event_id in self.seen or event_id in self.uncertain
-
-    def is_duplicate(self, event_id: str, offset: int) -> bool:
-        """Whether a message other than the one at ``offset`` already carried ``event_id``."""
-        return event_id in self.seen or self.uncertain.get(event_id, offset) != offset
-
-    def record(self, event_id: str, offset: int, event_time: float) -> None:
-        self.seen.add(event_id)
-        if self.uncertain:
-            self.uncertain.pop(event_id, None)
-        self._pending_ids.append(event_id)
-        self._pending_offsets.append(offset)
-        self._pending_newest = max(self._pending_newest, event_time)
-
-    def add_recorded(self, ids: list[str], offsets: list[int], newest: float) -> None:
-        """Queue for the next segment ids already added to :attr:`seen` (and dropped from :attr:`uncertain`)."""
-        self._pending_ids.extend(ids)
-        self._pending_offsets.extend(offsets)
-        self._pending_newest = max(self._pending_newest, newest)
-
-    def load(self, segment: int, data: bytes, applied_through: int) -> None:
-        """Restore a segment; ``applied_through`` is the offset of the partition's progress record."""
-        ids, offsets, newest = orjson.loads(data)
-        if offsets and max(offsets) <= applied_through:  # the whole segment was applied
-            self.seen.update(ids)
-        else:
-            for event_id, offset in zip(ids, offsets, strict=True):
-                if offset > applied_through:
-                    self.uncertain[event_id] = offset
-                else:
-                    self.seen.add(event_id)
-        self._add_segment(segment, ids, newest)
-
-    def _add_segment(self, segment: int, ids: list[str], newest: float) -> None:
-        self._segments[segment] = (newest, ids)
-        heapq.heappush(self._by_age, (newest, segment))
-
-    def expire(self, horizon: float) -> None:
-        while self._by_age and self._by_age[0][0] < horizon:
-            newest, segment = heapq.heappop(self._by_age)
-            stored = self._segments.get(segment)
-            if stored is None or stored[0] != newest:
-                continue  # rewritten since
-            del self._segments[segment]
-            self.seen.difference_update(stored[1])
-            if self.uncertain:
-                for event_id in stored[1]:
-                    self.uncertain.pop(event_id, None)
-            self._expired.append(segment)
-
-    def flush(self) -> list[tuple[int, bytes | None]]:
-        out: list[tuple[int, bytes | None]] = [(segment, None) for segment in self._expired]
-        if self._pending_ids:
-            ids, offsets, newest = self._pending_ids, self._pending_offsets, self._pending_newest
-            segment = min(offsets)
-            out.append((segment, orjson.dumps([ids, offsets, newest])))  # [[event_id...], [offset...], newest event time]
-            self._add_segment(segment, ids, newest)
-            self._pending_ids, self._pending_offsets, self._pending_newest = [], [], -math.inf
-        self._expired = []
-        return out
 
 
 FastValidator = Callable[[object], Counted | None]
 _FAST_VALIDATORS: Final[dict[str, FastValidator]] = {"crossing": fast_crossing, "departure": fast_departure}
 #: the series a counted event's keys go to, in the order the fast validators give the keys
 _SERIES_KINDS: Final = {"crossing": (BORDER, ENTRIES, EXITS), "departure": (DEPARTURES,)}
-
-
-def state_prefix(topic: str, partition: int) -> tuple[bytes, ...]:
-    return tuple(f"{kind}|{topic}|{partition}|".encode() for kind in "DSTP")
 
 
 class TooFarAhead(InvalidEvent):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from events.times import format_utc
-from streams.core.state import BORDER, DEPARTURES, ENTRIES, EXITS
+from streams.core.records import BORDER, DEPARTURES, ENTRIES, EXITS
 
 KIND_NAMES = {BORDER: "border", ENTRIES: "entries into", EXITS: "exits from", DEPARTURES: "departures from"}
 

@@ -16,7 +16,9 @@ from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTO
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from streams.core.state import BORDER, DEPARTURES, ENTRIES, Effects, PartitionState
+from streams.core.effects import Effects
+from streams.core.records import BORDER, DEPARTURES, ENTRIES
+from streams.core.state import PartitionState
 from streams.core.windows import bucket_start, window_count
 
 if TYPE_CHECKING:

@@ -25,7 +25,10 @@ import orjson
 from faust.types import TP, TableT
 from faust.types.stores import StoreT
 
-from streams.core.state import CoreConfig, Effects, PartitionState, state_prefix
+from streams.core.config import CoreConfig
+from streams.core.effects import Effects
+from streams.core.records import state_prefix
+from streams.core.state import PartitionState
 from streams.engine import metrics
 from streams.engine.checkpoint import Checkpoint
 from streams.engine.fastpath import Admission, BatchingConsumer, FetchedBatch, GapGuard, consumer_record

@@ -157,7 +157,9 @@ async def bare_consumer(bootstrap: str, topic: str, expected: int) -> Result:
 
 def core_only(values: list[bytes], batch: int = 5000) -> Result:
     """The pure core on the same events, no Kafka at all: the ceiling of borderflow's own code in one process."""
-    from streams.core.state import CoreConfig, Effects, PartitionState
+    from streams.core.config import CoreConfig
+    from streams.core.effects import Effects
+    from streams.core.state import PartitionState
 
     state = PartitionState("crossings", 0, "crossing", CoreConfig())
     started = time.perf_counter()

@@ -20,7 +20,7 @@ from streams.core.queries import (
     window_spec,
     windows_of,
 )
-from streams.core.state import BORDER, DEPARTURES, ENTRIES
+from streams.core.records import BORDER, DEPARTURES, ENTRIES
 from streams.engine import metrics
 from streams.engine.runtime import NotReady, Runtime, is_ready
 from streams.settings import Settings

@@ -8,7 +8,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.core.state import CoreConfig, Effects, PartitionState
+from streams.core.config import CoreConfig
+from streams.core.effects import Effects
+from streams.core.state import PartitionState
 from tests.factories import crossing_bytes
 
 H = 3600

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 from events.model import Crossing, Departure
 from events.validation import InvalidEvent, fast_crossing, fast_departure, validate
-from streams.core.state import CoreConfig, Effects, PartitionState
+from streams.core.config import CoreConfig
+from streams.core.effects import Effects
+from streams.core.state import PartitionState
 from streams.core.windows import WindowSpec, closing_windows, window_counts
 from tests.factories import CROSSING, DEPARTURE
 

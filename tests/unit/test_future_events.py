@@ -5,7 +5,9 @@ from __future__ import annotations
 import orjson
 
 from events.times import format_utc, parse_rfc3339
-from streams.core.state import CoreConfig, Effects, PartitionState
+from streams.core.config import CoreConfig
+from streams.core.effects import Effects
+from streams.core.state import PartitionState
 
 H = 3600
 SENT = parse_rfc3339("2022-09-21T12:00:00Z").timestamp()

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from events.codec import decode
 from events.partitioning import home_partition, murmur2, partition_for_key
-from streams.core.state import CoreConfig, Effects, PartitionState
+from streams.core.config import CoreConfig
+from streams.core.effects import Effects
+from streams.core.state import PartitionState
 from tests.factories import crossing_bytes as crossing
 
 H = 3600

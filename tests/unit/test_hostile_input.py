@@ -9,7 +9,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.core.state import CoreConfig, Effects, PartitionState
+from streams.core.config import CoreConfig
+from streams.core.effects import Effects
+from streams.core.state import PartitionState
 from tests.factories import CROSSING, DEPARTURE, STATEMENT
 
 JSON_VALUES = st.recursive(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from streams.core.state import BORDER, CoreConfig, Effects, PartitionState, WindowResult
+from streams.core.config import CoreConfig
+from streams.core.effects import Effects, WindowResult
+from streams.core.records import BORDER
+from streams.core.state import PartitionState
 from tests.unit.test_core import T0, crossing
 
 H = 3600

@@ -10,7 +10,9 @@ import pytest
 from events import validation
 from events.model import SCHEMA_VERSION
 from events.validation import InvalidEvent, validate
-from streams.core.state import CoreConfig, Effects, PartitionState
+from streams.core.config import CoreConfig
+from streams.core.effects import Effects
+from streams.core.state import PartitionState
 from tests.factories import CROSSING
 
 

@@ -160,7 +160,9 @@ def test_a_time_outside_the_years_1_to_9999_in_utc_is_invalid_and_names_its_fiel
 
 
 def test_a_statement_issued_in_year_0_in_utc_is_dead_lettered_not_a_crash() -> None:
-    from streams.core.state import CoreConfig, Effects, PartitionState
+    from streams.core.config import CoreConfig
+    from streams.core.effects import Effects
+    from streams.core.state import PartitionState
 
     state = PartitionState("statements", 0, "statement", CoreConfig())
     effects = Effects()

@@ -1,0 +1,34 @@
+"""What the processing semantics depend on: window sizes, grace, retention, the dedup horizon, bounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.core.windows import ALL, WindowSpec
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """What the processing semantics depend on (durations in seconds)."""
+
+    base: int = 3600
+    windows: tuple[WindowSpec, ...] = (
+        WindowSpec("1h", 3600, 3600),
+        WindowSpec("24h", 86400, 3600),
+        WindowSpec(ALL, 0, 0),
+    )
+    grace: int = 6 * 3600
+    since: float | None = None
+    retention: int = 30 * 86400
+    dedup_horizon: int = 7 * 86400
+    max_event_bytes: int = 64 * 1024
+    #: how far an event's time may be ahead of its reference time (the record's timestamp, capped by the wall clock)
+    max_future: int = 6 * 3600
+    #: the input topics' partition count, to find each event's home partition; None: every event is home
+    partitions: int | None = None
+
+    def window(self, name: str) -> WindowSpec:
+        for spec in self.windows:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
