@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import ssl
 from typing import Any
 
 import faust
@@ -17,6 +16,7 @@ from streams.core.state import PartitionState
 from streams.engine import metrics
 from streams.engine.fastpath import BatchChannel, BatchInputs, BorderflowApp, DeclaredTableManager, FetchedBatch, read_bare
 from streams.engine.runtime import NotReady, Runtime, is_ready
+from streams.kafka.clients import client_options
 from streams.kafka.topics import STATE_TABLE
 from streams.settings import Settings
 from streams.web.access import AccessPolicy, access_middleware, cluster_headers
@@ -39,15 +39,14 @@ ROCKSDB_OPTIONS = {
 
 
 def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
-    """Kafka TLS/SASL settings passed through to every Faust client."""
-    context = None
-    if settings.security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
-    if settings.security_protocol.startswith("SASL"):
+    """Kafka TLS/SASL settings passed through to every Faust client: the same as every other client's (client_options)."""
+    options = client_options(settings)
+    context = options.get("ssl_context")
+    if "sasl_mechanism" in options:
         return faust.SASLCredentials(
-            username=settings.sasl_username,
-            password=settings.sasl_password,
-            mechanism=settings.sasl_mechanism or "PLAIN",
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            mechanism=options["sasl_mechanism"],
             ssl_context=context,
         )
     if context is not None:

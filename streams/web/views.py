@@ -21,6 +21,7 @@ from streams.core.queries import (
     windows_of,
 )
 from streams.core.records import BORDER, DEPARTURES, ENTRIES
+from streams.core.windows import WindowSpec
 from streams.engine import metrics
 from streams.engine.runtime import NotReady, Runtime, is_ready
 from streams.settings import Settings
@@ -77,10 +78,13 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
         async def get(self, request: Request) -> Response:
             return self.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
+    def window_query(request: Request) -> tuple[WindowSpec, float | None, float | None]:
+        """``window``, ``start`` and ``end`` of a counts or net-inflow query; :class:`BadParameter` naming the bad one."""
+        return window_spec(config, request.query.get("window")), _time_param(request, "start"), _time_param(request, "end")
+
     async def counts(view: View, request: Request, label: str, kind: str, key: str) -> Response:
         try:
-            spec = window_spec(config, request.query.get("window"))
-            start, end = _time_param(request, "start"), _time_param(request, "end")
+            spec, start, end = window_query(request)
         except BadParameter as exc:
             return _json(view, {"error": str(exc), "parameter": exc.name}, 400)
         name = f"{kind}:{key}"
@@ -101,8 +105,7 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
     class NetInflow(StateView):
         async def get(self, request: Request, country: str) -> Response:
             try:
-                spec = window_spec(config, request.query.get("window"))
-                start, end = _time_param(request, "start"), _time_param(request, "end")
+                spec, start, end = window_query(request)
             except BadParameter as exc:
                 return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
             got = await cluster.partials([(ENTRIES, country), (DEPARTURES, country)])
