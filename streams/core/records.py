@@ -20,6 +20,8 @@ ENTRIES: Final = "e"
 EXITS: Final = "x"
 DEPARTURES: Final = "d"
 NO_OFFSET: Final = -1
+#: what the series codes stand for, as window-results name them
+SERIES_NAMES: Final = {BORDER: "border", ENTRIES: "entries", EXITS: "exits", DEPARTURES: "departures"}
 
 
 @dataclass(slots=True)

@@ -219,6 +219,35 @@ def test_dead_letters_keep_the_original_key_and_headers(deployment: dict[str, st
     assert headers["reason"] == b"invalid:$" and headers["topic"] == (prefix + "crossings").encode()
 
 
+def test_closed_windows_reach_window_results_once_with_their_final_counts(
+    deployment: dict[str, str], spawn_worker: Any, kafka: str
+) -> None:
+    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
+    create_topics(deployment)
+    worker = spawn_worker()
+    worker.wait_ready()
+    hours = ["2022-09-21T10:15:00Z", "2022-09-21T10:45:00Z", "2022-09-21T11:30:00Z", "2022-09-21T12:05:00Z"]
+    messages = [keyed(prefix + "crossings", crossing(f"w-{i}", at, "upper-lars", "RU", "GE", i + 1)) for i, at in enumerate(hours)]
+    messages.append(messages[0])  # a duplicate: counted once in its window
+    # stream time moves past 13:00 + 6 h of grace: the 10:00, 11:00 and 12:00 windows close
+    messages.append(keyed(prefix + "crossings", crossing("w-later", "2022-09-21T19:30:00Z", "upper-lars", "RU", "GE", 100)))
+    asyncio.run(produce(kafka, messages))
+    wait_for_processed(worker, len(messages))
+    records = asyncio.run(consume_all(kafka, prefix + "window-results", 10_000, timeout=8))  # all there are
+    hourly = {}
+    for record in records:
+        value = orjson.loads(record.value)
+        assert record.key.decode() == "|".join(
+            str(value[k]) for k in ("kind", "key", "window", "start", "topic", "partition")
+        )
+        if value["series"] == "border" and value["window"] == "1h":
+            assert format_utc(value["start"]) not in hourly  # once each
+            hourly[format_utc(value["start"])] = value["count"]
+    assert hourly == {"2022-09-21T10:00:00Z": 1 + 2, "2022-09-21T11:00:00Z": 3, "2022-09-21T12:00:00Z": 4}
+    series = {(orjson.loads(r.value)["series"], orjson.loads(r.value)["kind"]) for r in records}
+    assert series == {("border", "b"), ("entries", "e"), ("exits", "x")}
+
+
 def test_unknown_keys_are_empty_and_bad_parameters_are_named(deployment: dict[str, str], spawn_worker: Any) -> None:
     create_topics(deployment)
     worker = spawn_worker()
