@@ -76,12 +76,14 @@ Workarounds:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import orjson
@@ -202,12 +204,7 @@ class DeadMemberEvictor:
 
     async def sweep(self) -> list[str]:
         """Evict members that are dead by :class:`EvictionPolicy`; return their ids."""
-        client = AIOKafkaClient(**client_options(self.settings))
-        await client.bootstrap()
-        try:
-            node = await client.coordinator_lookup(0, self.settings.app_id)
-            response = await client.send(node, DescribeGroupsRequest([self.settings.app_id]))
-            members = [(m[0], member_url(m[3])) for group in response.groups for m in group[5]]
+        async with self._group() as (members, remove):
             answers = await asyncio.gather(*(self._answers(url) for _, url in members))
             alive = {
                 member_id: Answer.ANSWERED if url is None or url == self.own_url else answer
@@ -215,12 +212,10 @@ class DeadMemberEvictor:
             }
             evict = self.policy.decide(alive, time.monotonic())
             for member_id in evict:
-                await client.send(node, LeaveGroupRequest(self.settings.app_id, member_id))
+                await remove(member_id)
                 self.evicted += 1
                 log.warning("evicted unreachable group member %s (see streams/broker/defects.py)", member_id)
             return evict
-        finally:
-            await client.close()
 
     async def leave(self) -> list[str]:
         """Remove this worker's own member from the group; called once its consumer has stopped.
@@ -231,15 +226,26 @@ class DeadMemberEvictor:
         then wait forever on a member nobody can evict, since a joining worker
         serves no HTTP and runs no timers before its first assignment.
         """
+        async with self._group() as (members, remove):
+            mine = [member_id for member_id, url in members if url == self.own_url]
+            for member_id in mine:
+                await remove(member_id)
+            return mine
+
+    @contextlib.asynccontextmanager
+    async def _group(self) -> AsyncIterator[tuple[list[tuple[str, str | None]], Callable[[str], Awaitable[Any]]]]:
+        """The group's members as ``(member id, worker URL)``, and a way to remove one, over one client connection."""
         client = AIOKafkaClient(**client_options(self.settings))
         await client.bootstrap()
         try:
             node = await client.coordinator_lookup(0, self.settings.app_id)
             response = await client.send(node, DescribeGroupsRequest([self.settings.app_id]))
-            mine = [m[0] for group in response.groups for m in group[5] if member_url(m[3]) == self.own_url]
-            for member_id in mine:
-                await client.send(node, LeaveGroupRequest(self.settings.app_id, member_id))
-            return mine
+            members = [(m[0], member_url(m[3])) for group in response.groups for m in group[5]]
+
+            async def remove(member_id: str) -> Any:
+                return await client.send(node, LeaveGroupRequest(self.settings.app_id, member_id))
+
+            yield members, remove
         finally:
             await client.close()
 
