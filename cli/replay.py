@@ -96,7 +96,9 @@ def replay(
         err.print(f"replayed {progress.done:,} messages in {elapsed:.1f} s ({rate:,.0f} messages/s, worker start included)")
         if check:
             err.print(f"verifying against the live workers at {live_url} ...")
-            differences, compared = asyncio.run(verify(live_url, worker.url, settings.core().base, headers=cluster_headers(settings)))
+            differences, compared = asyncio.run(
+                verify(live_url, worker.url, settings.core().bucket_seconds, headers=cluster_headers(settings))
+            )
             err.print(f"compared {len(compared)} partitions at common offsets")
     except ReplayError as exc:
         raise click.ClickException(str(exc)) from None

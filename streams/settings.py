@@ -131,13 +131,13 @@ class Settings(BaseSettings):
         return None if self.compression == "none" else self.compression
 
     def core(self) -> CoreConfig:
-        base = int(self.bucket.total_seconds())
+        bucket_seconds = int(self.bucket.total_seconds())
         windows = (
-            WindowSpec(_name(self.bucket), base, base),
+            WindowSpec(_name(self.bucket), bucket_seconds, bucket_seconds),
             WindowSpec(_name(self.rolling), int(self.rolling.total_seconds()), int(self.rolling_step.total_seconds())),
             WindowSpec(ALL, 0, 0),
         )
-        validate_specs(windows, base)
+        validate_specs(windows, bucket_seconds)
         longest = max(spec.size for spec in windows)
         if self.retention < self.grace + timedelta(seconds=longest):
             raise ValueError(
@@ -145,7 +145,7 @@ class Settings(BaseSettings):
                 f"({format_duration(self.grace + timedelta(seconds=longest))}): a window must be final before it leaves the hot state"
             )
         return CoreConfig(
-            base=base,
+            bucket_seconds=bucket_seconds,
             windows=windows,
             grace=int(self.grace.total_seconds()),
             since=None if self.since is None else self.since.timestamp(),

@@ -11,7 +11,7 @@ from streams.core.windows import ALL, WindowSpec
 class CoreConfig:
     """What the processing semantics depend on (durations in seconds)."""
 
-    base: int = 3600
+    bucket_seconds: int = 3600
     windows: tuple[WindowSpec, ...] = (
         WindowSpec("1h", 3600, 3600),
         WindowSpec("24h", 86400, 3600),

@@ -21,7 +21,7 @@ class DeadLetter:
 class WindowResult:
     """A window's final count from one input partition (partials sum to the total)."""
 
-    kind: str
+    series_code: str
     key: str
     window: str
     start: int
@@ -29,7 +29,7 @@ class WindowResult:
     count: int
 
     def record_key(self, topic: str, partition: int) -> bytes:
-        return f"{self.kind}|{self.key}|{self.window}|{self.start}|{topic}|{partition}".encode()
+        return f"{self.series_code}|{self.key}|{self.window}|{self.start}|{topic}|{partition}".encode()
 
 
 @dataclass(slots=True)

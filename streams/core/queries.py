@@ -90,7 +90,7 @@ def windows_of(
     if spec.cumulative:
         rows = [(*_cumulative_span(stream_time, config), total)] if total else []
     else:
-        rows = [(s, s + spec.size, c) for s, c in sorted(window_counts(buckets, spec, config.base).items())]
+        rows = [(s, s + spec.size, c) for s, c in sorted(window_counts(buckets, spec, config.bucket_seconds).items())]
     return [
         {"start": format_utc(s), "end": format_utc(e), "count": c}
         for s, e, c in rows
@@ -101,7 +101,7 @@ def windows_of(
 def _cumulative_span(stream_time: float | None, config: CoreConfig) -> tuple[float, float]:
     """The window ``all``: from BORDERFLOW_SINCE (or the epoch) to the end of stream time's bucket."""
     first = config.since if config.since is not None else 0.0
-    return first, bucket_start(stream_time if stream_time is not None else first, config.base) + config.base
+    return first, bucket_start(stream_time if stream_time is not None else first, config.bucket_seconds) + config.bucket_seconds
 
 
 def net_inflow_windows(
@@ -118,8 +118,8 @@ def net_inflow_windows(
         first, last = _cumulative_span(stream_time, config)
         rows = {first: (last, *totals)} if any(totals) else {}
     else:
-        e_counts = window_counts(entries, spec, config.base)
-        d_counts = window_counts(departures, spec, config.base)
+        e_counts = window_counts(entries, spec, config.bucket_seconds)
+        d_counts = window_counts(departures, spec, config.bucket_seconds)
         rows = {s: (s + spec.size, e_counts.get(s, 0), d_counts.get(s, 0)) for s in e_counts.keys() | d_counts.keys()}
     return [
         {"start": format_utc(s), "end": format_utc(e), "entries": n_in, "departures": n_out, "net": n_in - n_out}
@@ -129,20 +129,20 @@ def net_inflow_windows(
 
 
 #: which series a reconcilable statement metric is observed on
-OBSERVED_KIND = {"entries": ENTRIES, "exits": EXITS, "departures": DEPARTURES}
+OBSERVED_SERIES = {"entries": ENTRIES, "exits": EXITS, "departures": DEPARTURES}
 
 
 def observed_series(statements: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """The (kind, country) series that reconciling these statements needs."""
-    return sorted({(OBSERVED_KIND[s["metric"]], s["country"]) for s in statements if s["metric"] in OBSERVED_KIND})
+    """The (series_code, country) series that reconciling these statements needs."""
+    return sorted({(OBSERVED_SERIES[s["metric"]], s["country"]) for s in statements if s["metric"] in OBSERVED_SERIES})
 
 
 def reconcile_all(statements: Iterable[Mapping[str, Any]], buckets_for: Callable[[str, str], Mapping[int, int]]) -> list[dict[str, Any]]:
     """Each statement, in publication order, with its observed figure and ratio."""
     out = []
     for item in sorted(statements, key=lambda s: (s["issued_at"], s["event_id"])):
-        kind = OBSERVED_KIND.get(item["metric"])
-        out.append(reconcile(item, None if kind is None else buckets_for(kind, item["country"])))
+        series_code = OBSERVED_SERIES.get(item["metric"])
+        out.append(reconcile(item, None if series_code is None else buckets_for(series_code, item["country"])))
     return out
 
 

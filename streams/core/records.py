@@ -61,8 +61,8 @@ class Progress:
 
 # State keys. One table holds dedup segments, series, statements and progress,
 # so that one changelog partition orders all of a partition's writes.
-def series_key(topic: str, partition: int, kind: str, key: str) -> bytes:
-    return f"S|{topic}|{partition}|{kind}|{key}".encode()
+def series_key(topic: str, partition: int, series_code: str, key: str) -> bytes:
+    return f"S|{topic}|{partition}|{series_code}|{key}".encode()
 
 
 def statement_key(topic: str, partition: int, event_id: str) -> bytes:
@@ -78,4 +78,4 @@ def dedup_key(topic: str, partition: int, segment: str) -> bytes:
 
 
 def state_prefix(topic: str, partition: int) -> tuple[bytes, ...]:
-    return tuple(f"{kind}|{topic}|{partition}|".encode() for kind in "DSTP")
+    return tuple(f"{series_code}|{topic}|{partition}|".encode() for series_code in "DSTP")

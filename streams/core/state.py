@@ -60,7 +60,7 @@ _HOMES_KEPT: Final = 65536
 FastValidator = Callable[[object], Counted | None]
 _FAST_VALIDATORS: Final[dict[str, FastValidator]] = {"crossing": fast_crossing, "departure": fast_departure}
 #: the series a counted event's keys go to, in the order the fast validators give the keys
-_SERIES_KINDS: Final = {"crossing": (BORDER, ENTRIES, EXITS), "departure": (DEPARTURES,)}
+_SERIES_OF_TYPE: Final = {"crossing": (BORDER, ENTRIES, EXITS), "departure": (DEPARTURES,)}
 
 
 class TooFarAhead(InvalidEvent):
@@ -70,12 +70,12 @@ class TooFarAhead(InvalidEvent):
 class PartitionState:
     """The aggregation state built from one input topic partition."""
 
-    def __init__(self, topic: str, partition: int, kind: str, config: CoreConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, topic: str, partition: int, event_type: str, config: CoreConfig, clock: Callable[[], float] = time.time) -> None:
         self.topic = topic
         self.clock = clock
         self.partition = partition
         self.config = config
-        self.kind = kind
+        self.event_type = event_type
         self.progress = Progress()
         self.series: dict[tuple[str, str], Series] = {}
         self.statements: dict[str, dict[str, Any]] = {}
@@ -102,14 +102,14 @@ class PartitionState:
         """The home partition of a valid event that is not at home here; None for any other message."""
         if self.config.partitions is None:
             return None
-        fast = _FAST_VALIDATORS.get(self.kind)
+        fast = _FAST_VALIDATORS.get(self.event_type)
         try:
             counted = fast(orjson.loads(value)) if fast is not None and value is not None else None
             if counted is not None:
                 home = self._home_of(counted[3][0])
             else:
                 event = decode(value, max_bytes=self.config.max_event_bytes)
-                if event.type != self.kind:
+                if event.type != self.event_type:
                     return None
                 home = self._home_of(home_key(event).decode())
         except Exception:  # noqa: BLE001 - invalid input was dead-lettered where it arrived
@@ -130,8 +130,8 @@ class PartitionState:
             if tag == "D":
                 self.dedup.load(int(rest), value, self.progress.offset)
             elif tag == "S":
-                kind, _, name = rest.partition("|")
-                series = self.series[(kind, name)] = Series.decode(value)
+                series_code, _, name = rest.partition("|")
+                series = self.series[(series_code, name)] = Series.decode(value)
                 self._series_ahead_through = max(self._series_ahead_through, series.offset)
             elif tag == "T":
                 self.statements[rest] = orjson.loads(value)
@@ -175,7 +175,7 @@ class PartitionState:
         redeliveries, late events, unusual shapes) goes through :meth:`process`.
         The two are kept equal by tests/unit/test_fast_path.py.
         """
-        fast = _FAST_VALIDATORS.get(self.kind)
+        fast = _FAST_VALIDATORS.get(self.event_type)
         if fast is None or self._series_ahead_through > self.progress.offset:
             # after a flush cut short: some series are ahead of the progress record, so each event is checked per series
             for offset, value, timestamp_ms in messages:
@@ -198,7 +198,12 @@ class PartitionState:
         """
         progress, dedup = self.progress, self.dedup
         seen, uncertain = dedup.seen, dedup.uncertain
-        grace, base, since, max_bytes = self.config.grace, self.config.base, self.config.since, self.config.max_event_bytes
+        grace, bucket_seconds, since, max_bytes = (
+            self.config.grace,
+            self.config.bucket_seconds,
+            self.config.since,
+            self.config.max_event_bytes,
+        )
         loads, decode_error, floor = orjson.loads, orjson.JSONDecodeError, math.floor
         ids: list[str] = []
         offsets: list[int] = []
@@ -249,7 +254,7 @@ class PartitionState:
                 uncertain.pop(event_id, None)
             add_id(event_id)
             add_offset(offset)
-            cell = (keys, floor(event_time / base) * base, since is None or event_time >= since)
+            cell = (keys, floor(event_time / bucket_seconds) * bucket_seconds, since is None or event_time >= since)
             cells[cell] = cells.get(cell, 0) + count
             if event_time > run_newest:
                 run_newest = event_time
@@ -274,13 +279,13 @@ class PartitionState:
         return odd
 
     def _add_cells(self, cells: Mapping[tuple[tuple[str, ...], int, bool], int]) -> None:
-        kinds, series_of, dirty = _SERIES_KINDS[self.kind], self.series, self._dirty_series
+        codes, series_of, dirty = _SERIES_OF_TYPE[self.event_type], self.series, self._dirty_series
         targets_of: dict[tuple[str, ...], list[Series]] = {}
         for (keys, bucket, in_total), count in cells.items():
             targets = targets_of.get(keys)
             if targets is None:
                 targets = targets_of[keys] = []
-                for series_id in zip(kinds, keys, strict=True):
+                for series_id in zip(codes, keys, strict=True):
                     series = series_of.get(series_id)
                     if series is None:
                         series = series_of[series_id] = Series()
@@ -296,7 +301,7 @@ class PartitionState:
         home = self.partition
         try:
             event = decode(value, max_bytes=self.config.max_event_bytes)
-            if event.type != self.kind:
+            if event.type != self.event_type:
                 raise InvalidEvent("type", f"a {event.type} does not belong on topic {self.topic}")
             if self.config.partitions is not None:
                 home = self._home_of(home_key(event).decode())
@@ -350,7 +355,7 @@ class PartitionState:
             keys = ((DEPARTURES, event.country),)
         else:  # pragma: no cover - statements are not counted
             return
-        bucket = bucket_start(event.event_time, self.config.base)
+        bucket = bucket_start(event.event_time, self.config.bucket_seconds)
         in_total = self.config.since is None or event.event_time >= self.config.since
         for series_id in keys:
             series = self.series.get(series_id)
@@ -371,17 +376,17 @@ class PartitionState:
     def close_windows(self, effects: Effects) -> None:
         """Emit windows that stream time has closed; drop state past retention."""
         stream_time = self.progress.stream_time
-        if stream_time is None or self.kind == "statement":
+        if stream_time is None or self.event_type == "statement":
             return
         through = stream_time - self.config.grace
         after = self.progress.closed_through
         if through > after:
             closing = [spec for spec in self.config.windows if spec.any_end_between(after, through)]
-            base, results = self.config.base, effects.results
+            bucket_seconds, results = self.config.bucket_seconds, effects.results
             for spec in closing:  # usually none: stream time moves by less than a step per batch
-                for (kind, name), series in self.series.items():
-                    for start, count in closing_windows(series.buckets, spec, base, after, through):
-                        results.append(WindowResult(kind, name, spec.name, start, start + spec.size, count))
+                for (series_code, name), series in self.series.items():
+                    for start, count in closing_windows(series.buckets, spec, bucket_seconds, after, through):
+                        results.append(WindowResult(series_code, name, spec.name, start, start + spec.size, count))
             self.progress.closed_through = through
             self._dirty_progress = True
         self._expire(stream_time)
@@ -390,17 +395,17 @@ class PartitionState:
         self.dedup.expire(stream_time - self.config.dedup_horizon)
         # Aligned to the base bucket, so which buckets are held depends on stream
         # time only, not on batch boundaries or restarts: a replay holds the same.
-        cutoff = bucket_start(stream_time - self.config.retention, self.config.base)
+        cutoff = bucket_start(stream_time - self.config.retention, self.config.bucket_seconds)
         if cutoff <= self._swept_through:
             return
-        base = self.config.base
+        bucket_seconds = self.config.bucket_seconds
         since, self._swept_through = self._swept_through, cutoff
         for series_id, series in self.series.items():
             buckets = series.buckets
-            if math.isinf(since) or (cutoff - since) // base > len(buckets):
-                old = [b for b in buckets if b + base <= cutoff]
+            if math.isinf(since) or (cutoff - since) // bucket_seconds > len(buckets):
+                old = [b for b in buckets if b + bucket_seconds <= cutoff]
             else:  # the buckets between the last sweep and this one: later buckets were never written before
-                old = [b for b in range(int(since), cutoff, base) if b in buckets]
+                old = [b for b in range(int(since), cutoff, bucket_seconds) if b in buckets]
             for bucket in old:
                 del buckets[bucket]
             if old:
@@ -416,10 +421,10 @@ class PartitionState:
             (dedup_key(topic, partition, f"{segment:020d}"), value) for segment, value in self.dedup.flush()
         ]
         applied_through = self.progress.offset
-        for kind, name in self._dirty_series:
-            series = self.series[(kind, name)]
+        for series_code, name in self._dirty_series:
+            series = self.series[(series_code, name)]
             series.offset = max(series.offset, applied_through)  # every event up to there that touches it is in it
-            state.append((series_key(topic, partition, kind, name), series.encode()))
+            state.append((series_key(topic, partition, series_code, name), series.encode()))
         state.extend(
             (statement_key(topic, partition, event_id), orjson.dumps(self.statements[event_id])) for event_id in self._dirty_statements
         )
@@ -438,16 +443,16 @@ class PartitionState:
         one taken at the end of a batch.
         """
         stream_time = self.progress.stream_time
-        cutoff = -math.inf if stream_time is None else bucket_start(stream_time - self.config.retention, self.config.base)
+        cutoff = -math.inf if stream_time is None else bucket_start(stream_time - self.config.retention, self.config.bucket_seconds)
         return {
             "offset": self.progress.offset,
             "stream_time": stream_time,
             "series": {
-                f"{kind}:{key}": {
-                    "buckets": {str(b): c for b, c in sorted(series.buckets.items()) if c and b + self.config.base > cutoff},
+                f"{series_code}:{key}": {
+                    "buckets": {str(b): c for b, c in sorted(series.buckets.items()) if c and b + self.config.bucket_seconds > cutoff},
                     "total": series.total,
                 }
-                for (kind, key), series in sorted(self.series.items())
+                for (series_code, key), series in sorted(self.series.items())
             },
             "statements": {
                 event_id: {k: v for k, v in record.items() if k != "offset"} for event_id, record in sorted(self.statements.items())

@@ -14,7 +14,7 @@ from typing import Any
 from events.times import format_utc
 from streams.core.records import BORDER, DEPARTURES, ENTRIES, EXITS
 
-KIND_NAMES = {BORDER: "border", ENTRIES: "entries into", EXITS: "exits from", DEPARTURES: "departures from"}
+SERIES_LABELS = {BORDER: "border", ENTRIES: "entries into", EXITS: "exits from", DEPARTURES: "departures from"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,7 @@ class Difference:
         return f"{self.partition}: {self.what}: live {self.live}, replay {self.replay}"
 
 
-def diff_partition(partition: str, live: Mapping[str, Any], replay: Mapping[str, Any], base: int) -> list[Difference]:
+def diff_partition(partition: str, live: Mapping[str, Any], replay: Mapping[str, Any], bucket_seconds: int) -> list[Difference]:
     """Differences between the live and replayed snapshots of one partition at the same offset."""
     out: list[Difference] = []
     if live.get("offset") != replay.get("offset"):
@@ -38,13 +38,13 @@ def diff_partition(partition: str, live: Mapping[str, Any], replay: Mapping[str,
     live_series, replay_series = live.get("series", {}), replay.get("series", {})
     for name in sorted(set(live_series) | set(replay_series)):
         one, other = live_series.get(name, {}), replay_series.get(name, {})
-        kind, _, key = name.partition(":")
-        label = f"{KIND_NAMES.get(kind, kind)} {key}"
+        series_code, _, key = name.partition(":")
+        label = f"{SERIES_LABELS.get(series_code, series_code)} {key}"
         buckets, replayed = one.get("buckets", {}), other.get("buckets", {})
         for bucket in sorted(set(buckets) | set(replayed), key=int):
             if buckets.get(bucket, 0) != replayed.get(bucket, 0):
                 start = int(bucket)
-                window = f"[{format_utc(start)}, {format_utc(start + base)})"
+                window = f"[{format_utc(start)}, {format_utc(start + bucket_seconds)})"
                 out.append(Difference(partition, f"{label} {window}", buckets.get(bucket, 0), replayed.get(bucket, 0)))
         if one.get("total", 0) != other.get("total", 0):
             out.append(Difference(partition, f"{label} all", one.get("total", 0), other.get("total", 0)))

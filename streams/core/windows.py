@@ -54,26 +54,27 @@ def bucket_start(t: float, size: int) -> int:
     return math.floor(t / size) * size
 
 
-def validate_specs(specs: Iterable[WindowSpec], base: int) -> None:
+def validate_specs(specs: Iterable[WindowSpec], bucket_seconds: int) -> None:
     """Every window must be a whole number of base buckets, on base-bucket steps."""
     for spec in specs:
         if spec.cumulative:
             continue
-        if spec.size <= 0 or spec.step <= 0 or spec.size % base or spec.step % base:
+        if spec.size <= 0 or spec.step <= 0 or spec.size % bucket_seconds or spec.step % bucket_seconds:
             raise ValueError(
-                f"window {spec.name!r}: size {spec.size}s and step {spec.step}s must be positive multiples of the base bucket ({base}s)"
+                f"window {spec.name!r}: size {spec.size}s and step {spec.step}s must be positive multiples of the base bucket "
+                f"({bucket_seconds}s)"
             )
 
 
-def window_counts(buckets: Mapping[int, int], spec: WindowSpec, base: int) -> dict[int, int]:
+def window_counts(buckets: Mapping[int, int], spec: WindowSpec, bucket_seconds: int) -> dict[int, int]:
     """Counts per window start for a hopping/tumbling family, from base buckets."""
-    if spec.size == base and spec.step == base:
+    if spec.size == bucket_seconds and spec.step == bucket_seconds:
         return {start: count for start, count in buckets.items() if count}
     out: dict[int, int] = {}
     for bucket, count in buckets.items():
         if not count:
             continue
-        # windows [s, s+size) with s <= bucket and bucket+base <= s+size
+        # windows [s, s+size) with s <= bucket and bucket+bucket_seconds <= s+size
         for start in spec.starts_containing(bucket):
             out[start] = out.get(start, 0) + count
     return out
@@ -89,7 +90,7 @@ def window_count(buckets: Mapping[int, int], start: int, end: int) -> int:
 def closing_windows(
     buckets: Mapping[int, int],
     spec: WindowSpec,
-    base: int,
+    bucket_seconds: int,
     after: float,
     through: float,
 ) -> Iterator[tuple[int, int]]:
@@ -106,22 +107,22 @@ def closing_windows(
         starts = spec.starts_ending_between(after, through)
         if not starts:
             return
-        if len(starts) <= max(len(buckets) * base // step, 4):  # cheaper than expanding every bucket
+        if len(starts) <= max(len(buckets) * bucket_seconds // step, 4):  # cheaper than expanding every bucket
             get = buckets.get
             first = starts[0]
-            count = sum([get(bucket, 0) for bucket in range(first, first + size, base)])
+            count = sum([get(bucket, 0) for bucket in range(first, first + size, bucket_seconds)])
             for start in starts:
                 if start == first:
                     pass
-                elif step == base:  # slide by one bucket (every window of the defaults)
-                    count += get(start + size - base, 0) - get(start - base, 0)
+                elif step == bucket_seconds:  # slide by one bucket (every window of the defaults)
+                    count += get(start + size - bucket_seconds, 0) - get(start - bucket_seconds, 0)
                 else:  # slide: add the buckets entering the window, drop those leaving it
-                    count += sum([get(b, 0) for b in range(start + size - step, start + size, base)])
-                    count -= sum([get(b, 0) for b in range(start - step, start, base)])
+                    count += sum([get(b, 0) for b in range(start + size - step, start + size, bucket_seconds)])
+                    count -= sum([get(b, 0) for b in range(start - step, start, bucket_seconds)])
                 if count:
                     yield start, count
             return
-    relevant = {b: c for b, c in buckets.items() if after - size < b + base and b < through}
-    for start, count in sorted(window_counts(relevant, spec, base).items()):
+    relevant = {b: c for b, c in buckets.items() if after - size < b + bucket_seconds and b < through}
+    for start, count in sorted(window_counts(relevant, spec, bucket_seconds).items()):
         if after < start + size <= through and count:
             yield start, count

@@ -211,7 +211,7 @@ def create_app(settings: Settings) -> faust.App:
         lambda: statement_views,
         # counted from memory: len() of the RocksDB store would walk every key on every scrape
         lambda: {STATE_TABLE: sum(s.record_count for s in owned_states()), "dedup_ids": sum(s.dedup_size for s in owned_states())},
-        config.base,
+        config.bucket_seconds,
         config.windows[1].size,
         highwater,
         lambda: is_ready(app),

@@ -80,10 +80,10 @@ REBALANCES = Counter("borderflow_rebalances", "Partition assignments this worker
 BATCH_SECONDS = Histogram("borderflow_batch_seconds", "Time to process one batch of one partition", registry=REGISTRY)
 
 
-def observe_batch(kind: str, effects: Effects) -> None:
+def observe_batch(event_type: str, effects: Effects) -> None:
     for outcome, n in effects.outcomes.items():
         if outcome not in ("skipped", "forwarded"):  # forwarded: judged (and counted here) at home
-            EVENTS.labels(type=kind, outcome=outcome).inc(n)
+            EVENTS.labels(type=event_type, outcome=outcome).inc(n)
 
 
 def observe_ingest(results: Iterable[LineResult]) -> None:
@@ -102,7 +102,7 @@ class StateCollector(Collector):
         states: Callable[[], Iterable[PartitionState]],
         statements: Callable[[], Iterable[StatementView]],
         table_sizes: Callable[[], dict[str, int]],
-        base: int,
+        bucket_seconds: int,
         rolling: int,
         highwater: Callable[[str, int], int | None] = lambda topic, partition: None,
         ready: Callable[[], bool] = lambda: False,
@@ -111,7 +111,7 @@ class StateCollector(Collector):
         self._states = states
         self._statements = statements
         self._table_sizes = table_sizes
-        self._base = base
+        self._bucket_seconds = bucket_seconds
         self._rolling = rolling
         self._highwater = highwater
         self._ready = ready
@@ -147,20 +147,23 @@ class StateCollector(Collector):
             if st is None:
                 continue
             stream_time.add_metric([state.topic, str(state.partition)], st)
-            current = bucket_start(st, self._base)
-            spans = {"1h": (current, current + self._base), "24h": (current + self._base - self._rolling, current + self._base)}
-            for (kind, key), series in state.series.items():
+            current = bucket_start(st, self._bucket_seconds)
+            spans = {
+                "1h": (current, current + self._bucket_seconds),
+                "24h": (current + self._bucket_seconds - self._rolling, current + self._bucket_seconds),
+            }
+            for (series_code, key), series in state.series.items():
                 for window, (start, end) in spans.items():
                     count = window_count(series.buckets, start, end)
-                    sums[(kind, key, window)] = sums.get((kind, key, window), 0) + count
+                    sums[(series_code, key, window)] = sums.get((series_code, key, window), 0) + count
         countries: set[tuple[str, str]] = set()
-        for (kind, key, window), total in sorted(sums.items()):
-            if kind == BORDER:
+        for (series_code, key, window), total in sorted(sums.items()):
+            if series_code == BORDER:
                 crossings.add_metric([key, window], total)
-            elif kind == ENTRIES:
+            elif series_code == ENTRIES:
                 entries.add_metric([key, window], total)
                 countries.add((key, window))
-            elif kind == DEPARTURES:
+            elif series_code == DEPARTURES:
                 departures.add_metric([key, window], total)
                 countries.add((key, window))
         for key, window in sorted(countries):

@@ -340,7 +340,7 @@ class Runtime:
 
         Returns the state records, for the changelog, and the batch's effects.
         """
-        kind = self.topics.type_of(topic)
+        event_type = self.topics.type_of(topic)
         state = self._state_for(topic, partition)
         effects = Effects()
         waiting = self._snapshots.get((topic, partition))
@@ -359,7 +359,7 @@ class Runtime:
                     store[key] = value
                 elif key in store:
                     del store[key]
-        metrics.observe_batch(kind, effects)
+        metrics.observe_batch(event_type, effects)
         return writes, effects
 
     async def _forward(self, topic: str, partition: int, originals: dict[int, _Original], effects: Effects) -> None:
@@ -423,8 +423,8 @@ class Runtime:
                 result.record_key(topic, partition),
                 orjson.dumps(
                     {
-                        "series": SERIES_NAMES[result.kind],
-                        "kind": result.kind,
+                        "series": SERIES_NAMES[result.series_code],
+                        "kind": result.series_code,
                         "key": result.key,
                         "window": result.window,
                         "start": result.start,

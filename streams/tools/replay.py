@@ -186,7 +186,7 @@ async def follow(
 
 
 async def verify(
-    live_url: str, replay_url: str, base: int, attempts: int = 8, wait: float = 60, headers: dict[str, str] | None = None
+    live_url: str, replay_url: str, bucket_seconds: int, attempts: int = 8, wait: float = 60, headers: dict[str, str] | None = None
 ) -> tuple[list[Difference], dict[str, int]]:
     """Differences between live and replay, each partition compared at an offset both have applied.
 
@@ -224,7 +224,7 @@ async def verify(
             for tp, offset in targets.items():
                 one, other = live.get(tp, {}), replay.get(tp, {})
                 if one.get("status") == "ok" and other.get("status") == "ok":
-                    differences.extend(diff_partition(tp, one, other, base))
+                    differences.extend(diff_partition(tp, one, other, bucket_seconds))
                     compared[tp] = offset
                     pending.discard(tp)
             if not pending:

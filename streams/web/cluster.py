@@ -29,13 +29,13 @@ INTERNAL_SNAPSHOT = "/internal/snapshot"
 def local_partials(states: Iterable[PartitionState], series: Iterable[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     states = list(states)
-    for kind, key in series:
+    for series_code, key in series:
         parts = []
         for state in states:
-            one = state.series.get((kind, key))
+            one = state.series.get((series_code, key))
             if one is not None:
                 parts.append({"buckets": one.buckets, "total": one.total, "stream_time": state.progress.stream_time})
-        out[f"{kind}:{key}"] = parts
+        out[f"{series_code}:{key}"] = parts
     return out
 
 
@@ -148,4 +148,4 @@ class Cluster:
             items = [s for s in items if s["country"] == country]
         wanted = observed_series(items)
         partials = await self.partials(wanted) if wanted else {}
-        return reconcile_all(items, lambda kind, country: partials[f"{kind}:{country}"][0])
+        return reconcile_all(items, lambda series_code, country: partials[f"{series_code}:{country}"][0])

@@ -83,15 +83,15 @@ class Ingest:
             raise BodyError(408, "$", f"body not received within {self.read_timeout:g} s") from None
         return b"".join(parts)
 
-    async def handle(self, kind: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """Validate, deduplicate and publish a body of ``kind`` (see :func:`media_type`).
+    async def handle(self, body_format: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """Validate, deduplicate and publish a body of ``body_format`` (``json`` or ``ndjson``: see :func:`media_type`).
 
         Validation runs in a thread: a large body must not hold up the event
         loop (the stream, and every other request) while it is read.
         """
         settings = self.settings
         results = await asyncio.to_thread(
-            parse_body, kind, body, max_event_bytes=settings.max_event_bytes, max_lines=settings.ingest_max_lines
+            parse_body, body_format, body, max_event_bytes=settings.max_event_bytes, max_lines=settings.ingest_max_lines
         )
         self._refuse_in_flight(results)
         mine = {line.event.event_id for line in results if line.event is not None}

@@ -82,13 +82,13 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
         """``window``, ``start`` and ``end`` of a counts or net-inflow query; :class:`BadParameter` naming the bad one."""
         return window_spec(config, request.query.get("window")), _time_param(request, "start"), _time_param(request, "end")
 
-    async def counts(view: View, request: Request, label: str, kind: str, key: str) -> Response:
+    async def counts(view: View, request: Request, label: str, series_code: str, key: str) -> Response:
         try:
             spec, start, end = window_query(request)
         except BadParameter as exc:
             return _json(view, {"error": str(exc), "parameter": exc.name}, 400)
-        name = f"{kind}:{key}"
-        buckets, total, stream_time = (await cluster.partials([(kind, key)]))[name]
+        name = f"{series_code}:{key}"
+        buckets, total, stream_time = (await cluster.partials([(series_code, key)]))[name]
         return _json(view, {label: key, "window": spec.name, "windows": windows_of(buckets, total, stream_time, spec, config, start, end)})
 
     @app.page("/counts/borders/{border}")
@@ -125,7 +125,7 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
     class Partials(StateView):
         async def get(self, request: Request) -> Response:
             names: list[str] = request.query.getall("series", [])  # type: ignore[attr-defined]  # aiohttp MultiDict
-            wanted = [(kind, key) for kind, _, key in (name.partition(":") for name in names)]
+            wanted = [(series_code, key) for series_code, _, key in (name.partition(":") for name in names)]
             body = local_partials(runtime.local_states(), wanted)
             return _json(
                 self,
@@ -158,9 +158,9 @@ def _install_ingest(app: faust.App, runtime: Runtime, ingest: Ingest) -> None:
                 refused = ingest.authorize(request.headers.get("Authorization"))
                 if refused is not None:
                     raise refused
-                kind = media_type(request.headers.get("Content-Type"))
+                body_format = media_type(request.headers.get("Content-Type"))
                 body = await ingest.read(request.content_length, request.content.read)  # type: ignore[attr-defined]  # aiohttp
-                return await ingest.handle(kind, body)
+                return await ingest.handle(body_format, body)
             except BodyError as exc:
                 return exc.status, exc.body()
 

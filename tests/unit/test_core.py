@@ -54,7 +54,7 @@ def test_closed_windows_are_emitted_once_when_stream_time_passes_end_plus_grace(
     second = Effects()
     state.process(2, crossing("c", T0 + 7 * H), second)
     state.close_windows(second)
-    assert [(r.kind, r.start, r.count) for r in second.results if r.window == "1h"] == [("b", T0, 3), ("e", T0, 3), ("x", T0, 3)]
+    assert [(r.series_code, r.start, r.count) for r in second.results if r.window == "1h"] == [("b", T0, 3), ("e", T0, 3), ("x", T0, 3)]
     third = Effects()
     state.process(3, crossing("d", T0 + 7 * H + 1), third)
     state.close_windows(third)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects, WindowResult
@@ -46,12 +47,12 @@ def test_old_buckets_leave_the_hot_state_by_stream_time_and_their_final_counts_a
     assert len(held) < len(expected)
     assert state.series[(BORDER, "upper-lars")].total == sum(expected.values())  # "all" keeps counting
 
-    final = {r.start: r.count for r in results if r.kind == BORDER and r.window == "1h"}
+    final = {r.start: r.count for r in results if r.series_code == BORDER and r.window == "1h"}
     for hour, count in expected.items():
         if hour + H + config.grace <= stream_time:  # closed
             assert final[hour] == count
     assert all(hour + H + config.grace <= stream_time for hour in final)
-    one_hour_results = [r for r in results if r.kind == BORDER and r.window == "1h"]
+    one_hour_results = [r for r in results if r.series_code == BORDER and r.window == "1h"]
     assert len(one_hour_results) == len(final)  # each emitted once
 
 
@@ -60,5 +61,8 @@ def test_replaying_history_older_than_retention_gives_the_same_window_results_wh
     values = history()
     _, live = process(values, batch=7, config=config)
     _, replayed = process(values, batch=500, config=config)
-    assert sorted(live, key=lambda r: (r.kind, r.window, r.start)) == sorted(replayed, key=lambda r: (r.kind, r.window, r.start))
+    def order(r: Any) -> tuple[str, str, int]:
+        return (r.series_code, r.window, r.start)
+
+    assert sorted(live, key=order) == sorted(replayed, key=order)
     assert any(r.start < T0 + 3 * D - 2 * D for r in replayed)  # windows already past retention at the end are among them
