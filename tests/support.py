@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +10,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,6 +20,7 @@ from events.codec import decode
 from events.model import Crossing, Departure, Statement
 from events.partitioning import home_key
 from events.validation import InvalidEvent
+from streams.tools import launch
 
 H = 3600
 
@@ -51,26 +47,8 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-@dataclass
-class WorkerProcess:
-    env: dict[str, str]
-    port: int
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-    #: what runs the worker: the CLI, or a wrapper that injects a fault (tests/e2e/faulty_worker.py)
-    command: tuple[str, ...] = ("-m", "cli", "worker")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> WorkerProcess:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        out = self.log.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, *self.command], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        return self
+class WorkerProcess(launch.WorkerProcess):
+    """The launcher's worker, with what tests ask of it: readiness, metrics, and a stop that must be clean."""
 
     def wait_ready(self, timeout: float = 90.0) -> float:
         started = time.monotonic()
@@ -88,30 +66,12 @@ class WorkerProcess:
             time.sleep(0.25)
         raise AssertionError(f"worker not ready within {timeout}s:\n{self.tail()}")
 
-    def tail(self, n: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-
-    def signal(self, sig: int) -> None:
-        assert self.process is not None
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, then wait; SIGKILL only if it does not stop in time."""
-        if self.process is None:
-            return 0
-        self.signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.process.wait()
-            raise AssertionError(f"worker ignored SIGTERM for {timeout}s:\n{self.tail()}") from None
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-        assert self.process is not None
-        self.process.wait()
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM, then wait; a worker that needs a SIGKILL fails the test."""
+        code = super().stop(timeout)
+        if code is None:
+            raise AssertionError(f"worker ignored SIGTERM for {timeout}s:\n{self.tail()}")
+        return code
 
     def metric_lines(self, name: str, **labels: str) -> list[str]:
         """Exposition lines of one metric whose labels include ``labels``."""

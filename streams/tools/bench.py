@@ -13,9 +13,9 @@ and, for reference, the pure core alone on the same events in this process (no K
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from events.partitioning import partition_for_key
 from events.times import format_utc
 from streams.kafka.admin import create_topic
+from streams.tools.launch import WorkerProcess, worker_env
 
 T0 = 1663718400  # 2022-09-21T00:00:00Z
 #: how often a worker's progress is read: a worker is timed to the first poll that finds it done
@@ -207,49 +208,47 @@ def time_workers(
     """
     messages = expected + forwarded
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
-    processes = []
-    data_dirs = [tempfile.mkdtemp(prefix="borderflow-bench-") for _ in ports]
+    data_dirs = [Path(tempfile.mkdtemp(prefix="borderflow-bench-")) for _ in ports]
     started = time.perf_counter()
-    for port, data_dir in zip(ports, data_dirs, strict=True):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}
-        env |= {
-            "BORDERFLOW_KAFKA": bootstrap,
-            "BORDERFLOW_TOPIC_PREFIX": prefix,
-            "BORDERFLOW_APP_ID": app_id,
-            "BORDERFLOW_WEB_PORT": str(port),
-            "BORDERFLOW_DATA_DIR": data_dir,
-            "BORDERFLOW_PARTITIONS": str(partitions),
-        }
-        processes.append(
-            subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        )
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    workers = [
+        WorkerProcess(
+            env=worker_env(
+                {
+                    "BORDERFLOW_KAFKA": bootstrap,
+                    "BORDERFLOW_TOPIC_PREFIX": prefix,
+                    "BORDERFLOW_APP_ID": app_id,
+                    "BORDERFLOW_WEB_PORT": str(port),
+                    "BORDERFLOW_DATA_DIR": str(data_dir),
+                    "BORDERFLOW_PARTITIONS": str(partitions),
+                }
+            ),
+            port=port,
+            log=data_dir / "worker.log",
+        ).start()
+        for port, data_dir in zip(ports, data_dirs, strict=True)
+    ]
     first = None
     done = 0.0
     peaks: dict[int, float] = {}
     try:
         while time.perf_counter() - started < timeout:
-            done = sum(_messages_applied(url) for url in urls)
-            for process in processes:
-                peaks[process.pid] = peak_rss_mb(process.pid) or peaks.get(process.pid, 0.0)
+            done = sum(_messages_applied(worker.url) for worker in workers)
+            for worker in workers:
+                assert worker.process is not None
+                peaks[worker.process.pid] = peak_rss_mb(worker.process.pid) or peaks.get(worker.process.pid, 0.0)
             if done and first is None:
                 first = time.perf_counter() - started
             if done >= messages:
                 break
-            for process in processes:
-                if process.poll() is not None:
-                    raise RuntimeError(f"a worker exited with {process.returncode}")
+            for worker in workers:
+                worker.check_alive()
             time.sleep(POLL_SECONDS)
         elapsed = time.perf_counter() - started
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:  # the figures are taken; do not leave it behind
-                process.kill()
-                process.wait()
+        for worker in workers:
+            worker.signal(signal.SIGTERM)
+        for worker in workers:
+            worker.stop(60)  # the figures are taken: killed if it does not stop, never left behind
         for data_dir in data_dirs:
             shutil.rmtree(data_dir, ignore_errors=True)
     name = "borderflow worker" if len(ports) == 1 else f"borderflow, {len(ports)} workers"

@@ -12,10 +12,6 @@ the same message, so events still arriving do not show as differences.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +27,7 @@ from streams.broker.embedded import free_port
 from streams.core.verify import Difference, diff_partition
 from streams.kafka.clients import client_options
 from streams.settings import Settings
+from streams.tools.launch import WorkerProcess, WorkerStopped, worker_env
 
 
 class ReplayError(RuntimeError):
@@ -104,51 +101,35 @@ class ReplayProgress:
         return self.partitions_left == 0
 
 
-class ReplayWorker:
+class ReplayWorker(WorkerProcess):
     """A ``borderflow worker`` process under the replay's own app id, on loopback."""
 
     def __init__(self, settings: Settings, app_id: str, data_dir: Path) -> None:
+        port = free_port()
+        env = worker_env(
+            settings_env(settings)
+            | {
+                "BORDERFLOW_APP_ID": app_id,
+                "BORDERFLOW_DATA_DIR": str(data_dir),
+                "BORDERFLOW_WEB_HOST": "127.0.0.1",
+                "BORDERFLOW_WEB_PORT": str(port),
+                "BORDERFLOW_WORKER_ID": f"{app_id}-1",
+                "BORDERFLOW_FORWARD": "false",  # the live workers forward events to their home partitions; the replay reads their copies
+            }
+        )
+        env.pop("BORDERFLOW_INGEST_TOKEN", None)
+        super().__init__(env=env, port=port, log=data_dir / "replay-worker.log")
         self.app_id = app_id
-        self.port = free_port()
         self.data_dir = data_dir
-        self.log_path = data_dir / "replay-worker.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}
-        self.env |= settings_env(settings) | {
-            "BORDERFLOW_APP_ID": app_id,
-            "BORDERFLOW_DATA_DIR": str(data_dir),
-            "BORDERFLOW_WEB_HOST": "127.0.0.1",
-            "BORDERFLOW_WEB_PORT": str(self.port),
-            "BORDERFLOW_WORKER_ID": f"{app_id}-1",
-            "BORDERFLOW_FORWARD": "false",  # the live workers forward events to their home partitions; the replay reads their copies
-        }
-        self.env.pop("BORDERFLOW_INGEST_TOKEN", None)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli", "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
 
     def check_alive(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
-            raise ReplayError(f"the replay worker exited with {self.process.returncode}; its log ({self.log_path}) ends:\n{tail}")
-
-    def stop(self, timeout: float = 60) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            super().check_alive()
+        except WorkerStopped as exc:
+            raise ReplayError(f"replay worker: {exc}") from None
+
+    def stop(self, timeout: float = 60) -> int | None:
+        return super().stop(timeout)
 
 
 async def get_json(session: aiohttp.ClientSession, url: str, params: list[tuple[str, str]] | None = None) -> Any:
