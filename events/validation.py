@@ -314,8 +314,6 @@ def fast_crossing(obj: object) -> Counted | None:
     try:  # not a JSON object, or a time that is not a string: TypeError
         kind, event_id, count, occurred_at = obj["type"], obj["event_id"], obj["count"], obj["occurred_at"]  # type: ignore[index]
         border, from_country, to_country = obj["border"], obj["from_country"], obj["to_country"]  # type: ignore[index]
-        # a known canonical minute and a ":SSZ" suffix are exactly the canonical shape
-        minute, second = _minutes.get(occurred_at[:16]), _SECOND_SUFFIXES.get(occurred_at[16:])
         if (
             kind != "crossing"
             or type(event_id) is not str
@@ -332,7 +330,7 @@ def fast_crossing(obj: object) -> Counted | None:
             return None
     except (KeyError, TypeError):
         return None
-    event_time = _learn_time(occurred_at) if minute is None or second is None else minute + second
+    event_time = _fast_event_time(occurred_at)
     return None if event_time is None else (event_id, event_time, count, (border, to_country, from_country))
 
 
