@@ -38,8 +38,8 @@ STATEMENT: dict[str, Any] = {
 }
 
 
-def crossing(event_id: str, at: float | str, border: str = "upper-lars", count: int = 1, frm: str = "RU", to: str = "GE") -> dict[str, Any]:
-    """A crossing at ``at`` (Unix seconds, or RFC 3339 text as given)."""
+def crossing(event_id: str, at: float | str, border: str = "upper-lars", frm: str = "RU", to: str = "GE", count: int = 1) -> dict[str, Any]:
+    """A crossing at ``at`` (Unix seconds, or RFC 3339 text kept as given)."""
     return {
         "type": "crossing",
         "event_id": event_id,
@@ -51,5 +51,16 @@ def crossing(event_id: str, at: float | str, border: str = "upper-lars", count: 
     }
 
 
+def departure(event_id: str, at: float | str, country: str = "KZ", destination: str = "UZ", count: int = 1) -> dict[str, Any]:
+    return {
+        "type": "departure",
+        "event_id": event_id,
+        "occurred_at": at if isinstance(at, str) else format_utc(at),
+        "country": country,
+        "destination": destination,
+        "count": count,
+    }
+
+
 def crossing_bytes(event_id: str, at: float | str, border: str = "upper-lars", count: int = 1) -> bytes:
-    return orjson.dumps(crossing(event_id, at, border, count))
+    return orjson.dumps(crossing(event_id, at, border, count=count))

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from events.times import format_utc
-from tests.integration.test_pipeline import create_topics, crossing
+from tests.factories import crossing
+from tests.integration.test_pipeline import create_topics
 from tests.support import H, Model, http_get, keyed, produce
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,8 @@ import pytest
 from events.times import format_utc
 from tests.e2e.test_crash_recovery import BORDERS, events, prepared
 from tests.e2e.test_durability import wait_exact
-from tests.integration.test_pipeline import crossing, departure, scenario
+from tests.factories import crossing, departure
+from tests.integration.test_pipeline import scenario
 from tests.support import Model, keyed, produce
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from events.times import format_utc
-from tests.integration.test_pipeline import create_topics, crossing
+from tests.factories import crossing
+from tests.integration.test_pipeline import create_topics
 from tests.support import H, Model, http_get, keyed, produce
 
 pytestmark = pytest.mark.integration

@@ -18,26 +18,11 @@ import orjson
 import pytest
 
 from events.times import format_utc, parse_rfc3339
+from tests.factories import crossing, departure
 from tests.support import H, Model, consume_all, http_get, keyed, produce
 
 pytestmark = pytest.mark.integration
 SEED = Path(__file__).resolve().parent.parent / "data" / "seed-statements.ndjson"
-
-
-def crossing(event_id: str, at: str, border: str, frm: str, to: str, count: int) -> dict[str, Any]:
-    return {
-        "type": "crossing",
-        "event_id": event_id,
-        "occurred_at": at,
-        "border": border,
-        "from_country": frm,
-        "to_country": to,
-        "count": count,
-    }
-
-
-def departure(event_id: str, at: str, country: str, dest: str, count: int) -> dict[str, Any]:
-    return {"type": "departure", "event_id": event_id, "occurred_at": at, "country": country, "destination": dest, "count": count}
 
 
 def scenario(prefix: str) -> list[tuple[str, bytes | None, bytes | None]]:

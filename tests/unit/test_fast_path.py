@@ -20,7 +20,7 @@ from streams.core.config import CoreConfig
 from streams.core.effects import Effects
 from streams.core.state import PartitionState
 from streams.core.windows import WindowSpec, closing_windows, window_counts
-from tests.factories import CROSSING, DEPARTURE
+from tests.factories import CROSSING, DEPARTURE, crossing_bytes
 
 H = 3600
 T0 = 1663743600
@@ -135,19 +135,7 @@ def test_times_learned_from_one_event_are_exact_for_every_second_of_that_minute(
 
 
 def crossing(event_id: str, quarter: int, border: str, count: int) -> bytes:
-    from events.times import format_utc
-
-    return orjson.dumps(
-        {
-            "type": "crossing",
-            "event_id": event_id,
-            "occurred_at": format_utc(T0 + quarter * H // 4),
-            "border": border,
-            "from_country": "RU",
-            "to_country": "GE",
-            "count": count,
-        }
-    )
+    return crossing_bytes(event_id, T0 + quarter * H // 4, border, count)
 
 
 def messages() -> st.SearchStrategy[list[bytes | None]]:
