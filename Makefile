@@ -40,7 +40,8 @@ $(KAFKA_LIBS)/.complete: apache-kafka/pom.xml | java-deps
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# setuptools reminds every editable install that folders named like a package shadow it: nothing to act on
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 demo: install
