@@ -215,5 +215,6 @@ def create_app(settings: Settings) -> faust.App:
         config.windows[1].size,
         highwater,
         lambda: is_ready(app),
+        (config.windows[0].name, config.windows[1].name),
     )
     return app

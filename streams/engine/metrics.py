@@ -9,13 +9,14 @@ stays right after any rebalance.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from events.model import EVENT_TYPES
 from streams.core.effects import Effects
 from streams.core.records import BORDER, DEPARTURES, ENTRIES
 from streams.core.state import PartitionState
@@ -43,6 +44,21 @@ INGEST_LINES = Counter(
     "borderflow_ingest_lines", "Lines received by POST /events, by status (accepted, duplicate, rejected)", ["status"], registry=REGISTRY
 )
 INGEST_REQUESTS = Counter("borderflow_ingest_requests", "POST /events requests, by HTTP status code", ["code"], registry=REGISTRY)
+#: the label values each counter can take, created at 0 so that every panel shows 0 rather than no data and rate() works at once
+EVENT_OUTCOMES: Final = ("accepted", "duplicate", "late", "invalid")
+DEAD_LETTER_REASONS: Final = ("invalid", "late", "future")
+INGEST_STATUSES: Final = ("accepted", "duplicate", "rejected")
+INGEST_CODES: Final = ("202", "400", "401", "403", "408", "409", "413", "415", "422", "503")
+for _type in EVENT_TYPES:
+    FORWARDED.labels(type=_type)
+    for _outcome in EVENT_OUTCOMES:
+        EVENTS.labels(type=_type, outcome=_outcome)
+for _reason in DEAD_LETTER_REASONS:
+    DEAD_LETTERS.labels(reason=_reason)
+for _status in INGEST_STATUSES:
+    INGEST_LINES.labels(status=_status)
+for _code in INGEST_CODES:
+    INGEST_REQUESTS.labels(code=_code)
 
 
 class EngineMonitor(PrometheusMonitor):
@@ -106,8 +122,15 @@ class StateCollector(Collector):
         rolling: int,
         highwater: Callable[[str, int], int | None] = lambda topic, partition: None,
         ready: Callable[[], bool] = lambda: False,
+        window_names: tuple[str, str] = ("1h", "24h"),
     ) -> None:
-        """Point the gauges at a worker's state (one worker per process)."""
+        """Point the gauges at a worker's state (one worker per process).
+
+        ``window_names`` label the bucket holding stream time and the rolling
+        window ending there: the configured windows' names (``BORDERFLOW_BUCKET``,
+        ``BORDERFLOW_ROLLING``), which the dashboards and rules select on.
+        """
+        self._window_names = window_names
         self._states = states
         self._statements = statements
         self._table_sizes = table_sizes
@@ -148,10 +171,9 @@ class StateCollector(Collector):
                 continue
             stream_time.add_metric([state.topic, str(state.partition)], st)
             current = bucket_start(st, self._bucket_seconds)
-            spans = {
-                "1h": (current, current + self._bucket_seconds),
-                "24h": (current + self._bucket_seconds - self._rolling, current + self._bucket_seconds),
-            }
+            end = current + self._bucket_seconds
+            bucket_window, rolling_window = self._window_names
+            spans = {bucket_window: (current, end), rolling_window: (end - self._rolling, end)}
             for (series_code, key), series in state.series.items():
                 for window, (start, end) in spans.items():
                     count = window_count(series.buckets, start, end)

@@ -233,6 +233,22 @@ def test_closed_windows_reach_window_results_once_with_their_final_counts(
     assert series == {("border", "b"), ("entries", "e"), ("exits", "x")}
 
 
+def test_gauges_are_labelled_with_the_configured_windows(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
+    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
+    create_topics(deployment)
+    worker = spawn_worker(BORDERFLOW_BUCKET="30m", BORDERFLOW_ROLLING="12h")
+    worker.wait_ready()
+    times = [("a", "2022-09-21T07:10:00Z", 2), ("b", "2022-09-21T07:40:00Z", 3), ("c", "2022-09-21T12:05:00Z", 7)]
+    messages = [keyed(prefix + "crossings", crossing(f"g-{i}", at, "upper-lars", "RU", "GE", n)) for i, at, n in times]
+    asyncio.run(produce(kafka, messages))
+    wait_for_processed(worker, len(messages))
+    assert worker.metric("borderflow_crossings", border="upper-lars", window="30m") == 7  # the half hour holding stream time
+    assert worker.metric("borderflow_crossings", border="upper-lars", window="12h") == 12  # the 12 h ending with it
+    assert not worker.metric_lines("borderflow_crossings", window="1h")
+    status, body = http_get(f"{worker.url}/counts/borders/upper-lars?window=30m")
+    assert status == 200 and [w["count"] for w in body["windows"]] == [2, 3, 7]
+
+
 def test_unknown_keys_are_empty_and_bad_parameters_are_named(deployment: dict[str, str], spawn_worker: Any) -> None:
     create_topics(deployment)
     worker = spawn_worker()

@@ -1,0 +1,44 @@
+"""Counters start at 0 for every known label value, and the gauges' window labels follow the configured windows."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+
+from streams.core.config import CoreConfig
+from streams.core.effects import Effects
+from streams.core.state import PartitionState
+from streams.engine import metrics
+from tests.factories import crossing_bytes
+
+H = 3600
+T0 = 1663743600  # 2022-09-21T07:00:00Z
+
+
+def exposition() -> str:
+    return generate_latest(metrics.REGISTRY).decode()
+
+
+def test_counters_with_known_labels_are_exported_from_zero() -> None:
+    text = exposition()
+    for event_type in ("crossing", "departure", "statement"):
+        for outcome in ("accepted", "duplicate", "late", "invalid"):
+            assert f'borderflow_events_total{{outcome="{outcome}",type="{event_type}"}}' in text, (event_type, outcome)
+        assert f'borderflow_forwarded_total{{type="{event_type}"}}' in text
+    for reason in ("invalid", "late", "future"):
+        assert f'borderflow_dead_letters_total{{reason="{reason}"}}' in text
+    for status in ("accepted", "duplicate", "rejected"):
+        assert f'borderflow_ingest_lines_total{{status="{status}"}}' in text
+    for code in ("202", "400", "401", "403", "408", "409", "413", "415", "422", "503"):
+        assert f'borderflow_ingest_requests_total{{code="{code}"}}' in text
+
+
+def test_window_labels_are_the_configured_windows_names() -> None:
+    state = PartitionState("crossings", 0, "crossing", CoreConfig(bucket_seconds=1800))
+    values = [crossing_bytes("a", T0 + 600, count=2), crossing_bytes("b", T0 + 2400, count=3), crossing_bytes("c", T0 + 5 * H, count=7)]
+    state.process_many([(i, v, -1) for i, v in enumerate(values)], Effects())
+    collector = metrics.StateCollector()
+    collector.attach(lambda: [state], list, dict, 1800, 12 * H, window_names=("30m", "12h"))
+    families = {family.name: family for family in collector.collect()}
+    crossings = {sample.labels["window"]: sample.value for sample in families["borderflow_crossings"].samples}
+    assert crossings == {"30m": 7, "12h": 2 + 3 + 7}  # the half hour holding stream time, and the 12 h ending with it
+
