@@ -19,6 +19,7 @@ from aiokafka.partitioner import murmur2
 from events.codec import decode
 from events.model import Crossing, Departure, Statement
 from events.partitioning import home_key
+from events.times import format_utc
 from events.validation import InvalidEvent
 from streams.tools import launch
 
@@ -191,6 +192,20 @@ class Model:
         stream_time = self.stream_times[(topic, self.border_partitions[border])]
         end = int(stream_time // H * H) + H
         return self.observed("border", border, end - size, end)
+
+    def net_inflow(self, country: str) -> list[dict[str, Any]]:
+        """The hourly windows ``/net-inflow/{country}`` should answer with."""
+        entries, departures = self.hourly("entries", country), self.hourly("departures", country)
+        return [
+            {
+                "start": format_utc(h),
+                "end": format_utc(h + H),
+                "entries": entries.get(h, 0),
+                "departures": departures.get(h, 0),
+                "net": entries.get(h, 0) - departures.get(h, 0),
+            }
+            for h in sorted(entries.keys() | departures.keys())
+        ]
 
     def observed(self, kind: str, key: str, start: float, end: float) -> int:
         return sum(c for h, c in self.hourly(kind, key).items() if start <= h < end)

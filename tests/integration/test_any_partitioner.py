@@ -184,18 +184,8 @@ def expected_answers(model: Model) -> dict[str, Any]:
     for border in BORDERS:
         out[f"border:{border}"] = windows(model.hourly("border", border))
     for country in COUNTRIES:
-        entries, departures = model.hourly("entries", country), model.hourly("departures", country)
-        out[f"entries:{country}"] = windows(entries)
-        out[f"net:{country}"] = [
-            {
-                "start": format_utc(h),
-                "end": format_utc(h + H),
-                "entries": entries.get(h, 0),
-                "departures": departures.get(h, 0),
-                "net": entries.get(h, 0) - departures.get(h, 0),
-            }
-            for h in sorted(entries.keys() | departures.keys())
-        ]
+        out[f"entries:{country}"] = windows(model.hourly("entries", country))
+        out[f"net:{country}"] = model.net_inflow(country)
     out["statements"] = sorted(
         (event_id, model.observed("entries", s.country, s.since or 0, s.issued_at)) for event_id, s in model.statements.items()
     )
