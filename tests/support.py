@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +20,6 @@ from aiokafka.partitioner import murmur2
 
 from events.codec import decode
 from events.model import Crossing, Departure, Statement
-from events.partitioning import home_key
 from events.times import format_utc
 from events.validation import InvalidEvent
 from streams.tools import launch
@@ -211,6 +212,113 @@ class Model:
         return sum(c for h, c in self.hourly(kind, key).items() if start <= h < end)
 
 
-def keyed(topic: str, obj: dict[str, Any]) -> tuple[str, bytes | None, bytes | None]:
-    data = orjson.dumps(obj)
-    return topic, home_key(decode(data)), data
+def as_windows(counts: dict[int, int], size: int) -> list[dict[str, Any]]:
+    """Counts by window start as the HTTP API answers them (empty windows left out)."""
+    return [{"start": format_utc(s), "end": format_utc(s + size), "count": c} for s, c in sorted(counts.items()) if c]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, message: str) -> float:
+    """Seconds until ``condition()`` held; fails with ``message`` after ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise AssertionError(message)
+
+
+def owned(worker: Any) -> set[int]:
+    """The partitions a worker says it owns (none while it is not ready)."""
+    status, body = http_get(worker.url + "/health")
+    return set(body["partitions"]) if status == 200 else set()
+
+
+def border_difference(worker: Any, model: Model, borders: Iterable[str]) -> str | None:
+    """The first border whose hourly counts differ from the model, with both, or None."""
+    for border in borders:
+        status, body = http_get(f"{worker.url}/counts/borders/{border}?window=1h")
+        got = {w["start"]: w["count"] for w in body.get("windows", [])} if status == 200 else None
+        expected = {format_utc(h): c for h, c in model.hourly("border", border).items()}
+        if got != expected:
+            return f"{border}: got {got} (HTTP {status}), expected {expected}"
+    return None
+
+
+def wait_exact(worker: Any, model: Model, borders: Iterable[str], timeout: float = 90) -> None:
+    """Wait until the worker's hourly counts of ``borders`` equal the model's."""
+    borders = list(borders)
+    deadline, different = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        if (different := border_difference(worker, model, borders)) is None:
+            return
+        time.sleep(0.5)
+    _, offsets = http_get(f"{worker.url}/internal/offsets")
+    raise AssertionError(f"counts never matched the model: {different}\noffsets applied: {offsets}\n{worker.tail()}")
+
+
+def answers_match(worker: Any, model: Model, borders: Iterable[str], countries: Iterable[str] = ("GE", "KZ", "FI", "MN")) -> bool:
+    """Hourly border counts and rolling 24 h country entries equal the model's."""
+    for border in borders:
+        status, body = http_get(f"{worker.url}/counts/borders/{border}?window=1h")
+        if status != 200 or body["windows"] != as_windows(model.hourly("border", border), H):
+            return False
+    for country in countries:
+        status, body = http_get(f"{worker.url}/counts/countries/{country}?window=24h")
+        if status != 200 or body["windows"] != as_windows(model.rolling("entries", country), 24 * H):
+            return False
+    return True
+
+
+def run_replay(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``borderflow replay`` with ``args``, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "cli", "replay", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+#: the ingest token of the tests' workers
+INGEST_TOKEN = "tok-" + "x" * 28
+
+
+def post_events(
+    url: str, body: bytes, content_type: str | None = "application/x-ndjson", token: str | None = INGEST_TOKEN
+) -> tuple[int, Any, Any]:
+    """POST ``body`` to a worker's ``/events``: status, decoded answer, headers."""
+    request = urllib.request.Request(url + "/events", data=body, method="POST")  # noqa: S310
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, orjson.loads(response.read()), response.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read()), exc.headers
+
+
+def librdkafka(
+    bootstrap: str,
+    messages: list[tuple[str, bytes | None, bytes | None]],
+    key_of: Callable[[tuple[str, bytes | None, bytes | None]], bytes | None],
+) -> list[int]:
+    """Publish through librdkafka (confluent-kafka) with its default partitioner; the partition each message landed in."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+    landed: dict[int, int] = {}
+    failed: list[str] = []
+
+    def delivered(index: int) -> Callable[[Any, Any], None]:
+        def callback(error: Any, record: Any) -> None:
+            if error is not None:
+                failed.append(str(error))
+            else:
+                landed[index] = record.partition()
+
+        return callback
+
+    for index, item in enumerate(messages):
+        producer.produce(item[0], item[2], key=key_of(item), on_delivery=delivered(index))
+        producer.poll(0)
+    assert producer.flush(30) == 0 and not failed, failed
+    return [landed[i] for i in range(len(messages))]

@@ -26,9 +26,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.broker.apache_kafka import KafkaCluster
-from tests.e2e.test_crash_recovery import prepared
-from tests.e2e.test_durability import wait_exact
-from tests.support import produce
+from tests.factories import RANDOM_BORDERS, prepared
+from tests.support import produce, wait_exact
 
 pytestmark = pytest.mark.e2e
 CHUNK = 250
@@ -127,7 +126,7 @@ def start_on_cluster(
 def finish(workers: list[Any], model: Any, feed: Feed, cluster: KafkaCluster) -> None:
     feed.join(timeout=300)
     for worker in workers:
-        wait_exact(worker, model, timeout=180)
+        wait_exact(worker, model, RANDOM_BORDERS, timeout=180)
         assert worker.process is not None and worker.process.poll() is None, f"a worker stopped:\n{worker.tail()}"
     for node in cluster.members:
         assert node.running, f"node {node.node_id} is not running"

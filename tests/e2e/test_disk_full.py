@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from events.times import format_utc
-from tests.e2e.test_crash_recovery import BORDERS, events
-from tests.integration.test_pipeline import create_topics
+from tests.factories import RANDOM_BORDERS, create_topics, random_crossings
 from tests.support import H, Model, http_get, produce
 
 pytestmark = pytest.mark.e2e
@@ -48,19 +47,19 @@ def fill(disk: Path) -> Path:
 
 
 def border_windows(url: str) -> dict[str, Any]:
-    return {b: http_get(f"{url}/counts/borders/{b}?window=1h")[1]["windows"] for b in BORDERS}
+    return {b: http_get(f"{url}/counts/borders/{b}?window=1h")[1]["windows"] for b in RANDOM_BORDERS}
 
 
 def test_disk_full_stops_the_worker_and_a_restart_counts_exactly(
     deployment: dict[str, str], spawn_worker: Any, kafka: str, tmp_path: Path
 ) -> None:
     create_topics(deployment)
-    messages = events(deployment["BORDERFLOW_TOPIC_PREFIX"], 6000, seed=8)
+    messages = random_crossings(deployment["BORDERFLOW_TOPIC_PREFIX"], 6000, seed=8)
     model = Model(partitions=4)
     model.run(messages)
     expected = {
         b: [{"start": format_utc(h), "end": format_utc(h + H), "count": c} for h, c in sorted(model.hourly("border", b).items())]
-        for b in BORDERS
+        for b in RANDOM_BORDERS
     }
     with small_disk(tmp_path / "disk", 96) as disk:
         worker = spawn_worker("w1", BORDERFLOW_DATA_DIR=str(disk / "state"))

@@ -10,34 +10,11 @@ from typing import Any
 
 import pytest
 
-from events.times import format_utc
 from streams.broker.apache_kafka import KafkaCluster
-from tests.e2e.test_crash_recovery import BORDERS, prepared
-from tests.integration.test_pipeline import create_topics
-from tests.support import Model, http_get, produce
+from tests.factories import RANDOM_BORDERS, create_topics, prepared
+from tests.support import http_get, produce, wait_exact
 
 pytestmark = pytest.mark.e2e
-
-
-def difference(worker: Any, model: Model) -> str | None:
-    """The first border whose hourly counts differ from the model, with both, or None."""
-    for border in BORDERS:
-        status, body = http_get(f"{worker.url}/counts/borders/{border}?window=1h")
-        got = {w["start"]: w["count"] for w in body.get("windows", [])} if status == 200 else None
-        expected = {format_utc(h): c for h, c in model.hourly("border", border).items()}
-        if got != expected:
-            return f"{border}: got {got} (HTTP {status}), expected {expected}"
-    return None
-
-
-def wait_exact(worker: Any, model: Model, timeout: float = 90) -> None:
-    deadline, different = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        if (different := difference(worker, model)) is None:
-            return
-        time.sleep(0.5)
-    _, offsets = http_get(f"{worker.url}/internal/offsets")
-    raise AssertionError(f"counts never matched the model: {different}\noffsets applied: {offsets}\n{worker.tail()}")
 
 
 def test_clean_restart_and_lost_local_store_both_recover_exactly(
@@ -54,13 +31,13 @@ def test_clean_restart_and_lost_local_store_both_recover_exactly(
     worker = spawn_worker("w1", port=worker.port)
     clean_restart = worker.wait_ready()
     asyncio.run(produce(kafka, messages[3000:]))
-    wait_exact(worker, model)
+    wait_exact(worker, model, RANDOM_BORDERS)
     assert worker.stop() == 0
 
     shutil.rmtree(tmp_path / "w1")  # the disk is gone: everything comes back from the changelogs
     worker = spawn_worker("w1", port=worker.port)
     from_changelog = worker.wait_ready()
-    wait_exact(worker, model)
+    wait_exact(worker, model, RANDOM_BORDERS)
     print(f"ready after clean restart {clean_restart:.1f} s, after losing local state {from_changelog:.1f} s")
 
 
@@ -73,8 +50,8 @@ def test_rebalance_while_events_flow_counts_exactly(deployment: dict[str, str], 
     asyncio.run(produce(kafka, messages[4000:6000]))
     second.wait_ready()
     asyncio.run(produce(kafka, messages[6000:]))
-    wait_exact(first, model)
-    wait_exact(second, model)
+    wait_exact(first, model, RANDOM_BORDERS)
+    wait_exact(second, model, RANDOM_BORDERS)
 
 
 def test_records_fetched_as_flow_stops_are_read_again_without_a_committed_offset(
@@ -89,7 +66,7 @@ def test_records_fetched_as_flow_stops_are_read_again_without_a_committed_offset
     asyncio.run(produce(kafka, messages))  # all there before the worker's first fetch, and nothing after
     worker = spawn_worker("w1", command=("-m", "tests.e2e.faulty_worker", "flow-stops-during-fetch"))
     worker.wait_ready()
-    wait_exact(worker, model)
+    wait_exact(worker, model, RANDOM_BORDERS)
     assert "FAULT flow stopped as" in worker.log.read_text()
 
 
@@ -107,7 +84,7 @@ def test_broker_stop_and_restart_while_the_worker_runs(deployment: dict[str, str
         time.sleep(3)
         cluster.start_node(1)
         asyncio.run(produce(cluster.bootstrap, messages[2000:]))
-        wait_exact(worker, model, timeout=120)
+        wait_exact(worker, model, RANDOM_BORDERS, timeout=120)
         status, _ = http_get(worker.url + "/health")
         assert status == 200
         assert worker.stop() == 0  # while its broker is still there to commit to
@@ -135,4 +112,4 @@ def test_a_backlog_longer_than_any_group_timeout_is_drained(deployment: dict[str
     asyncio.run(produce(kafka, messages))
     worker = spawn_worker("w1")
     worker.wait_ready()
-    wait_exact(worker, model, timeout=240)
+    wait_exact(worker, model, RANDOM_BORDERS, timeout=240)

@@ -12,12 +12,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from events.times import format_utc
-from tests.e2e.test_replay import run_replay
-from tests.integration.test_any_partitioner import BORDERS, crossing, librdkafka
-from tests.integration.test_pipeline import create_topics
-from tests.support import H, Model, http_get
+from tests.factories import BORDER_COUNTRIES, create_topics, crossing
+from tests.support import H, Model, http_get, librdkafka, run_replay
 
 pytestmark = pytest.mark.e2e
+BORDERS = tuple(BORDER_COUNTRIES)
 T0 = 1663754400  # 2022-09-21T10:00:00Z
 
 
@@ -26,7 +25,7 @@ def unkeyed_events(prefix: str, n: int, seed: int) -> list[tuple[str, bytes | No
     rng = random.Random(seed)
     out: list[tuple[str, bytes | None, bytes | None]] = []
     for i in range(n):
-        event = crossing(f"e-{i}", format_utc(T0 + rng.randint(0, 5 * H)), rng.choice(list(BORDERS)), rng.randint(1, 9))
+        event = crossing(f"e-{i}", format_utc(T0 + rng.randint(0, 5 * H)), rng.choice(BORDERS), count=rng.randint(1, 9))
         out.append((prefix + "crossings", None, orjson.dumps(event)))
         if rng.random() < 0.05:
             out.append(out[rng.randrange(len(out))])

@@ -18,9 +18,8 @@ import pytest
 import yaml
 
 from streams.broker.embedded import free_port
-from tests.e2e.test_two_workers import owned, wait_until
-from tests.integration.test_pipeline import create_topics, scenario
-from tests.support import Model, http_get, produce
+from tests.factories import create_topics, scenario
+from tests.support import Model, http_get, owned, produce, wait_until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

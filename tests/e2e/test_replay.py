@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import threading
 import time
 from typing import Any
@@ -12,19 +10,10 @@ from typing import Any
 import pytest
 
 from events.times import format_utc
-from tests.e2e.test_crash_recovery import BORDERS, events, prepared
-from tests.e2e.test_durability import wait_exact
-from tests.factories import crossing, departure
-from tests.integration.test_pipeline import scenario
-from tests.support import Model, keyed, produce
+from tests.factories import RANDOM_BORDERS, crossing, departure, keyed, prepared, scenario
+from tests.support import Model, produce, run_replay, wait_exact
 
 pytestmark = pytest.mark.e2e
-
-
-def run_replay(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "replay", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 def counted_by_a_live_worker(spawn_worker: Any, kafka: str, messages: list[Any]) -> Any:
@@ -34,7 +23,7 @@ def counted_by_a_live_worker(spawn_worker: Any, kafka: str, messages: list[Any])
     asyncio.run(produce(kafka, messages))
     model = Model(partitions=4)
     model.run(messages)
-    wait_exact(live, model)
+    wait_exact(live, model, RANDOM_BORDERS)
     return live
 
 
@@ -45,7 +34,7 @@ def test_replay_verifies_identical_while_events_flow_and_promotes(deployment: di
     live = counted_by_a_live_worker(spawn_worker, kafka, messages)
 
     more = [
-        keyed(prefix + "crossings", crossing(f"more-{i}", format_utc(1663718400 + 6_000 * 20 + i * 10), BORDERS[i % 5], "RU", "KZ", 2))
+        keyed(prefix + "crossings", crossing(f"more-{i}", 1663718400 + 6_000 * 20 + i * 10, RANDOM_BORDERS[i % 5], "RU", "KZ", 2))
         for i in range(3_000)
     ]
     more += [
@@ -71,11 +60,11 @@ def test_replay_verifies_identical_while_events_flow_and_promotes(deployment: di
 
     model = Model(partitions=4)
     model.run(messages + more)
-    wait_exact(live, model)
+    wait_exact(live, model, RANDOM_BORDERS)
     live.stop()
     promoted = spawn_worker("promoted", BORDERFLOW_APP_ID=replay_id)  # the documented promotion: same workers, the replay's app id
     promoted.wait_ready()
-    wait_exact(promoted, model)  # the rebuilt state, caught up with everything published since
+    wait_exact(promoted, model, RANDOM_BORDERS)  # the rebuilt state, caught up with everything published since
 
 
 def test_replay_with_another_grace_shows_the_windows_that_differ(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
@@ -99,6 +88,3 @@ def test_replay_of_empty_topics_finishes_and_says_so(deployment: dict[str, str])
     result = run_replay(deployment)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "replaying 0 messages" in result.stderr
-
-
-del events

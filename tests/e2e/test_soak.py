@@ -18,9 +18,8 @@ import pytest
 
 from events.times import format_utc
 from streams.broker.apache_kafka import KafkaCluster
-from tests.e2e.test_crash_recovery import BORDERS, prepared
-from tests.e2e.test_two_workers import answers_match, wait_until
-from tests.support import http_get, produce
+from tests.factories import RANDOM_BORDERS, prepared
+from tests.support import answers_match, http_get, produce, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.soak]
 
@@ -30,7 +29,7 @@ def diagnose(workers: dict[str, Any], model: Any) -> str:
     for name, worker in workers.items():
         lines.append(f"{name}: health {http_get(worker.url + '/health')}")
     asked = next(iter(workers.values()))
-    for border in BORDERS:
+    for border in RANDOM_BORDERS:
         status, body = http_get(f"{asked.url}/counts/borders/{border}?window=1h")
         got = {w["start"]: w["count"] for w in body.get("windows", [])} if status == 200 else body
         want = {format_utc(h): c for h, c in model.hourly("border", border).items()}
@@ -91,7 +90,7 @@ def test_three_workers_under_random_kills_stay_exact_and_replay_identical(
         worker.wait_ready(timeout=120)
     for worker in workers.values():
         try:
-            wait_until(lambda w=worker: answers_match(w, model), 180, f"{worker.url} never matched the model")
+            wait_until(lambda w=worker: answers_match(w, model, RANDOM_BORDERS), 180, f"{worker.url} never matched the model")
         except AssertionError:
             raise AssertionError(diagnose(workers, model)) from None
     assert kills >= 15 and broker_kills >= 2

@@ -3,42 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
 
-from tests.integration.test_pipeline import as_windows, create_topics, scenario
-from tests.support import H, Model, http_get, produce
+from tests.factories import create_topics, scenario
+from tests.support import Model, answers_match, owned, produce, wait_until
 
 pytestmark = pytest.mark.e2e
 BORDERS = ("upper-lars", "vaalimaa", "zhaisan", "altanbulag")
-
-
-def owned(worker: Any) -> set[int]:
-    status, body = http_get(worker.url + "/health")
-    return set(body["partitions"]) if status == 200 else set()
-
-
-def wait_until(condition: Any, timeout: float, message: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.5)
-    raise AssertionError(message)
-
-
-def answers_match(worker: Any, model: Model) -> bool:
-    for border in BORDERS:
-        status, body = http_get(f"{worker.url}/counts/borders/{border}?window=1h")
-        if status != 200 or body["windows"] != as_windows(model.hourly("border", border), H):
-            return False
-    for country in ("GE", "KZ", "FI", "MN"):
-        status, body = http_get(f"{worker.url}/counts/countries/{country}?window=24h")
-        if status != 200 or body["windows"] != as_windows(model.rolling("entries", country), 24 * H):
-            return False
-    return True
 
 
 @pytest.mark.parametrize("broker", ["kafka", "embedded"])
@@ -60,7 +33,9 @@ def test_two_workers_split_answer_for_all_and_survive_one_dying(
     assert not owned(first) & owned(second)
 
     asyncio.run(produce(kafka, messages))
-    wait_until(lambda: answers_match(first, model) and answers_match(second, model), 60, "workers do not agree with the model")
+    wait_until(
+        lambda: answers_match(first, model, BORDERS) and answers_match(second, model, BORDERS), 60, "workers do not agree with the model"
+    )
     processed = first.metric("borderflow_events_total") + second.metric("borderflow_events_total")
     assert processed == len(messages)
 
@@ -87,5 +62,5 @@ def test_two_workers_split_answer_for_all_and_survive_one_dying(
 
     second.kill()
     took = wait_until(lambda: owned(first) == {0, 1, 2, 3}, 60, f"the survivor never took the dead worker's partitions:\n{first.tail()}")
-    wait_until(lambda: answers_match(first, model), 30, "the survivor's answers are wrong after taking over")
+    wait_until(lambda: answers_match(first, model, BORDERS), 30, "the survivor's answers are wrong after taking over")
     print(f"partitions moved to the survivor {took:.1f} s after SIGKILL")

@@ -22,57 +22,19 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Producer
 
 from events.codec import decode
 from events.partitioning import home_key, home_partition
 from events.validation import InvalidEvent
-from tests.support import H, Model, http_get, produce
+from tests.factories import BORDER_COUNTRIES, Message, create_topics, crossing, departure, statement
+from tests.support import H, Model, as_windows, http_get, librdkafka, produce
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
-#: checkpoint -> (from, to); with 4 partitions murmur2 and CRC32 send each to a different partition
-BORDERS = {
-    "upper-lars": ("RU", "GE"),
-    "vaalimaa": ("RU", "FI"),
-    "zhaisan": ("RU", "KZ"),
-    "altanbulag": ("RU", "MN"),
-    "syrym": ("RU", "KZ"),
-    "kairak": ("RU", "KZ"),
-}
+#: with 4 partitions murmur2 and CRC32 send each to a different partition
+BORDERS = tuple(BORDER_COUNTRIES)
 COUNTRIES = ("GE", "FI", "KZ", "MN", "RU")
-Message = tuple[str, bytes | None, bytes | None]
-
-
-def crossing(event_id: str, at: str, border: str, count: int) -> dict[str, Any]:
-    frm, to = BORDERS[border]
-    return {
-        "type": "crossing",
-        "event_id": event_id,
-        "occurred_at": at,
-        "border": border,
-        "from_country": frm,
-        "to_country": to,
-        "count": count,
-    }
-
-
-def departure(event_id: str, at: str, country: str, count: int) -> dict[str, Any]:
-    return {"type": "departure", "event_id": event_id, "occurred_at": at, "country": country, "destination": "UZ", "count": count}
-
-
-def statement(event_id: str, at: str, country: str, value: float) -> dict[str, Any]:
-    return {
-        "type": "statement",
-        "event_id": event_id,
-        "issued_at": at,
-        "source": "ministry",
-        "country": country,
-        "metric": "entries",
-        "value": value,
-        "since": "2022-09-21T00:00:00Z",
-    }
 
 
 def message(prefix: str, obj: dict[str, Any]) -> Message:
@@ -83,49 +45,27 @@ def message(prefix: str, obj: dict[str, Any]) -> Message:
 def phases(prefix: str) -> list[tuple[list[Message], list[Message]]]:
     """(originals, copies) per phase."""
     first = [
-        message(prefix, crossing(f"c-{border}-{i}", f"2022-09-21T{10 + i % 6:02d}:{(7 * i) % 60:02d}:00Z", border, i + 1))
+        message(prefix, crossing(f"c-{border}-{i}", f"2022-09-21T{10 + i % 6:02d}:{(7 * i) % 60:02d}:00Z", border, count=i + 1))
         for border in BORDERS
         for i in range(12)
     ]
     first += [
-        message(prefix, departure(f"d-{country}-{i}", f"2022-09-21T{11 + i:02d}:30:00Z", country, 3 + i))
+        message(prefix, departure(f"d-{country}-{i}", f"2022-09-21T{11 + i:02d}:30:00Z", country, count=3 + i))
         for country in ("KZ", "GE")
         for i in range(4)
     ]
     first += [message(prefix, statement(f"s-{c}", "2022-09-21T15:00:00Z", c, 100.0)) for c in ("KZ", "GE", "FI")]
     first += [(prefix + "crossings", b"upper-lars", b"{not json"), (prefix + "departures", None, b"[1, 2, 3]")]
-    later = [message(prefix, crossing(f"c-{border}-later", "2022-09-25T12:00:00Z", border, 50)) for border in BORDERS]
-    later += [message(prefix, departure(f"d-{country}-later", "2022-09-25T12:00:00Z", country, 9)) for country in ("KZ", "GE")]
-    last = [message(prefix, crossing(f"c-{border}-straggler", "2022-09-25T06:01:00Z", border, 7)) for border in BORDERS]
-    last += [message(prefix, crossing(f"c-{border}-late", "2022-09-21T12:00:00Z", border, 1000)) for border in BORDERS]
-    last += [message(prefix, departure("d-KZ-late", "2022-09-22T12:00:00Z", "KZ", 1000))]
+    later = [message(prefix, crossing(f"c-{border}-later", "2022-09-25T12:00:00Z", border, count=50)) for border in BORDERS]
+    later += [message(prefix, departure(f"d-{country}-later", "2022-09-25T12:00:00Z", country, count=9)) for country in ("KZ", "GE")]
+    last = [message(prefix, crossing(f"c-{border}-straggler", "2022-09-25T06:01:00Z", border, count=7)) for border in BORDERS]
+    last += [message(prefix, crossing(f"c-{border}-late", "2022-09-21T12:00:00Z", border, count=1000)) for border in BORDERS]
+    last += [message(prefix, departure("d-KZ-late", "2022-09-22T12:00:00Z", "KZ", count=1000))]
     return [
         (first, first[::3] + first[1::5]),
         (later, later[::2]),
         (last, first[2::7] + later + last[:3]),  # copies of every phase: duplicates long after their originals
     ]
-
-
-def librdkafka(bootstrap: str, messages: list[Message], key_of: Callable[[Message], bytes | None]) -> list[int]:
-    """Publish through librdkafka with its default partitioner; the partition each message landed in."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
-    landed: dict[int, int] = {}
-    failed: list[str] = []
-
-    def delivered(index: int) -> Callable[[Any, Any], None]:
-        def callback(error: Any, record: Any) -> None:
-            if error is not None:
-                failed.append(str(error))
-            else:
-                landed[index] = record.partition()
-
-        return callback
-
-    for index, item in enumerate(messages):
-        producer.produce(item[0], item[2], key=key_of(item), on_delivery=delivered(index))
-        producer.poll(0)
-    assert producer.flush(30) == 0 and not failed, failed
-    return [landed[i] for i in range(len(messages))]
 
 
 def away_from_home(messages: list[Message], partitions: list[int]) -> int:
@@ -175,28 +115,16 @@ def answers(url: str) -> dict[str, Any]:
 
 
 def expected_answers(model: Model) -> dict[str, Any]:
-    from events.times import format_utc
-
-    def windows(counts: dict[int, int]) -> list[dict[str, Any]]:
-        return [{"start": format_utc(h), "end": format_utc(h + H), "count": c} for h, c in sorted(counts.items())]
-
     out: dict[str, Any] = {}
     for border in BORDERS:
-        out[f"border:{border}"] = windows(model.hourly("border", border))
+        out[f"border:{border}"] = as_windows(model.hourly("border", border), H)
     for country in COUNTRIES:
-        out[f"entries:{country}"] = windows(model.hourly("entries", country))
+        out[f"entries:{country}"] = as_windows(model.hourly("entries", country), H)
         out[f"net:{country}"] = model.net_inflow(country)
     out["statements"] = sorted(
         (event_id, model.observed("entries", s.country, s.since or 0, s.issued_at)) for event_id, s in model.statements.items()
     )
     return out
-
-
-def create_topics(env: dict[str, str]) -> None:
-    import subprocess
-    import sys
-
-    subprocess.run([sys.executable, "-m", "cli", "topics"], env=env, check=True, capture_output=True)
 
 
 @pytest.mark.parametrize(

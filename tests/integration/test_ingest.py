@@ -19,39 +19,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.broker.embedded import free_port
+from tests import factories
+from tests.factories import ndjson
+from tests.support import INGEST_TOKEN as TOKEN
 from tests.support import WorkerProcess, consume_all, http_get, unique
+from tests.support import post_events as post
 
-TOKEN = "tok-" + "x" * 28
 pytestmark = pytest.mark.integration
 
 
 def crossing(event_id: str, count: int = 1, border: str = "upper-lars", hour: int = 10) -> dict[str, Any]:
-    return {
-        "type": "crossing",
-        "event_id": event_id,
-        "occurred_at": f"2022-09-21T{hour:02d}:15:00Z",
-        "border": border,
-        "from_country": "RU",
-        "to_country": "GE",
-        "count": count,
-    }
-
-
-def ndjson(*objs: object) -> bytes:
-    return b"\n".join(orjson.dumps(o) for o in objs) + b"\n"
-
-
-def post(url: str, body: bytes, content_type: str | None = "application/x-ndjson", token: str | None = TOKEN) -> tuple[int, Any, Any]:
-    request = urllib.request.Request(url + "/events", data=body, method="POST")  # noqa: S310
-    if content_type:
-        request.add_header("Content-Type", content_type)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return response.status, orjson.loads(response.read()), response.headers
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read()), exc.headers
+    """A crossing of ``count`` at a quarter past ``hour`` on 21 September 2022."""
+    return factories.crossing(event_id, f"2022-09-21T{hour:02d}:15:00Z", border, "RU", "GE", count)
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,8 @@ import orjson
 import pytest
 
 from events.times import format_utc
-from tests.factories import crossing
-from tests.integration.test_pipeline import create_topics
-from tests.support import H, Model, http_get, keyed, produce
+from tests.factories import create_topics, crossing, keyed
+from tests.support import H, Model, http_get, produce
 
 pytestmark = pytest.mark.integration
 SECRET = "cluster-secret-for-tests"

@@ -7,8 +7,6 @@ reading of the contract, never from the worker's own code.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,61 +16,10 @@ import orjson
 import pytest
 
 from events.times import format_utc, parse_rfc3339
-from tests.factories import crossing, departure
-from tests.support import H, Model, consume_all, http_get, keyed, produce
+from tests.factories import create_topics, crossing, keyed, scenario
+from tests.support import H, Model, as_windows, consume_all, http_get, produce
 
 pytestmark = pytest.mark.integration
-SEED = Path(__file__).resolve().parent.parent / "data" / "seed-statements.ndjson"
-
-
-def scenario(prefix: str) -> list[tuple[str, bytes | None, bytes | None]]:
-    c, d, s = prefix + "crossings", prefix + "departures", prefix + "statements"
-    msgs = [
-        keyed(c, crossing("c-on-hour", "2022-09-21T10:00:00Z", "upper-lars", "RU", "GE", 10)),
-        keyed(c, crossing("c-before-hour", "2022-09-21T09:59:59.999Z", "upper-lars", "RU", "GE", 3)),
-        keyed(c, crossing("c-nepal-offset", "2022-09-21T16:44:59+05:45", "upper-lars", "RU", "GE", 4)),  # 10:59:59Z
-        keyed(c, crossing("c-newfoundland", "2022-09-21T08:30:00-02:30", "upper-lars", "RU", "GE", 6)),  # 11:00Z
-        keyed(c, crossing("c-kiribati", "2022-09-22T00:00:00+14:00", "vaalimaa", "RU", "FI", 8)),  # 10:00Z on 21st
-        keyed(c, crossing("c-kz-1", "2022-09-22T03:00:00+06:00", "zhaisan", "RU", "KZ", 120)),
-        keyed(c, crossing("c-kz-2", "2022-09-23T03:00:00+06:00", "zhaisan", "RU", "KZ", 200)),
-        keyed(c, crossing("c-mn", "2022-09-23T12:00:00+08:00", "altanbulag", "RU", "MN", 30)),
-        keyed(c, crossing("c-back", "2022-09-23T12:00:00+04:00", "upper-lars", "GE", "RU", 2)),
-        # the same event again, once right after and once much later
-        keyed(c, crossing("c-on-hour", "2022-09-21T10:00:00Z", "upper-lars", "RU", "GE", 10)),
-        keyed(c, crossing("c-gl-1", "2022-09-25T12:00:00Z", "upper-lars", "RU", "GE", 50)),
-        # a straggler within grace (stream time 2022-09-25T12Z, 5h59m older): counted
-        keyed(c, crossing("c-straggler", "2022-09-25T06:01:00Z", "upper-lars", "RU", "GE", 7)),
-        # late: older than stream time - 6h in its partition
-        keyed(c, crossing("c-late", "2022-09-21T12:00:00Z", "upper-lars", "RU", "GE", 1000)),
-        keyed(c, crossing("c-on-hour", "2022-09-21T10:00:00Z", "upper-lars", "RU", "GE", 10)),
-        keyed(d, departure("d-1", "2022-09-22T10:00:00+06:00", "KZ", "UZ", 40)),
-        keyed(d, departure("d-2", "2022-09-23T10:00:00+06:00", "KZ", "KG", 25)),
-        keyed(d, departure("d-ge", "2022-09-21T12:00:00+04:00", "GE", "TR", 9)),
-        keyed(d, departure("d-2", "2022-09-23T10:00:00+06:00", "KZ", "KG", 25)),
-    ]
-    bad = [
-        (c, b"upper-lars", b"{not json"),
-        (c, b"upper-lars", b"\xff\xfe\x00 invalid utf-8"),
-        (c, b"upper-lars", orjson.dumps(crossing("c-zero", "2022-09-21T10:00:00Z", "upper-lars", "RU", "GE", 0))),
-        (c, b"upper-lars", orjson.dumps(crossing("c-no-offset", "2022-09-21T10:00:00", "upper-lars", "RU", "GE", 1))),
-        (c, b"upper-lars", orjson.dumps(crossing("c-bad-country", "2022-09-21T10:00:00Z", "upper-lars", "RU", "XX", 1))),
-        (c, b"upper-lars", orjson.dumps(departure("d-wrong-topic", "2022-09-21T10:00:00Z", "KZ", "UZ", 1))),
-        (c, b"upper-lars", orjson.dumps({"type": "teleport", "event_id": "t-1"})),
-        (
-            d,
-            b"KZ",
-            orjson.dumps(
-                {"type": "departure", "event_id": "d-missing", "occurred_at": "2022-09-21T10:00:00Z", "country": "KZ", "count": 1}
-            ),
-        ),
-        (d, b"KZ", b"[1, 2, 3]"),
-        # valid, but from the future: it must not become its partition's stream time (every later event would be late)
-        keyed(c, crossing("c-9999", "9999-12-31T23:59:59Z", "upper-lars", "RU", "GE", 5)),
-        keyed(c, crossing("c-after-9999", "2022-09-25T13:00:00Z", "upper-lars", "RU", "GE", 11)),
-    ]
-    statements = [keyed(s, orjson.loads(line)) for line in SEED.read_bytes().splitlines() if line.strip()]
-    statements.append(statements[0])  # duplicate statement
-    return msgs[:5] + bad[:4] + msgs[5:] + bad[4:] + statements
 
 
 def wait_for_processed(worker: Any, expected: int, timeout: float = 90.0) -> None:
@@ -84,14 +31,6 @@ def wait_for_processed(worker: Any, expected: int, timeout: float = 90.0) -> Non
             return
         time.sleep(0.5)
     raise AssertionError(f"worker processed {seen} of {expected} events:\n{worker.tail()}")
-
-
-def as_windows(counts: dict[int, int], size: int) -> list[dict[str, Any]]:
-    return [{"start": format_utc(s), "end": format_utc(s + size), "count": c} for s, c in sorted(counts.items()) if c]
-
-
-def create_topics(env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "cli", "topics"], env=env, check=True, capture_output=True)
 
 
 @pytest.mark.parametrize("fast_path", ["true", "false"], ids=["whole-fetches", "faust-per-message"])

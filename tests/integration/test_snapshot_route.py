@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from streams.engine.runtime import MAX_PENDING_SNAPSHOTS
-from tests.integration.test_pipeline import create_topics
+from tests.factories import create_topics
 from tests.support import http_get
 
 pytestmark = pytest.mark.integration

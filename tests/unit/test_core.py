@@ -11,14 +11,8 @@ from hypothesis import strategies as st
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
 from streams.core.state import PartitionState
-from tests.factories import crossing_bytes
-
-H = 3600
-T0 = 1663743600  # 2022-09-21T07:00:00Z
-
-
-def crossing(event_id: str, t: float, count: int = 1, border: str = "upper-lars") -> bytes:
-    return crossing_bytes(event_id, t, border, count)
+from tests.factories import T0, crossing_bytes
+from tests.support import H
 
 
 def run(state: PartitionState, values: list[bytes], start: int = 0) -> Effects:
@@ -35,7 +29,15 @@ def new_state(**config: Any) -> PartitionState:
 
 def test_duplicates_are_counted_once_and_late_events_not_at_all() -> None:
     state = new_state()
-    effects = run(state, [crossing("a", T0, 5), crossing("a", T0, 5), crossing("b", T0 + 10 * H, 2), crossing("c", T0, 7)])
+    effects = run(
+        state,
+        [
+            crossing_bytes("a", T0, count=5),
+            crossing_bytes("a", T0, count=5),
+            crossing_bytes("b", T0 + 10 * H, count=2),
+            crossing_bytes("c", T0, count=7),
+        ],
+    )
     assert effects.outcomes == {"accepted": 2, "duplicate": 1, "late": 1}
     assert state.series[("b", "upper-lars")].buckets == {T0: 5, T0 + 10 * H: 2}
     assert [d.reason for d in effects.dead_letters] == ["late"]
@@ -43,30 +45,30 @@ def test_duplicates_are_counted_once_and_late_events_not_at_all() -> None:
 
 def test_straggler_within_grace_is_counted() -> None:
     state = new_state()
-    effects = run(state, [crossing("a", T0 + 6 * H), crossing("b", T0 + 1)])
+    effects = run(state, [crossing_bytes("a", T0 + 6 * H), crossing_bytes("b", T0 + 1)])
     assert effects.outcomes == {"accepted": 2}
 
 
 def test_closed_windows_are_emitted_once_when_stream_time_passes_end_plus_grace() -> None:
     state = new_state()
-    first = run(state, [crossing("a", T0, 3), crossing("b", T0 + 6 * H + 59 * 60)])
+    first = run(state, [crossing_bytes("a", T0, count=3), crossing_bytes("b", T0 + 6 * H + 59 * 60)])
     assert not [r for r in first.results if r.window == "1h"]
     second = Effects()
-    state.process(2, crossing("c", T0 + 7 * H), second)
+    state.process(2, crossing_bytes("c", T0 + 7 * H), second)
     state.close_windows(second)
     assert [(r.series_code, r.start, r.count) for r in second.results if r.window == "1h"] == [("b", T0, 3), ("e", T0, 3), ("x", T0, 3)]
     third = Effects()
-    state.process(3, crossing("d", T0 + 7 * H + 1), third)
+    state.process(3, crossing_bytes("d", T0 + 7 * H + 1), third)
     state.close_windows(third)
     assert not [r for r in third.results if r.window == "1h" and r.start == T0]
 
 
 def test_dedup_forgets_ids_past_the_horizon_and_retention_drops_old_buckets() -> None:
     state = new_state(dedup_horizon=2 * H, retention=3 * H, grace=H)
-    run(state, [crossing("a", T0)])
+    run(state, [crossing_bytes("a", T0)])
     state.flush()  # ids are remembered in segments, one per flush
     effects = Effects()
-    state.process(1, crossing("z", T0 + 5 * H), effects)
+    state.process(1, crossing_bytes("z", T0 + 5 * H), effects)
     state.close_windows(effects)
     assert state.dedup_size == 1
     assert T0 not in state.series[("b", "upper-lars")].buckets
@@ -90,7 +92,7 @@ def test_crash_anywhere_then_redelivery_gives_exact_counts(
     data: list[tuple[str, int, int]], batch: int, crash_batch: int, cut: int, committed_back: int
 ) -> None:
     """A crash cuts a flush short; events since the last commit are delivered again."""
-    values = [crossing(eid, T0 + hours * H // 4, count) for eid, hours, count in data]
+    values = [crossing_bytes(eid, T0 + hours * H // 4, count=count) for eid, hours, count in data]
     reference = new_state()
     run(reference, values)
 
@@ -133,9 +135,9 @@ def test_a_dedup_segment_loads_with_its_newest_event_time() -> None:
 def test_a_flushed_segment_keeps_its_newest_event_time_not_the_stream_time() -> None:
     state = new_state(dedup_horizon=2 * H)
     effects = Effects()
-    state.process_many([(0, crossing("a", T0 + 5 * H), -1), (1, crossing("b", T0 + 4 * H), -1)], effects)
+    state.process_many([(0, crossing_bytes("a", T0 + 5 * H), -1), (1, crossing_bytes("b", T0 + 4 * H), -1)], effects)
     state.flush()
-    state.process_many([(2, crossing("c", T0 + 3 * H), -1), (3, crossing("d", T0 + 2 * H), -1)], effects)
+    state.process_many([(2, crossing_bytes("c", T0 + 3 * H), -1), (3, crossing_bytes("d", T0 + 2 * H), -1)], effects)
     [(_, second)] = [(k, v) for k, v in state.flush() if k.startswith(b"D|")]
     assert orjson.loads(second or b"null") == [["c", "d"], [2, 3], T0 + 3 * H]
 
@@ -145,7 +147,7 @@ def test_record_count_is_the_number_of_state_records_written() -> None:
     state = new_state(retention=2 * 86400, dedup_horizon=86400)
     store: dict[bytes, bytes] = {}
     for day in range(5):
-        values = [crossing(f"e-{day}-{i}", T0 + day * 86400 + i * 600, border=f"b-{i % 3}") for i in range(12)]
+        values = [crossing_bytes(f"e-{day}-{i}", T0 + day * 86400 + i * 600, border=f"b-{i % 3}") for i in range(12)]
         effects = Effects()
         state.process_many([(day * 100 + i, v, -1) for i, v in enumerate(values)], effects)
         state.close_windows(effects)

@@ -18,10 +18,9 @@ from events.times import format_utc
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
 from streams.core.state import PartitionState
-from tests.support import partition_for
+from tests.factories import T0
+from tests.support import H, partition_for
 
-H = 3600
-T0 = 1663743600
 BORDERS = ["upper-lars", "vaalimaa", "kairat", "kyakhta", "torfyanovka", "syrym"]
 Totals = dict[tuple[str, str], tuple[dict[int, int], int]]
 

@@ -20,10 +20,8 @@ from streams.core.config import CoreConfig
 from streams.core.effects import Effects
 from streams.core.state import PartitionState
 from streams.core.windows import WindowSpec, closing_windows, window_counts
-from tests.factories import CROSSING, DEPARTURE, crossing_bytes
-
-H = 3600
-T0 = 1663743600
+from tests.factories import CROSSING, DEPARTURE, T0, crossing_bytes
+from tests.support import H
 
 ODD_VALUES: list[Any] = [
     None,

@@ -14,10 +14,10 @@ from events.partitioning import home_partition, murmur2, partition_for_key
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
 from streams.core.state import PartitionState
+from tests.factories import T0
 from tests.factories import crossing_bytes as crossing
+from tests.support import H
 
-H = 3600
-T0 = 1663743600  # 2022-09-21T07:00:00Z
 BORDERS = ["upper-lars", "vaalimaa", "zhaisan", "altanbulag", "syrym", "kairak"]
 
 

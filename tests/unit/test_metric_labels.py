@@ -8,10 +8,8 @@ from streams.core.config import CoreConfig
 from streams.core.effects import Effects
 from streams.core.state import PartitionState
 from streams.engine import metrics
-from tests.factories import crossing_bytes
-
-H = 3600
-T0 = 1663743600  # 2022-09-21T07:00:00Z
+from tests.factories import T0, crossing_bytes
+from tests.support import H
 
 
 def exposition() -> str:
@@ -41,4 +39,3 @@ def test_window_labels_are_the_configured_windows_names() -> None:
     families = {family.name: family for family in collector.collect()}
     crossings = {sample.labels["window"]: sample.value for sample in families["borderflow_crossings"].samples}
     assert crossings == {"30m": 7, "12h": 2 + 3 + 7}  # the half hour holding stream time, and the 12 h ending with it
-

@@ -9,7 +9,7 @@ from streams.core.config import CoreConfig
 from streams.core.effects import Effects, WindowResult
 from streams.core.records import BORDER
 from streams.core.state import PartitionState
-from tests.unit.test_core import T0, crossing
+from tests.factories import T0, crossing_bytes
 
 H = 3600
 D = 24 * H
@@ -17,7 +17,7 @@ D = 24 * H
 
 def history() -> list[bytes]:
     """Five days of crossings at one checkpoint, one per 20 minutes, counts 1..5."""
-    return [crossing(f"h{i}", T0 + i * 1200, i % 5 + 1) for i in range(5 * 72)]
+    return [crossing_bytes(f"h{i}", T0 + i * 1200, count=i % 5 + 1) for i in range(5 * 72)]
 
 
 def process(values: list[bytes], batch: int, config: CoreConfig) -> tuple[PartitionState, list[WindowResult]]:
