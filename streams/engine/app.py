@@ -14,8 +14,9 @@ from streams.core.queries import (
 )
 from streams.core.state import PartitionState
 from streams.engine import metrics
-from streams.engine.fastpath import BatchChannel, BatchInputs, BorderflowApp, DeclaredTableManager, FetchedBatch, read_bare
+from streams.engine.fastpath import BatchInputs, FetchedBatch
 from streams.engine.runtime import NotReady, Runtime, is_ready
+from streams.engine.seam import BatchChannel, BorderflowApp, DeclaredTableManager, read_bare
 from streams.kafka.clients import client_options
 from streams.kafka.topics import STATE_TABLE
 from streams.settings import Settings

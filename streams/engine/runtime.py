@@ -31,9 +31,10 @@ from streams.core.records import SERIES_NAMES, state_prefix
 from streams.core.state import PartitionState
 from streams.engine import metrics
 from streams.engine.checkpoint import Checkpoint
-from streams.engine.fastpath import Admission, BatchingConsumer, FetchedBatch, GapGuard, consumer_record
+from streams.engine.fastpath import Admission, FetchedBatch, GapGuard
 from streams.engine.output import DirectOutput, Record, header_text
-from streams.engine.seam import current_event as _current_event  # private to Faust: see streams/engine/seam.py
+from streams.engine.seam import BatchingConsumer, table_context, underlying_producer
+from streams.engine.seam import current_event as _current_event
 from streams.kafka.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class Runtime:
         self.changelog_topic = state.changelog_topic.get_topic_name()
         self.gaps = GapGuard()
         # Faust starts its producer after the app is built: look it up when sending
-        self.output = DirectOutput(lambda: app.producer._ensure_producer())  # type: ignore[attr-defined]  # noqa: PLW0108
+        self.output = DirectOutput(lambda: underlying_producer(app))
         self.checkpoint = Checkpoint(self.output, app.crash)
         self.checkpoint.on_failure(self.states.clear)  # what memory holds may be ahead of the store
 
@@ -323,7 +324,7 @@ class Runtime:
         if admission is Admission.REREAD:
             return _FetchAgain(next_offset, gap=True)
         last = batch.records[-1]
-        message = consumer._to_message(batch.tp, consumer_record(batch.tp, last))  # noqa: SLF001 - Faust's Message, for the table's context
+        message = table_context(consumer, batch.tp, last)
         context = faust.Event(self.app, last.key, last.value, last.headers, message)
         writes, effects = self._apply(topic, partition, map(_bare_fields, batch.records), context)
         needed = _offsets_to_copy(effects)

@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from events.partitioning import partition_for_key
 from events.times import format_utc
+from streams.engine.seam import refresh_metadata
 from streams.kafka.admin import create_topic
 from streams.tools.launch import WorkerProcess, worker_env
 
@@ -142,7 +143,7 @@ async def bare_consumer(bootstrap: str, topic: str, expected: int) -> Result:
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topic
+            await refresh_metadata(consumer)  # a fresh topic
             partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)

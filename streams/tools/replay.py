@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.broker.embedded import free_port
 from streams.core.verify import Difference, diff_partition
+from streams.engine.seam import refresh_metadata
 from streams.kafka.clients import client_options
 from streams.settings import Settings
 from streams.tools.launch import WorkerProcess, WorkerStopped, worker_env
@@ -72,7 +73,7 @@ async def input_offsets(settings: Settings) -> tuple[dict[str, int], dict[str, i
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+    await refresh_metadata(consumer)
     return consumer.partitions_for_topic(topic) or set()
 
 

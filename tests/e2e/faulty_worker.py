@@ -15,7 +15,7 @@ import asyncio
 import sys
 from typing import Any
 
-from streams.engine.fastpath import BatchingConsumer
+from streams.engine.seam import BatchingConsumer
 
 
 def flow_stops_during_fetch() -> None:

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.structs import ConsumerRecord
 
-from streams.engine.fastpath import consumer_record, read_bare
+from streams.engine.seam import consumer_record, read_bare
 from streams.kafka.admin import create_topic
 from tests.support import unique
 

@@ -7,7 +7,8 @@ import asyncio
 import faust
 from faust.types import TP
 
-from streams.engine.fastpath import BatchChannel, BatchInputs, FetchedBatch, _queued
+from streams.engine.fastpath import BatchInputs, FetchedBatch, put_batch
+from streams.engine.seam import BatchChannel
 
 
 async def _queued_after_resume(channel_type: type[faust.Channel]) -> list[object]:
@@ -41,12 +42,12 @@ async def _put_into_a_full_queue_then_clear() -> bool:
     channel.clone(is_iterator=True)
     inputs = BatchInputs(["crossings"], channel.put, asyncio.Lock())
     await channel.put("queued")
-    put = asyncio.create_task(_queued(inputs, FetchedBatch(TP("crossings", 0), [])))
+    put = asyncio.create_task(put_batch(inputs, FetchedBatch(TP("crossings", 0), [])))
     await asyncio.sleep(0.01)  # the put waits for room
     app.flow_control.resume()
     return await put
 
 
-def test_a_put_cancelled_by_a_cleared_queue_reports_the_batch_not_queued() -> None:
+def test_a_put_cancelled_by_a_cleared_queue_reports_the_batch_notput_batch() -> None:
     """The drain loop then rewinds the partition, instead of crashing the fetcher on the CancelledError."""
     assert asyncio.run(_put_into_a_full_queue_then_clear()) is False
