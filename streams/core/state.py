@@ -33,7 +33,6 @@ import orjson
 from events.codec import decode, to_json
 from events.model import Crossing, Departure, Event, Statement
 from events.partitioning import home_key, partition_for_key
-from events.times import format_utc
 from events.validation import Counted, InvalidEvent, fast_crossing, fast_departure
 from streams.core.config import CoreConfig
 from streams.core.dedup import DedupIndex
@@ -51,6 +50,7 @@ from streams.core.records import (
     series_key,
     statement_key,
 )
+from streams.core.stream_time import TooFarAhead, advanced, closed_through, future_limit, is_late, retention_cutoff, too_far_ahead
 from streams.core.windows import bucket_start, closing_windows
 
 #: home partitions remembered per partition state (keys are checkpoints and countries: few, unless input is hostile)
@@ -61,10 +61,6 @@ FastValidator = Callable[[object], Counted | None]
 _FAST_VALIDATORS: Final[dict[str, FastValidator]] = {"crossing": fast_crossing, "departure": fast_departure}
 #: the series a counted event's keys go to, in the order the fast validators give the keys
 _SERIES_OF_TYPE: Final = {"crossing": (BORDER, ENTRIES, EXITS), "departure": (DEPARTURES,)}
-
-
-class TooFarAhead(InvalidEvent):
-    """An event time too far ahead of when the event was sent: dead-lettered with reason ``future``."""
 
 
 class PartitionState:
@@ -151,21 +147,11 @@ class PartitionState:
                 effects.forwards.append((offset, home))
             effects.count("skipped")
             return "skipped"
-        outcome = self._process(offset, value, effects, self._future_limit(timestamp_ms, self.clock()))
+        outcome = self._process(offset, value, effects, future_limit(timestamp_ms, self.clock(), self.config.max_future))
         self.progress.offset = offset
         self._dirty_progress = True
         effects.count(outcome)
         return outcome
-
-    def _future_limit(self, timestamp_ms: int, now: float) -> float:
-        """The latest event time accepted for a record with this timestamp.
-
-        The record's timestamp (when the producer sent it, or the broker
-        appended it) makes a replay judge an event as the live worker did; the
-        wall clock caps it, so a record stamped in the future gains nothing.
-        """
-        reference = timestamp_ms * 0.001 if 0 <= timestamp_ms and timestamp_ms * 0.001 < now else now
-        return reference + self.config.max_future
 
     def process_many(self, messages: Iterable[tuple[int, bytes | None, int]], effects: Effects) -> None:
         """Apply ``(offset, value, timestamp_ms)`` in order: the same as :meth:`process` on each, faster.
@@ -239,14 +225,14 @@ class PartitionState:
                     forwarded += 1
                     last = offset
                     continue
-            if event_time > (timestamp_ms * 0.001 if 0 <= timestamp_ms < now_ms else now) + future:  # _future_limit, inlined
+            if event_time > (timestamp_ms * 0.001 if 0 <= timestamp_ms < now_ms else now) + future:  # stream_time.future_limit, inlined
                 odd = (offset, value, timestamp_ms)  # too far ahead: dead-lettered there, with the reason
                 break
             if event_id in seen or (uncertain and dedup.is_duplicate(event_id, offset)):
                 duplicate += 1
                 last = offset
                 continue
-            if event_time < late_before:
+            if event_time < late_before:  # stream_time.is_late, inlined
                 odd = (offset, value, timestamp_ms)  # late: dead-lettered there, with the reason
                 break
             see(event_id)
@@ -297,7 +283,7 @@ class PartitionState:
                 if in_total:
                     series.total += count
 
-    def _process(self, offset: int, value: bytes | None, effects: Effects, future_limit: float) -> Outcome:
+    def _process(self, offset: int, value: bytes | None, effects: Effects, limit: float) -> Outcome:
         home = self.partition
         try:
             event = decode(value, max_bytes=self.config.max_event_bytes)
@@ -305,11 +291,9 @@ class PartitionState:
                 raise InvalidEvent("type", f"a {event.type} does not belong on topic {self.topic}")
             if self.config.partitions is not None:
                 home = self._home_of(home_key(event).decode())
-            if home == self.partition and event.event_time > future_limit:  # one away is judged at home
-                raise TooFarAhead(
-                    "issued_at" if isinstance(event, Statement) else "occurred_at",
-                    f"{format_utc(event.event_time)} is more than {self.config.max_future} s ahead of "
-                    f"{format_utc(future_limit - self.config.max_future)}, when it was sent",
+            if home == self.partition and event.event_time > limit:  # one away is judged at home
+                raise too_far_ahead(
+                    "issued_at" if isinstance(event, Statement) else "occurred_at", event.event_time, limit, self.config.max_future
                 )
         except Exception as exc:  # noqa: BLE001 - input must never stop the stream
             if isinstance(exc, InvalidEvent):
@@ -329,7 +313,7 @@ class PartitionState:
             self._advance(event.event_time)
             return "accepted"
         stream_time = self.progress.stream_time
-        if stream_time is not None and event.event_time < stream_time - self.config.grace:
+        if is_late(event.event_time, stream_time, self.config.grace):
             effects.dead_letters.append(
                 DeadLetter("late", f"event time {event.event_time} < stream time {stream_time} - grace", offset, value)
             )
@@ -369,8 +353,7 @@ class PartitionState:
             self._dirty_series.add(series_id)  # its offset is set when flushed
 
     def _advance(self, event_time: float) -> None:
-        if self.progress.stream_time is None or event_time > self.progress.stream_time:
-            self.progress.stream_time = event_time
+        self.progress.stream_time = advanced(self.progress.stream_time, event_time)
 
     # -- end of batch ----------------------------------------------------------
     def close_windows(self, effects: Effects) -> None:
@@ -378,7 +361,7 @@ class PartitionState:
         stream_time = self.progress.stream_time
         if stream_time is None or self.event_type == "statement":
             return
-        through = stream_time - self.config.grace
+        through = closed_through(stream_time, self.config.grace)
         after = self.progress.closed_through
         if through > after:
             closing = [spec for spec in self.config.windows if spec.any_end_between(after, through)]
@@ -393,9 +376,7 @@ class PartitionState:
 
     def _expire(self, stream_time: float) -> None:
         self.dedup.expire(stream_time - self.config.dedup_horizon)
-        # Aligned to the base bucket, so which buckets are held depends on stream
-        # time only, not on batch boundaries or restarts: a replay holds the same.
-        cutoff = bucket_start(stream_time - self.config.retention, self.config.bucket_seconds)
+        cutoff = retention_cutoff(stream_time, self.config.retention, self.config.bucket_seconds)
         if cutoff <= self._swept_through:
             return
         bucket_seconds = self.config.bucket_seconds
@@ -443,7 +424,7 @@ class PartitionState:
         one taken at the end of a batch.
         """
         stream_time = self.progress.stream_time
-        cutoff = -math.inf if stream_time is None else bucket_start(stream_time - self.config.retention, self.config.bucket_seconds)
+        cutoff = -math.inf if stream_time is None else retention_cutoff(stream_time, self.config.retention, self.config.bucket_seconds)
         return {
             "offset": self.progress.offset,
             "stream_time": stream_time,
