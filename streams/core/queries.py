@@ -11,7 +11,7 @@ import orjson
 
 from events.times import format_utc, parse_rfc3339
 from streams.core.config import CoreConfig
-from streams.core.records import DEPARTURES, ENTRIES, EXITS
+from streams.core.records import SeriesCode
 from streams.core.windows import WindowSpec, bucket_start, window_count, window_counts
 
 
@@ -129,7 +129,7 @@ def net_inflow_windows(
 
 
 #: which series a reconcilable statement metric is observed on
-OBSERVED_SERIES = {"entries": ENTRIES, "exits": EXITS, "departures": DEPARTURES}
+OBSERVED_SERIES = {"entries": SeriesCode.ENTRIES, "exits": SeriesCode.EXITS, "departures": SeriesCode.DEPARTURES}
 
 
 def observed_series(statements: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:

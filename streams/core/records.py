@@ -9,19 +9,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Final
 
 import orjson
 
-#: series kinds: per border (crossings), entries into / exits out of a country
-#: (crossings), departures out of a host country (departures)
-BORDER: Final = "b"
-ENTRIES: Final = "e"
-EXITS: Final = "x"
-DEPARTURES: Final = "d"
 NO_OFFSET: Final = -1
-#: what the series codes stand for, as window-results name them
-SERIES_NAMES: Final = {BORDER: "border", ENTRIES: "entries", EXITS: "exits", DEPARTURES: "departures"}
+
+
+class SeriesCode(StrEnum):
+    """What a series counts, by the one-letter code its state keys and window results carry."""
+
+    #: crossings at a checkpoint
+    BORDER = "b"
+    #: crossings into a country
+    ENTRIES = "e"
+    #: crossings out of a country
+    EXITS = "x"
+    #: onward departures out of a host country
+    DEPARTURES = "d"
+
+    @property
+    def series_name(self) -> str:
+        """The series' name in window results: border, entries, exits or departures."""
+        return self.name.lower()
 
 
 @dataclass(slots=True)

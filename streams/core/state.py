@@ -38,13 +38,10 @@ from streams.core.config import CoreConfig
 from streams.core.dedup import DedupIndex
 from streams.core.effects import DeadLetter, Effects, Outcome, WindowResult
 from streams.core.records import (
-    BORDER,
-    DEPARTURES,
-    ENTRIES,
-    EXITS,
     NO_OFFSET,
     Progress,
     Series,
+    SeriesCode,
     dedup_key,
     progress_key,
     series_key,
@@ -60,7 +57,10 @@ _HOMES_KEPT: Final = 65536
 FastValidator = Callable[[object], Counted | None]
 _FAST_VALIDATORS: Final[dict[str, FastValidator]] = {"crossing": fast_crossing, "departure": fast_departure}
 #: the series a counted event's keys go to, in the order the fast validators give the keys
-_SERIES_OF_TYPE: Final = {"crossing": (BORDER, ENTRIES, EXITS), "departure": (DEPARTURES,)}
+_SERIES_OF_TYPE: Final = {
+    "crossing": (SeriesCode.BORDER, SeriesCode.ENTRIES, SeriesCode.EXITS),
+    "departure": (SeriesCode.DEPARTURES,),
+}
 
 
 class PartitionState:
@@ -127,7 +127,7 @@ class PartitionState:
                 self.dedup.load(int(rest), value, self.progress.offset)
             elif tag == "S":
                 series_code, _, name = rest.partition("|")
-                series = self.series[(series_code, name)] = Series.decode(value)
+                series = self.series[(SeriesCode(series_code), name)] = Series.decode(value)
                 self._series_ahead_through = max(self._series_ahead_through, series.offset)
             elif tag == "T":
                 self.statements[rest] = orjson.loads(value)
@@ -332,11 +332,11 @@ class PartitionState:
         self._dirty_statements.add(event.event_id)
 
     def _count(self, event: Event, offset: int) -> None:
-        keys: tuple[tuple[str, str], ...]
+        keys: tuple[tuple[SeriesCode, str], ...]
         if isinstance(event, Crossing):
-            keys = ((BORDER, event.border), (ENTRIES, event.to_country), (EXITS, event.from_country))
+            keys = ((SeriesCode.BORDER, event.border), (SeriesCode.ENTRIES, event.to_country), (SeriesCode.EXITS, event.from_country))
         elif isinstance(event, Departure):
-            keys = ((DEPARTURES, event.country),)
+            keys = ((SeriesCode.DEPARTURES, event.country),)
         else:  # pragma: no cover - statements are not counted
             return
         bucket = bucket_start(event.event_time, self.config.bucket_seconds)

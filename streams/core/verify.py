@@ -12,9 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from events.times import format_utc
-from streams.core.records import BORDER, DEPARTURES, ENTRIES, EXITS
+from streams.core.records import SeriesCode
 
-SERIES_LABELS = {BORDER: "border", ENTRIES: "entries into", EXITS: "exits from", DEPARTURES: "departures from"}
+SERIES_LABELS = {
+    SeriesCode.BORDER: "border",
+    SeriesCode.ENTRIES: "entries into",
+    SeriesCode.EXITS: "exits from",
+    SeriesCode.DEPARTURES: "departures from",
+}
 
 
 @dataclass(frozen=True, slots=True)

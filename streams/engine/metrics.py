@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from events.model import EVENT_TYPES
 from streams.core.effects import Effects
-from streams.core.records import BORDER, DEPARTURES, ENTRIES
+from streams.core.records import SeriesCode
 from streams.core.state import PartitionState
 from streams.core.windows import bucket_start, window_count
 
@@ -180,16 +180,18 @@ class StateCollector(Collector):
                     sums[(series_code, key, window)] = sums.get((series_code, key, window), 0) + count
         countries: set[tuple[str, str]] = set()
         for (series_code, key, window), total in sorted(sums.items()):
-            if series_code == BORDER:
+            if series_code == SeriesCode.BORDER:
                 crossings.add_metric([key, window], total)
-            elif series_code == ENTRIES:
+            elif series_code == SeriesCode.ENTRIES:
                 entries.add_metric([key, window], total)
                 countries.add((key, window))
-            elif series_code == DEPARTURES:
+            elif series_code == SeriesCode.DEPARTURES:
                 departures.add_metric([key, window], total)
                 countries.add((key, window))
         for key, window in sorted(countries):
-            net.add_metric([key, window], sums.get((ENTRIES, key, window), 0) - sums.get((DEPARTURES, key, window), 0))
+            net.add_metric(
+                [key, window], sums.get((SeriesCode.ENTRIES, key, window), 0) - sums.get((SeriesCode.DEPARTURES, key, window), 0)
+            )
         yield from (crossings, entries, departures, net, stream_time, lag)
         ready = GaugeMetricFamily("borderflow_ready", "1 once the worker has recovered its state and serves, else 0")
         ready.add_metric([], 1.0 if self._ready() else 0.0)

@@ -27,7 +27,7 @@ from faust.types.stores import StoreT
 
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
-from streams.core.records import SERIES_NAMES, state_prefix
+from streams.core.records import SeriesCode, state_prefix
 from streams.core.state import PartitionState
 from streams.engine import metrics
 from streams.engine.checkpoint import Checkpoint
@@ -424,7 +424,7 @@ class Runtime:
                 result.record_key(topic, partition),
                 orjson.dumps(
                     {
-                        "series": SERIES_NAMES[result.series_code],
+                        "series": SeriesCode(result.series_code).series_name,
                         "kind": result.series_code,
                         "key": result.key,
                         "window": result.window,

@@ -20,7 +20,7 @@ from streams.core.queries import (
     window_spec,
     windows_of,
 )
-from streams.core.records import BORDER, DEPARTURES, ENTRIES
+from streams.core.records import SeriesCode
 from streams.core.windows import WindowSpec
 from streams.engine import metrics
 from streams.engine.runtime import NotReady, Runtime, is_ready
@@ -94,12 +94,12 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
     @app.page("/counts/borders/{border}")
     class BorderCounts(StateView):
         async def get(self, request: Request, border: str) -> Response:
-            return await counts(self, request, "border", BORDER, border)
+            return await counts(self, request, "border", SeriesCode.BORDER, border)
 
     @app.page("/counts/countries/{country}")
     class CountryCounts(StateView):
         async def get(self, request: Request, country: str) -> Response:
-            return await counts(self, request, "country", ENTRIES, country)
+            return await counts(self, request, "country", SeriesCode.ENTRIES, country)
 
     @app.page("/net-inflow/{country}")
     class NetInflow(StateView):
@@ -108,9 +108,9 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
                 spec, start, end = window_query(request)
             except BadParameter as exc:
                 return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
-            got = await cluster.partials([(ENTRIES, country), (DEPARTURES, country)])
-            e_buckets, e_total, e_time = got[f"{ENTRIES}:{country}"]
-            d_buckets, d_total, d_time = got[f"{DEPARTURES}:{country}"]
+            got = await cluster.partials([(SeriesCode.ENTRIES, country), (SeriesCode.DEPARTURES, country)])
+            e_buckets, e_total, e_time = got[f"{SeriesCode.ENTRIES}:{country}"]
+            d_buckets, d_total, d_time = got[f"{SeriesCode.DEPARTURES}:{country}"]
             times = [t for t in (e_time, d_time) if t is not None]
             windows = net_inflow_windows(e_buckets, d_buckets, (e_total, d_total), max(times) if times else None, spec, config, start, end)
             return _json(self, {"country": country, "window": spec.name, "windows": windows})

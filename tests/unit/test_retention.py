@@ -7,7 +7,7 @@ from typing import Any
 
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects, WindowResult
-from streams.core.records import BORDER
+from streams.core.records import SeriesCode
 from streams.core.state import PartitionState
 from tests.factories import T0, crossing_bytes
 
@@ -42,17 +42,17 @@ def test_old_buckets_leave_the_hot_state_by_stream_time_and_their_final_counts_a
     for i in range(len(values)):
         expected[(T0 + i * 1200) // H * H] += i % 5 + 1
     stream_time = T0 + (len(values) - 1) * 1200
-    held = state.series[(BORDER, "upper-lars")].buckets
+    held = state.series[(SeriesCode.BORDER, "upper-lars")].buckets
     assert min(held) >= stream_time - 2 * D - H  # nothing older than retention (aligned to the hour)
     assert len(held) < len(expected)
-    assert state.series[(BORDER, "upper-lars")].total == sum(expected.values())  # "all" keeps counting
+    assert state.series[(SeriesCode.BORDER, "upper-lars")].total == sum(expected.values())  # "all" keeps counting
 
-    final = {r.start: r.count for r in results if r.series_code == BORDER and r.window == "1h"}
+    final = {r.start: r.count for r in results if r.series_code == SeriesCode.BORDER and r.window == "1h"}
     for hour, count in expected.items():
         if hour + H + config.grace <= stream_time:  # closed
             assert final[hour] == count
     assert all(hour + H + config.grace <= stream_time for hour in final)
-    one_hour_results = [r for r in results if r.series_code == BORDER and r.window == "1h"]
+    one_hour_results = [r for r in results if r.series_code == SeriesCode.BORDER and r.window == "1h"]
     assert len(one_hour_results) == len(final)  # each emitted once
 
 
