@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.core.stream_time import advanced, closed_through, future_limit, is_late, retention_cutoff, too_far_ahead
+from tests.factories import T0
+from tests.support import H
 
-H = 3600
-T0 = 1663743600  # 2022-09-21T07:00:00Z
 GRACE = 6 * H
 
 
