@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: install system-deps java-deps kafka demo test test-unit test-integration lint soak bench dashboards clean
+.PHONY: install system-deps java-deps kafka demo test test-unit test-integration lint soak bench dashboards screenshots clean
 
 # Apache Kafka for the integration, e2e and broker-fault tests and the bench: the
 # version pinned in apache-kafka/pom.xml, its jars fetched from Maven Central.
@@ -16,11 +16,14 @@ KAFKA_LIBS    := .cache/apache-kafka/$(KAFKA_VERSION)/libs
 install: $(STAMP)
 
 # Debian's Prometheus (prometheus, promtool) for the rule tests and the end-to-end
-# scrape test, and docker-compose to validate docker-compose.yml.
+# scrape test, docker-compose to validate docker-compose.yml, and Chromium for the
+# console's browser test and make screenshots (driven by Playwright from PyPI).
 system-deps:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v docker-compose >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v docker-compose >/dev/null \
+	  && command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  $(SUDO) apt-get update -q && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus docker-compose; }
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    prometheus docker-compose chromium chromium-driver; }
 
 # Java 17 (the broker's runtime) and Maven (to fetch its jars), from Debian's packages when missing.
 java-deps:
@@ -67,6 +70,10 @@ lint: install
 	$(BIN)/ruff check events streams cli tests grafana
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
+
+# docs/img/console.png from a demo run, in Debian's Chromium
+screenshots: install system-deps
+	$(BIN)/python -m streams.tools.screenshots docs/img/console.png
 
 # Regenerate grafana/dashboards/*.json from grafana/dashboards.py (a test checks they are current).
 dashboards: install
