@@ -142,6 +142,25 @@ class StateCollector(Collector):
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())
 
+    def inputs(self) -> list[dict[str, Any]]:
+        """Each owned partition's applied offset, lag and stream time (what the lag and stream-time gauges show)."""
+        out = []
+        for state in self._states():
+            highwater = self._highwater(state.topic, state.partition)
+            out.append(
+                {
+                    "topic": state.topic,
+                    "partition": state.partition,
+                    "offset": state.progress.offset,
+                    "lag": None if highwater is None else max(0, highwater - state.progress.offset - 1),
+                    "stream_time": state.progress.stream_time,
+                }
+            )
+        return sorted(out, key=lambda item: (item["topic"], item["partition"]))
+
+    def ready(self) -> bool:
+        return self._ready()
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         crossings = GaugeMetricFamily(
             "borderflow_crossings", "People crossing a checkpoint in the current event-time window", labels=["border", "window"]
@@ -219,3 +238,18 @@ class StateCollector(Collector):
 
 STATE = StateCollector()
 REGISTRY.register(STATE)
+
+
+def counter_totals() -> dict[str, dict[str, Any]]:
+    """This process's counters so far: events by type and outcome, forwarded events by type, dead letters by reason."""
+    events: dict[str, dict[str, float]] = {}
+    for sample in _samples(EVENTS):
+        events.setdefault(sample.labels["type"], {})[sample.labels["outcome"]] = sample.value
+    forwarded = {sample.labels["type"]: sample.value for sample in _samples(FORWARDED)}
+    dead_letters = {sample.labels["reason"]: sample.value for sample in _samples(DEAD_LETTERS)}
+    return {"events": events, "forwarded": forwarded, "dead_letters": dead_letters}
+
+
+def _samples(counter: Counter) -> Iterator[Any]:
+    for family in counter.collect():
+        yield from (sample for sample in family.samples if sample.name.endswith("_total"))

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 #: method and path of the contract's routes, which anyone may call
 PUBLIC_ROUTES: Final = (
-    ("GET", re.compile(r"/(health|metrics|statements)?")),
+    ("GET", re.compile(r"/(health|metrics|statements|overview)?")),
+    ("GET", re.compile(r"/console/[\w.-]+")),  # the console's own files
     ("GET", re.compile(r"/counts/(borders|countries)/[^/]+")),
     ("GET", re.compile(r"/net-inflow/[^/]+")),
     ("POST", re.compile(r"/events")),  # checks the ingest token itself

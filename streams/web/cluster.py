@@ -24,6 +24,7 @@ INTERNAL_STATEMENTS = "/internal/statements"
 INTERNAL_SEEN = "/internal/seen"
 INTERNAL_OFFSETS = "/internal/offsets"
 INTERNAL_SNAPSHOT = "/internal/snapshot"
+INTERNAL_OVERVIEW = "/internal/overview"
 
 
 def local_partials(states: Iterable[PartitionState], series: Iterable[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
@@ -137,6 +138,24 @@ class Cluster:
                 if result.get("status") != "not-owned":
                     found[tp] = result
         return found
+
+    async def overviews(self, timeout_s: float = 5) -> list[dict[str, Any]]:
+        """Every peer's part of the overview; one that does not answer is reported as such rather than failing the rest."""
+        peers = self._peers()
+        if not peers:
+            return []
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s), headers=self.headers) as session:
+
+            async def one(url: str) -> dict[str, Any]:
+                try:
+                    async with session.get(url + INTERNAL_OVERVIEW) as response:
+                        response.raise_for_status()
+                        answer: dict[str, Any] = orjson.loads(await response.read())
+                        return answer
+                except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
+                    return {"worker": url, "ready": False, "error": f"did not answer: {type(exc).__name__}"}
+
+            return list(await asyncio.gather(*(one(url) for url in peers)))
 
     async def statements(self, country: str | None, *, owned_only: bool = False) -> list[dict[str, Any]]:
         """Statements reconciled against every worker's counts (only this worker's statements if owned_only)."""

@@ -36,6 +36,7 @@ from streams.web.cluster import (
     local_seen,
     local_snapshots,
 )
+from streams.web.console import install_console
 from streams.web.ingest import Ingest
 
 
@@ -205,3 +206,4 @@ def install_routes(app: faust.App, settings: Settings, runtime: Runtime, cluster
     _install_queries(app, settings, runtime, cluster)
     _install_ingest(app, runtime, ingest)
     _install_replay_views(app, runtime, cluster)
+    install_console(app, runtime, cluster, [spec.name for spec in settings.core().windows])

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.factories import create_topics, scenario
-from tests.support import Model, answers_match, owned, produce, wait_until
+from tests.support import Model, answers_match, http_get, owned, produce, wait_until
 
 pytestmark = pytest.mark.e2e
 BORDERS = ("upper-lars", "vaalimaa", "zhaisan", "altanbulag")
@@ -38,6 +38,17 @@ def test_two_workers_split_answer_for_all_and_survive_one_dying(
     )
     processed = first.metric("borderflow_events_total") + second.metric("borderflow_events_total")
     assert processed == len(messages)
+
+    # the console's overview is the whole cluster's, whichever worker is asked
+    borders = sorted(key for kind, key in model.counts if kind == "border" and model.hourly(kind, key))
+    for asked in (first, second):
+        overview = http_get(asked.url + "/overview")[1]
+        assert sorted(w["worker"] for w in overview["workers"]) == sorted([first.url, second.url])
+        assert all(w["ready"] for w in overview["workers"])
+        assert sorted(p for w in overview["workers"] for p in w["partitions"]) == [0, 1, 2, 3]
+        assert overview["borders"] == borders
+        accepted = sum(outcomes["accepted"] for w in overview["workers"] for outcomes in w["events"].values())
+        assert accepted == model.outcomes["accepted"]
 
     # each checkpoint's gauge comes from the one worker that owns its partition
     for border in BORDERS:

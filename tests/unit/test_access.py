@@ -21,6 +21,9 @@ INTERNAL = [
     ("POST", "/statements"),
     ("DELETE", "/health"),
     ("GET", "/counts/borders/a/b"),
+    ("GET", "/console/../internal/offsets"),
+    ("GET", "/console/a/b"),
+    ("POST", "/overview"),
 ]
 PUBLIC = [
     ("GET", "/"),
@@ -31,6 +34,9 @@ PUBLIC = [
     ("GET", "/counts/countries/GE"),
     ("GET", "/net-inflow/KZ"),
     ("GET", "/statements"),
+    ("GET", "/overview"),
+    ("GET", "/console/console.js"),
+    ("GET", "/console/uplot.css"),
     ("POST", "/events"),
 ]
 

@@ -34,3 +34,12 @@ def test_the_wheel_builds_quietly_with_every_subpackage_and_the_schemas(tmp_path
     for package in ("events", "streams", "cli", *(f"streams/{layer}" for layer in layers)):
         assert f"{package}/__init__.py" in names, package
     assert {"events/schema/crossing.json", "events/schema/departure.json", "events/schema/statement.json"} <= names
+    console = {
+        "index.html",
+        "console.js",
+        "console.css",
+        "vendor/uplot/uPlot.iife.min.js",
+        "vendor/uplot/uPlot.min.css",
+        "vendor/uplot/LICENSE",
+    }
+    assert {f"streams/web/static/{name}" for name in console} <= names
