@@ -113,7 +113,7 @@ def _start_prometheus(binary: str, port: int, web_port: int, workdir: Path) -> s
 @click.option("--headless", is_flag=True, help="No live view; print a summary at the end.")
 @click.option("--keep-state", is_flag=True, help="Keep the broker's log, the worker's state and its log after the demo stops.")
 def demo(port: int, web_port: int, prometheus_port: int, duration: float | None, headless: bool, keep_state: bool) -> None:
-    """Run everything on the embedded default and show the surge live."""
+    """Run everything on the embedded default and show the surge live (in the terminal, and in the console at the worker's /)."""
     console = Console()
     if port_open("127.0.0.1", port) or port_open("127.0.0.1", web_port):
         raise click.ClickException(f"port {port} or {web_port} is in use: pass --port/--web-port")
@@ -133,6 +133,7 @@ def demo(port: int, web_port: int, prometheus_port: int, duration: float | None,
     url = f"http://127.0.0.1:{web_port}"
     processes: list[subprocess.Popen[bytes]] = []
     try:
+        console.print(f"Operations console: {url}/")
         console.print(f"starting the embedded broker on {broker.bootstrap} (state in {workdir})")
         broker.start()
         subprocess.run([sys.executable, "-m", "cli", "topics"], env=env, check=True, stdout=subprocess.DEVNULL)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -64,11 +65,14 @@ def test_demo_serves_live_crossings_and_exits_cleanly(tmp_path: Path) -> None:
                 continue
             scraped = body["data"]["result"] if status == 200 else []
         assert scraped, "the demo's Prometheus has no borderflow_crossings"
+        page = urllib.request.urlopen(f"http://127.0.0.1:{web_port}/", timeout=5)  # noqa: S310 - the demo's own worker
+        assert page.status == 200 and page.headers["Content-Type"].startswith("text/html") and b"borderflow" in page.read()
         out, _ = demo.communicate(timeout=120)
     finally:
         if demo.poll() is None:
             demo.kill()
     assert demo.returncode == 0, out.decode(errors="replace")[-2000:]
+    assert out.splitlines()[0].decode() == f"Operations console: http://127.0.0.1:{web_port}/"
     assert b"Top checkpoints" in out and f"Prometheus: http://127.0.0.1:{prometheus_port}".encode() in out
     state = re.search(rb"(/\S*borderflow-demo-[A-Za-z0-9_]+)", out)
     assert state is not None and not Path(state.group(1).decode()).exists(), "the demo left its state directory behind"
