@@ -103,6 +103,15 @@ def test_the_console_draws_what_the_model_counts_and_shows_hostile_text_as_text(
         shown = page.eval_on_selector_all("#partitions tbody tr", "rs => rs.map(r => r.dataset.tp)")
         assert sorted(shown) == sorted(f"{i['topic']}|{i['partition']}" for i in inputs)
         assert page.text_content("#status").startswith("Updated ")
+        dead_letters = dict(
+            page.eval_on_selector_all("#dead-letters tbody tr", "rs => rs.map(r => [r.cells[0].textContent, r.cells[1].textContent])")
+        )
+        assert dead_letters["late"] == str(model.outcomes["late"])
+        # rates need two readings: after a second refresh they are figures (nothing new arrived: 0)
+        page.evaluate("() => window.borderflowConsole.refresh()")
+        assert page.evaluate("() => window.borderflowConsole.health.rates") == {"accepted": 0, "duplicate": 0, "late": 0, "invalid": 0}
+        tiles = dict(page.eval_on_selector_all(".tile", "ts => ts.map(t => [t.dataset.tile, t.querySelector('.figure').textContent])"))
+        assert tiles["accepted / s"] == "0.0"
 
         page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
         assert (tmp_path / "console.png").stat().st_size > 50_000
