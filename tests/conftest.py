@@ -9,7 +9,8 @@ import pytest
 
 from streams.broker.apache_kafka import KafkaCluster, kafka_version
 from streams.broker.embedded import EmbeddedBroker, free_port
-from tests.support import WorkerProcess, unique
+from tests.factories import WorkerProcess
+from tests.support import unique
 
 #: which broker each part of the run used, for the report at the end
 BROKERS_USED: dict[str, str] = {}

@@ -1,6 +1,6 @@
-"""What tests are made of, built in one place: events, scenarios, topics and prepared deployments.
+"""What tests are made of, built in one place: events, scenarios, topics, prepared deployments and worker processes.
 
-Processes, HTTP, waits and the reference model are in ``tests/support.py``.
+HTTP, waits and the reference model are in ``tests/support.py``.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ import orjson
 from events.codec import decode
 from events.partitioning import home_key
 from events.times import format_utc
-from tests.support import Model
+from streams.tools import launch
+from tests.support import Model, http_get
 
 #: 2022-09-21T07:00:00Z
 T0 = 1663743600
@@ -196,3 +198,43 @@ def prepared(deployment: dict[str, str], n: int, seed: int) -> tuple[list[Messag
     model = Model(partitions=4)
     model.run(messages)
     return messages, model
+
+
+class WorkerProcess(launch.WorkerProcess):
+    """The launcher's worker, with what tests ask of it: readiness, metrics, and a stop that must be clean."""
+
+    def wait_ready(self, timeout: float = 90.0) -> float:
+        started = time.monotonic()
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.tail()}")
+            try:
+                status, _ = http_get(self.url + "/health", timeout=2)
+                if status == 200:
+                    return time.monotonic() - started
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise AssertionError(f"worker not ready within {timeout}s:\n{self.tail()}")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM, then wait; a worker that needs a SIGKILL fails the test."""
+        code = super().stop(timeout)
+        if code is None:
+            raise AssertionError(f"worker ignored SIGTERM for {timeout}s:\n{self.tail()}")
+        return code
+
+    def metric_lines(self, name: str, **labels: str) -> list[str]:
+        """Exposition lines of one metric whose labels include ``labels``."""
+        status, text = http_get(self.url + "/metrics")
+        assert status == 200
+        return [
+            line
+            for line in str(text).splitlines()
+            if (line.startswith(name + "{") or line.startswith(name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items())
+        ]
+
+    def metric(self, name: str, **labels: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in self.metric_lines(name, **labels))

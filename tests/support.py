@@ -1,4 +1,4 @@
-"""Test kit: free ports, worker processes, HTTP and a reference model of the semantics."""
+"""How tests observe: HTTP, Kafka clients, waits, and a reference model of the semantics (what they make: tests/factories.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from events.codec import decode
 from events.model import Crossing, Departure, Statement
 from events.times import format_utc
 from events.validation import InvalidEvent
-from streams.tools import launch
 
 H = 3600
 
@@ -47,46 +46,6 @@ def http_get(url: str, timeout: float = 10.0) -> tuple[int, Any]:
 def partition_for(key: bytes, partitions: int) -> int:
     """aiokafka's (and Kafka's) default partitioner for keyed messages."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-class WorkerProcess(launch.WorkerProcess):
-    """The launcher's worker, with what tests ask of it: readiness, metrics, and a stop that must be clean."""
-
-    def wait_ready(self, timeout: float = 90.0) -> float:
-        started = time.monotonic()
-        deadline = started + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.tail()}")
-            try:
-                status, _ = http_get(self.url + "/health", timeout=2)
-                if status == 200:
-                    return time.monotonic() - started
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise AssertionError(f"worker not ready within {timeout}s:\n{self.tail()}")
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM, then wait; a worker that needs a SIGKILL fails the test."""
-        code = super().stop(timeout)
-        if code is None:
-            raise AssertionError(f"worker ignored SIGTERM for {timeout}s:\n{self.tail()}")
-        return code
-
-    def metric_lines(self, name: str, **labels: str) -> list[str]:
-        """Exposition lines of one metric whose labels include ``labels``."""
-        status, text = http_get(self.url + "/metrics")
-        assert status == 200
-        return [
-            line
-            for line in str(text).splitlines()
-            if (line.startswith(name + "{") or line.startswith(name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items())
-        ]
-
-    def metric(self, name: str, **labels: str) -> float:
-        return sum(float(line.rsplit(" ", 1)[1]) for line in self.metric_lines(name, **labels))
 
 
 async def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> None:

@@ -13,8 +13,8 @@ import pytest
 
 from streams.broker.apache_kafka import KafkaCluster
 from streams.broker.embedded import free_port
-from tests.factories import create_topics, crossing, ndjson
-from tests.support import INGEST_TOKEN, WorkerProcess, post_events, unique
+from tests.factories import WorkerProcess, create_topics, crossing, ndjson
+from tests.support import INGEST_TOKEN, post_events, unique
 
 pytestmark = pytest.mark.e2e
 AT = "2022-09-21T10:15:00Z"

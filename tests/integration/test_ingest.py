@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from streams.broker.embedded import free_port
 from tests import factories
-from tests.factories import ndjson
+from tests.factories import WorkerProcess, ndjson
 from tests.support import INGEST_TOKEN as TOKEN
-from tests.support import WorkerProcess, consume_all, http_get, unique
+from tests.support import consume_all, http_get, unique
 from tests.support import post_events as post
 
 pytestmark = pytest.mark.integration
