@@ -15,7 +15,7 @@ import pytest
 from events.times import parse_rfc3339
 from streams.tools.screenshots import chromium_page, wait_drawn
 from tests.factories import create_topics, keyed, scenario, statement
-from tests.support import H, Model, http_get, produce, wait_until
+from tests.support import H, Model, answers_match, http_get, produce, wait_until
 
 pytestmark = pytest.mark.e2e
 HOSTILE_SOURCE = '<img src=x onerror="window.__pwned = 1">MVD <script>window.__pwned = 2</script>'
@@ -48,6 +48,15 @@ def test_the_console_draws_what_the_model_counts_and_shows_hostile_text_as_text(
         60,
         "the statements never all arrived",
     )
+    borders = sorted(key for kind, key in model.counts if kind == "border" and model.hourly(kind, key))
+
+    def counted() -> bool:
+        departures_in = all(
+            http_get(f"{worker.url}/net-inflow/{c}?window=1h")[1].get("windows") == model.net_inflow(c) for c in ("GE", "KZ")
+        )
+        return answers_match(worker, model, borders) and departures_in
+
+    wait_until(counted, 60, "the worker's counts never matched the model")
     status, _ = http_get(worker.url + "/overview")
     assert status == 200
 
@@ -59,7 +68,6 @@ def test_the_console_draws_what_the_model_counts_and_shows_hostile_text_as_text(
         assert "script-src 'self'" in response.headers["content-security-policy"]
         wait_drawn(page)
 
-        borders = sorted(key for kind, key in model.counts if kind == "border" and model.hourly(kind, key))
         for border in borders:
             data = chart(page, f"border:{border}")["data"]
             assert drawn(data[1], data[0]) == model.hourly("border", border), border
