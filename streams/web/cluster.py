@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -80,8 +80,19 @@ class Cluster:
                 peers.append(peer)
         return sorted(set(peers))
 
-    async def _fetch(self, path: str, params: list[tuple[str, str]], body: Any = None, timeout_s: float = 10) -> list[Any]:
-        """Every peer's JSON answer to GET ``path`` (or POST of ``body``)."""
+    async def _fetch(
+        self,
+        path: str,
+        params: list[tuple[str, str]],
+        body: Any = None,
+        timeout_s: float = 10,
+        unanswered: Callable[[str, Exception], Any] | None = None,
+    ) -> list[Any]:
+        """Every peer's JSON answer to GET ``path`` (or POST of ``body``).
+
+        A peer that is recovering or does not answer makes the whole answer
+        :class:`NotReady`, unless ``unanswered`` says what stands in its place.
+        """
         peers = self._peers()
         if not peers:
             return []
@@ -97,7 +108,11 @@ class Cluster:
                             raise NotReady(f"worker {url} is recovering its state or rebalancing; retry shortly")
                         response.raise_for_status()
                         return orjson.loads(await response.read())
-                except (aiohttp.ClientError, TimeoutError) as exc:
+                except (aiohttp.ClientError, TimeoutError, NotReady, orjson.JSONDecodeError) as exc:
+                    if unanswered is not None:
+                        return unanswered(url, exc)
+                    if isinstance(exc, NotReady):
+                        raise
                     raise NotReady(f"worker {url} did not answer ({exc!r}); retry shortly") from None
 
             return list(await asyncio.gather(*(one(url) for url in peers)))
@@ -139,23 +154,13 @@ class Cluster:
                     found[tp] = result
         return found
 
-    async def overviews(self, timeout_s: float = 5) -> list[dict[str, Any]]:
+    async def overviews(self) -> list[dict[str, Any]]:
         """Every peer's part of the overview; one that does not answer is reported as such rather than failing the rest."""
-        peers = self._peers()
-        if not peers:
-            return []
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s), headers=self.headers) as session:
 
-            async def one(url: str) -> dict[str, Any]:
-                try:
-                    async with session.get(url + INTERNAL_OVERVIEW) as response:
-                        response.raise_for_status()
-                        answer: dict[str, Any] = orjson.loads(await response.read())
-                        return answer
-                except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
-                    return {"worker": url, "ready": False, "error": f"did not answer: {type(exc).__name__}"}
+        def unanswered(url: str, exc: Exception) -> dict[str, Any]:
+            return {"worker": url, "ready": False, "error": f"did not answer: {type(exc).__name__}"}
 
-            return list(await asyncio.gather(*(one(url) for url in peers)))
+        return await self._fetch(INTERNAL_OVERVIEW, [], timeout_s=5, unanswered=unanswered)
 
     async def statements(self, country: str | None, *, owned_only: bool = False) -> list[dict[str, Any]]:
         """Statements reconciled against every worker's counts (only this worker's statements if owned_only)."""
