@@ -7,6 +7,7 @@ from the statements table, and compared with ``tests.support.Model``.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,23 @@ def test_the_console_draws_what_the_model_counts_and_shows_hostile_text_as_text(
         lo, hi = parse_rfc3339(day_start).timestamp(), parse_rfc3339(day_end).timestamp()
         data = chart(page, "border:upper-lars")["data"]
         assert drawn(data[1], data[0]) == {h: c for h, c in model.hourly("border", "upper-lars").items() if lo <= h < hi}
+
+        # a preset clicked while a refresh is running is drawn right after it, not at the next timer
+        held: list[Any] = []
+        page.route("**/counts/borders/**", lambda route: held.append(route))  # noqa: PLW0108 - Playwright wants a Python function
+        page.evaluate("() => { window.borderflowConsole.refresh(); }")
+        while not held:
+            page.wait_for_timeout(50)
+        page.click("button[data-preset=all]")
+        for route in list(held):
+            route.continue_()
+        page.unroute("**/counts/borders/**")  # and lets through any held since
+        assert page.url == worker.url + "/"
+        full = model.hourly("border", "upper-lars")
+        deadline = time.monotonic() + 10
+        while drawn(*reversed(chart(page, "border:upper-lars")["data"][:2])) != full and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert drawn(*reversed(chart(page, "border:upper-lars")["data"][:2])) == full
 
         foreign = [url for url in requests if not url.startswith(worker.url)]
         assert not foreign, foreign

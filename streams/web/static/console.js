@@ -327,10 +327,15 @@
 
   // -- the refresh loop ---------------------------------------------------------------------
   let running = null;
+  let again = false;
   let timer = null;
 
+  // One refresh at a time; one asked for meanwhile (a new period) runs right after it.
   async function refresh() {
-    if (running) return running;
+    if (running) {
+      again = true;
+      return running.then(() => running || refresh());
+    }
     clearTimeout(timer);
     const status = document.getElementById("status");
     running = (async () => {
@@ -350,7 +355,12 @@
         status.textContent = `Not up to date: ${view.error} · retrying`;
       } finally {
         running = null;
-        timer = setTimeout(refresh, REFRESH_MS);
+        if (again) {
+          again = false;
+          refresh();
+        } else {
+          timer = setTimeout(refresh, REFRESH_MS);
+        }
       }
     })();
     return running;
