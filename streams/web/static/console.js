@@ -105,10 +105,13 @@
   // -- charts ---------------------------------------------------------------------------
   // Values on a regular grid of ``step`` seconds over the first line's points: missing windows are 0 (the API leaves empty ones out).
   function onGrid(step, ...lines) {
-    const xs = [...lines[0].keys()];
-    if (!xs.length) return null;
-    const first = Math.min(...xs);
-    const last = Math.max(...xs);
+    if (!lines[0].size) return null;
+    let first = Infinity;
+    let last = -Infinity;
+    for (const x of lines[0].keys()) {
+      if (x < first) first = x;
+      if (x > last) last = x;
+    }
     const grid = [];
     for (let x = first; x <= last; x += step) grid.push(x);
     return [grid, ...lines.map((line) => grid.map((x) => line.get(x) || 0))];
