@@ -1,4 +1,4 @@
-"""An event time too far ahead of when the event was sent is dead-lettered and moves nothing (streams/core/state.py)."""
+"""An event time too far ahead of when the event was sent is dead-lettered and moves nothing (streams/core/stream_time.py)."""
 
 from __future__ import annotations
 
@@ -8,25 +8,12 @@ from events.times import format_utc, parse_rfc3339
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
 from streams.core.state import PartitionState
+from tests.factories import crossing_bytes as crossing
+from tests.support import H
 
-H = 3600
 SENT = parse_rfc3339("2022-09-21T12:00:00Z").timestamp()
 SENT_MS = int(SENT * 1000)
 YEAR = 365 * 24 * H
-
-
-def crossing(event_id: str, occurred_at: str) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "crossing",
-            "event_id": event_id,
-            "occurred_at": occurred_at,
-            "border": "upper-lars",
-            "from_country": "RU",
-            "to_country": "GE",
-            "count": 1,
-        }
-    )
 
 
 def state_at(now: float) -> PartitionState:
