@@ -121,10 +121,14 @@ class KafkaNode:
     data_dir: Path
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    #: the address it listens on and advertises
+    host: str = "127.0.0.1"
+    #: what its JVM is started under (a network namespace's ``ip netns exec``), if anything
+    wrapper: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -158,7 +162,7 @@ def new_cluster_id() -> str:
 
 @dataclass
 class KafkaCluster:
-    """``nodes`` combined broker+controller nodes of Apache Kafka on 127.0.0.1.
+    """``nodes`` combined broker+controller nodes of Apache Kafka, on 127.0.0.1 unless ``hosts`` are given.
 
     ``base_dir`` holds each node's data, config and log; a temporary one is
     made (and removed by :meth:`stop`) when none is given.
@@ -168,6 +172,9 @@ class KafkaCluster:
     base_dir: Path | None = None
     heap_mb: int = DEFAULT_HEAP_MB
     overrides: dict[str, str] = field(default_factory=dict)
+    #: per node, the address it listens on (default: 127.0.0.1 for all) and what its JVM runs under
+    hosts: list[str] | None = None
+    wrappers: list[tuple[str, ...]] | None = None
     members: list[KafkaNode] = field(init=False, default_factory=list)
     _own_dir: bool = field(init=False, default=False)
     _formatted: bool = field(init=False, default=False)
@@ -187,6 +194,8 @@ class KafkaCluster:
                 controller_port=ports[2 * i + 1],
                 data_dir=self.base_dir / f"node-{i + 1}" / "data",
                 log=self.base_dir / f"node-{i + 1}" / "kafka.log",
+                host=self.hosts[i] if self.hosts else "127.0.0.1",
+                wrapper=self.wrappers[i] if self.wrappers else (),
             )
             for i in range(self.nodes)
         ]
@@ -204,15 +213,15 @@ class KafkaCluster:
 
     def properties(self, node: KafkaNode) -> dict[str, str]:
         """Everything one node is started with."""
-        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.members)
+        voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.members)
         return (
             shared_properties()
             | replication_properties(self.nodes)
             | {
                 "node.id": str(node.node_id),
                 "controller.quorum.voters": voters,
-                "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+                "listeners": f"PLAINTEXT://{node.host}:{node.port},CONTROLLER://{node.host}:{node.controller_port}",
+                "advertised.listeners": f"PLAINTEXT://{node.address}",
                 "log.dirs": str(node.data_dir),
             }
             | self.overrides
@@ -273,7 +282,7 @@ class KafkaCluster:
             for node in self.members:
                 if node.process is not None and node.process.poll() is not None and node.node_id in expected:
                     raise KafkaNotReady(f"Kafka node {node.node_id} exited with {node.process.returncode}:\n{self.tail(node.node_id)}")
-            if all(port_open("127.0.0.1", self.node(i).port) for i in expected):
+            if all(port_open(self.node(i).host, self.node(i).port) for i in expected):
                 try:
                     if asyncio.run(_serving(self.bootstrap, expected)):
                         return
@@ -324,7 +333,7 @@ class KafkaCluster:
         config = self._write_config(node)
         with node.log.open("ab") as out:
             node.process = subprocess.Popen(
-                [java(), *self._jvm(libs, self.heap_mb), "kafka.Kafka", str(config)],
+                [*node.wrapper, java(), *self._jvm(libs, self.heap_mb), "kafka.Kafka", str(config)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -30,16 +30,20 @@ class WorkerProcess:
     process: subprocess.Popen[bytes] | None = None
     #: what runs the worker: the CLI, or a wrapper around it (tests inject faults so)
     command: tuple[str, ...] = ("-m", "cli", "worker")
+    #: the address its web server is reached at
+    host: str = "127.0.0.1"
+    #: what the Python process is started under (a network namespace's ``ip netns exec``), if anything
+    wrapper: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> WorkerProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, *self.command], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                [*self.wrapper, sys.executable, *self.command], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         return self
 

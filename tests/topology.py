@@ -1,0 +1,224 @@
+"""Hosts of their own for brokers and workers: Linux network namespaces on a private bridge, and the faults between them.
+
+Each host is a network namespace with one address on a bridge that the
+topology makes and no other link: traffic goes only between the hosts and
+the test, which reaches each of them from the root namespace through the
+bridge's own address. Nothing is routed or forwarded off the bridge, so no
+host is reachable from outside the machine.
+
+Faults are nftables rules inside the hosts' namespaces: a cut drops every
+packet between two hosts silently, both ways (no reset, no ICMP: the
+connections simply stop moving bytes, as when a cable or a switch fails);
+loss drops a share of a host's packets at random; delay needs the kernel's
+``sch_netem``, and :meth:`Topology.delay` says so when it is missing.
+
+Teardown kills every process left in the namespaces, then deletes them and
+the bridge. A topology left behind by a run that was killed is removed by
+the next one (names carry the creating process's id).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+#: namespaces are named ``bf-<pid>-<tag>-<host>``; interfaces ``bf<tag><host>`` (at most 15 characters)
+_NAME = re.compile(r"^bf-(\d+)-([0-9a-f]{4})-")
+
+
+def unsupported() -> str | None:
+    """Why network namespaces cannot be made here, or None."""
+    if os.geteuid() != 0:
+        return "network namespaces need root (CI and these machines run as root)"
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            return f"'{tool}' is not installed (make system-deps installs iproute2 and nftables)"
+    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        return f"'ip netns' does not work here: {probe.stderr.strip()}"
+    return None
+
+
+def _run(*args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(list(args), input=stdin, capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
+    return done
+
+
+@dataclass
+class Host:
+    """One namespace with one address on the topology's bridge."""
+
+    name: str
+    namespace: str
+    address: str
+    #: packets to these addresses are dropped, both ways (the other host drops its side too)
+    cut_from: set[str] = field(default_factory=set)
+    #: share of packets dropped at random, in and out
+    loss: float = 0.0
+
+    @property
+    def wrapper(self) -> tuple[str, ...]:
+        """What a process is started under to live in this host."""
+        return ("ip", "netns", "exec", self.namespace)
+
+    def pids(self) -> list[int]:
+        done = _run("ip", "netns", "pids", self.namespace, check=False)
+        return [int(p) for p in done.stdout.split()]
+
+
+class Topology:
+    """``brokers`` and ``workers`` hosts on a private bridge; use as a context manager (teardown even when a test fails)."""
+
+    def __init__(self, brokers: int, workers: int) -> None:
+        reason = unsupported()
+        if reason is not None:
+            raise RuntimeError(reason)
+        _sweep_orphans()
+        self.tag = f"{random.getrandbits(16):04x}"
+        self.bridge = f"bf{self.tag}br"
+        self.network = _free_network()
+        hosts = list(self.network.hosts())
+        self.gateway = str(hosts[0])
+        self.brokers = [self._host(f"b{i + 1}", str(hosts[10 + i])) for i in range(brokers)]
+        self.workers = [self._host(f"w{i + 1}", str(hosts[20 + i])) for i in range(workers)]
+
+    def _host(self, name: str, address: str) -> Host:
+        return Host(name, f"bf-{os.getpid()}-{self.tag}-{name}", address)
+
+    @property
+    def hosts(self) -> list[Host]:
+        return [*self.brokers, *self.workers]
+
+    def __enter__(self) -> Topology:
+        try:
+            _run("ip", "link", "add", self.bridge, "type", "bridge")
+            _run("ip", "addr", "add", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge)
+            _run("ip", "link", "set", self.bridge, "up")
+            for host in self.hosts:
+                outside = f"bf{self.tag}{host.name}"
+                _run("ip", "netns", "add", host.namespace)
+                _run("ip", "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", host.namespace)
+                _run("ip", "link", "set", outside, "master", self.bridge, "up")
+                inside = ("ip", "netns", "exec", host.namespace)
+                _run(*inside, "ip", "addr", "add", f"{host.address}/{self.network.prefixlen}", "dev", "eth0")
+                _run(*inside, "ip", "link", "set", "eth0", "up")
+                _run(*inside, "ip", "link", "set", "lo", "up")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Kill what still runs in the hosts, delete them and the bridge."""
+        for host in self.hosts:
+            for pid in host.pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            _run("ip", "netns", "del", host.namespace, check=False)
+        _run("ip", "link", "del", self.bridge, check=False)
+
+    def leftovers(self) -> list[str]:
+        """Namespaces and links of this topology still present (none after :meth:`close`)."""
+        namespaces = _run("ip", "netns", "list").stdout
+        links = _run("ip", "-o", "link", "show").stdout
+        found = [h.namespace for h in self.hosts if h.namespace in namespaces]
+        return found + sorted(set(re.findall(rf"bf{self.tag}\w+", links)))
+
+    # -- faults ------------------------------------------------------------------
+    def cut(self, group: Iterable[Host], others: Iterable[Host]) -> None:
+        """Every packet between a host of ``group`` and a host of ``others`` is dropped, both ways, silently."""
+        group, others = list(group), list(others)
+        for a in group:
+            for b in others:
+                a.cut_from.add(b.address)
+                b.cut_from.add(a.address)
+        for host in {h.namespace: h for h in [*group, *others]}.values():
+            self._apply(host)
+
+    def heal(self) -> None:
+        """Every cut and every loss removed."""
+        for host in self.hosts:
+            host.cut_from.clear()
+            host.loss = 0.0
+            self._apply(host)
+
+    def lossy(self, hosts: Iterable[Host], loss: float) -> None:
+        """``loss`` (0..1) of every packet into and out of each host dropped at random."""
+        for host in hosts:
+            host.loss = loss
+            self._apply(host)
+
+    def delay(self, hosts: Iterable[Host], milliseconds: int) -> None:
+        """Every packet out of each host held ``milliseconds`` (tc netem); RuntimeError naming the cause where netem is missing."""
+        for host in hosts:
+            done = _run(*host.wrapper, "tc", "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", f"{milliseconds}ms", check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"tc netem is not available in this kernel ({done.stderr.strip()})")
+
+    def _apply(self, host: Host) -> None:
+        rules = []
+        if host.cut_from:
+            rules.append(f"ip daddr {{ {', '.join(sorted(host.cut_from))} }} drop")
+        if host.loss > 0:
+            rules.append(f"numgen random mod 10000 < {round(host.loss * 10000)} drop")
+        incoming = [r.replace("daddr", "saddr") for r in rules]
+        def chain(name: str, hook: str, body: list[str]) -> str:
+            head = f"  chain {name} {{\n    type filter hook {hook} priority 0; policy accept;\n"
+            return head + "".join(f"    {r}\n" for r in body) + "  }\n"
+
+        script = (
+            "table inet borderflow_faults\n"
+            "delete table inet borderflow_faults\n"
+            "table inet borderflow_faults {\n" + chain("out", "output", rules) + chain("in", "input", incoming) + "}\n"
+        )
+        _run(*host.wrapper, "nft", "-f", "-", stdin=script)
+
+
+def _free_network() -> ipaddress.IPv4Network:
+    """A /24 in 10.0.0.0/8 that no address or route of this machine is in."""
+    used = _run("ip", "-4", "route", "show", "table", "all").stdout + _run("ip", "-4", "addr").stdout
+    taken = [ipaddress.ip_network(m, strict=False) for m in re.findall(r"\b(\d+\.\d+\.\d+\.\d+(?:/\d+)?)", used)]
+    while True:
+        candidate = ipaddress.ip_network(f"10.{random.randint(128, 254)}.{random.randint(0, 255)}.0/24")
+        if not any(candidate.overlaps(net) for net in taken if net.prefixlen > 0):
+            return candidate
+
+
+def _sweep_orphans() -> None:
+    """Namespaces and bridges of topologies whose test process no longer runs."""
+    for line in _run("ip", "netns", "list").stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        found = _NAME.match(name)
+        if found is None or _alive(int(found.group(1))):
+            continue
+        for pid in Host(name, name, "").pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _run("ip", "netns", "del", name, check=False)
+        _run("ip", "link", "del", f"bf{found.group(2)}br", check=False)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
