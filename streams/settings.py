@@ -67,7 +67,9 @@ class Settings(BaseSettings):
         timedelta(seconds=10),
         description="consumer session timeout: how soon a dead worker's partitions move",
     )
-    worker_id: str | None = Field(None, description="stable group.instance.id (default: hostname-webport)")
+    worker_id: str | None = Field(
+        None, description="stable group.instance.id (default: hostname-webport; hostname-address-webport for a non-loopback address)"
+    )
     broker: Literal["auto", "kafka", "embedded"] = Field(
         "auto", description="which broker this is, for the embedded broker's workarounds: auto detects it (streams/broker/defects.py)"
     )

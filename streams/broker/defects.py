@@ -84,6 +84,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -128,8 +129,18 @@ def resolve_broker(settings: Settings) -> Settings:
 
 
 def group_instance_id(settings: Settings) -> str:
-    """The worker's stable identity in its consumer group."""
-    return settings.worker_id or f"{socket.gethostname()}-{settings.web_port}"
+    """The worker's stable identity in its consumer group: ``BORDERFLOW_WORKER_ID``, else the host name, address and port.
+
+    The address it advertises is part of it: hosts that share a host name
+    (network namespaces, cloned machines) would otherwise claim one identity,
+    and the broker fences all but the last of them.
+    """
+    if settings.worker_id:
+        return settings.worker_id
+    hostname = socket.gethostname()
+    advertised = urlsplit(settings.canonical_url).hostname or ""
+    shared = advertised in (hostname, "localhost", "::1") or advertised.startswith("127.")  # the same on every host: no help
+    return "-".join(part for part in (hostname, "" if shared else advertised, str(settings.web_port)) if part)
 
 
 def member_url(metadata: bytes) -> str | None:
