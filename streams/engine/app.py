@@ -15,6 +15,7 @@ from streams.core.queries import (
 from streams.core.state import PartitionState
 from streams.engine import metrics
 from streams.engine.fastpath import BatchInputs, FetchedBatch
+from streams.engine.membership import GroupMembership
 from streams.engine.runtime import NotReady, Runtime, is_ready
 from streams.engine.seam import BatchChannel, BorderflowApp, DeclaredTableManager, read_bare
 from streams.kafka.clients import client_options
@@ -100,7 +101,8 @@ def create_app(settings: Settings) -> faust.App:
         TableManager=DeclaredTableManager,
     )
     state = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions, options=ROCKSDB_OPTIONS)
-    runtime = Runtime(app, config, settings.topics, state, lambda: is_ready(app), forward=settings.forward)
+    membership = GroupMembership(app, settings.session_timeout.total_seconds())
+    runtime = Runtime(app, config, settings.topics, state, lambda: is_ready(app), membership=membership, forward=settings.forward)
     app.borderflow_runtime = runtime  # type: ignore[attr-defined]
     app.checkpoint = runtime.checkpoint  # the batch consumer commits through it
 
@@ -137,7 +139,7 @@ def create_app(settings: Settings) -> faust.App:
         for topic_name in settings.topics.inputs:
             make_agent(topic_name)
 
-    cluster = Cluster(app, runtime, cluster_headers(settings))
+    cluster = Cluster(app, runtime, cluster_headers(settings), settings.partitions)
     #: this worker's statements with cluster-wide observed figures, for the gauges
     statement_views: list[StatementView] = []
 
@@ -145,6 +147,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust sends (sender, assigned)
     async def _on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+        membership.assigned()
         metrics.REBALANCES.inc()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust sends (sender, revoked)
@@ -215,7 +218,7 @@ def create_app(settings: Settings) -> faust.App:
         config.bucket_seconds,
         config.windows[1].size,
         highwater,
-        lambda: is_ready(app),
+        lambda: runtime.unavailable() is None,
         (config.windows[0].name, config.windows[1].name),
     )
     return app

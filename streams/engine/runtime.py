@@ -32,6 +32,7 @@ from streams.core.state import PartitionState
 from streams.engine import metrics
 from streams.engine.checkpoint import Checkpoint
 from streams.engine.fastpath import Admission, FetchedBatch, GapGuard
+from streams.engine.membership import GroupMembership, Ownership, recovery_state
 from streams.engine.output import DirectOutput, Record, header_text
 from streams.engine.seam import BatchingConsumer, table_context, underlying_producer
 from streams.engine.seam import current_event as _current_event
@@ -114,9 +115,8 @@ class _FetchAgain:
 
 
 def is_ready(app: faust.App) -> bool:
-    """Recovered and not rebalancing: the answers are complete."""
-    recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManager has it, TableManagerT not
-    return bool(app.consumer is not None and not app.rebalancing and not recovery.in_recovery and recovery.completed.is_set())
+    """Recovered and not rebalancing: the tables are complete."""
+    return recovery_state(app) is None
 
 
 class NotReady(RuntimeError):
@@ -132,9 +132,12 @@ class Runtime:
         state: TableT[bytes, bytes],
         ready: Callable[[], bool] = lambda: True,
         *,
+        membership: GroupMembership | None = None,
         forward: bool = True,
     ) -> None:
         self._ready = ready
+        #: whether what this worker owns may be presented as current (None: only readiness counts)
+        self.membership = membership
         #: send events outside their home partition there (a verifying replay leaves that to the live workers)
         self.forward = forward
         self.topics = topics
@@ -163,14 +166,27 @@ class Runtime:
     def owned_partitions(self) -> set[int]:
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in self.topics.inputs}
 
+    def unavailable(self) -> str | None:
+        """Why this worker's state must not be read as current now, or None."""
+        if self.membership is not None:
+            return self.membership.unavailable()
+        return None if self._ready() else "recovering its state or rebalancing"
+
+    def ownership(self) -> Ownership:
+        """The partitions this worker owns, the group generation it owns them in, and whether it can serve them."""
+        generation = self.membership.generation if self.membership is not None else 0
+        return Ownership(generation, frozenset(self.owned_partitions()), self.unavailable())
+
     def local_states(self) -> list[PartitionState]:
         """States of the partitions this worker owns, loading any not yet loaded.
 
-        Raises :class:`NotReady` while the tables are being recovered: a state
-        loaded then would be cached incomplete and counted on from there.
+        Raises :class:`NotReady` while the tables are being recovered (a state
+        loaded then would be cached incomplete and counted on from there), and
+        while this worker may no longer be a member of its group.
         """
-        if not self._ready():
-            raise NotReady("this worker is recovering its state or rebalancing; retry shortly")
+        reason = self.unavailable()
+        if reason is not None:
+            raise NotReady(f"this worker is {reason}; retry shortly")
         owned = self.owned_partitions()
         for tp in [tp for tp in self.states if tp[1] not in owned]:
             del self.states[tp]
@@ -207,7 +223,7 @@ class Runtime:
         "not-owned"}``.
         """
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        if not self._ready():
+        if self.unavailable() is not None:
             future.set_result({"status": "not-ready"})
             return future
         if partition not in self.owned_partitions():
@@ -442,4 +458,8 @@ class Runtime:
         await self.output.send(self.topics.window_results, partition, results)
 
     def describe(self) -> dict[str, Any]:
-        return {"partitions": sorted(self.owned_partitions())}
+        ownership = self.ownership()
+        described: dict[str, Any] = {"partitions": sorted(ownership.partitions), "generation": ownership.generation}
+        if ownership.unavailable is not None:
+            described["reason"] = ownership.unavailable
+        return described

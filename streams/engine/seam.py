@@ -21,12 +21,14 @@ Kafka under the suite let go: docs/architecture.md ("The Faust seam").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer import fetcher as aiokafka_fetcher
+from aiokafka.consumer import group_coordinator as aiokafka_group
 from aiokafka.structs import ConsumerRecord
 from faust.streams import _current_event as current_event
 from faust.tables import TableManager
@@ -141,6 +143,14 @@ PRIVATE: Final[tuple[tuple[str, str, str, str, str], ...]] = (
         "_client",
         "refresh the metadata of a topic just made",
         "tests/e2e/test_replay.py, tests/e2e/test_bench.py",
+    ),
+    # aiokafka's heartbeat, whose answers tell a worker it is still a member of its group
+    (
+        "aiokafka.consumer.group_coordinator",
+        "GroupCoordinator",
+        "_do_heartbeat",
+        "know when the group coordinator last answered, so a cut-off worker stops serving its partitions",
+        "tests/e2e/test_network_faults.py",
     ),
     # Faust's current event, which picks a table write's changelog partition
     (
@@ -459,6 +469,37 @@ def underlying_producer(app: faust.App) -> Any:
     return app.producer._ensure_producer()  # type: ignore[attr-defined]
 
 
+#: who hears of each heartbeat the coordinator answered (watch_heartbeats)
+_heartbeat_listeners: list[Callable[[float], None]] = []
+
+
+def watch_heartbeats(answered: Callable[[float], None]) -> None:
+    """Call ``answered(sent_at)`` (``time.monotonic()``) for each heartbeat of this process's consumers that the group answered.
+
+    ``sent_at`` is when the heartbeat was sent: the coordinator cannot have
+    heard from the member any earlier, so its session runs at least until
+    ``sent_at`` plus the session timeout. Called in the consumer's thread.
+    A heartbeat answered "rebalance in progress" counts: the member is kept
+    in the group for the rebalance.
+    """
+    _heartbeat_listeners.append(answered)
+    coordinator = aiokafka_group.GroupCoordinator
+    if getattr(coordinator._do_heartbeat, "borderflow_watched", False):
+        return
+    original = coordinator._do_heartbeat
+
+    async def do_heartbeat(self: Any) -> bool:
+        sent_at = time.monotonic()
+        ok = bool(await original(self))
+        if ok:
+            for listener in _heartbeat_listeners:
+                listener(sent_at)
+        return ok
+
+    do_heartbeat.borderflow_watched = True  # type: ignore[attr-defined]
+    coordinator._do_heartbeat = do_heartbeat
+
+
 async def refresh_metadata(consumer: AIOKafkaConsumer) -> None:
     """Have a plain aiokafka consumer fetch the cluster's metadata now (a topic just made; aiokafka has no public refresh)."""
     await consumer._client.force_metadata_update()
@@ -481,4 +522,5 @@ __all__ = [
     "refresh_metadata",
     "table_context",
     "underlying_producer",
+    "watch_heartbeats",
 ]

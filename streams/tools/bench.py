@@ -193,9 +193,9 @@ def _messages_applied(url: str) -> int:
     """
     try:
         with urllib.request.urlopen(url + "/internal/offsets", timeout=5) as response:  # noqa: S310 - loopback
-            offsets = orjson.loads(response.read())
+            offsets = orjson.loads(response.read()).get("answer") or {}  # none while starting or recovering
     except (OSError, orjson.JSONDecodeError):
-        return 0  # starting, or recovering (503)
+        return 0
     return sum(offset + 1 for offset in offsets.values())
 
 

@@ -1,4 +1,9 @@
-"""Answers gathered from every worker: each owns some partitions, so a count is the sum of their partials."""
+"""Answers gathered from every worker: each owns some partitions, so a count is the sum of their partials.
+
+Each worker answers for its own partitions in an envelope naming the group
+generation it owns them in (:func:`owner_envelope`); the asking worker uses
+each partition once, from its current owner (:func:`streams.core.ownership.current_owners`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import aiohttp
 import faust
 import orjson
 
+from streams.core.ownership import OwnerAnswer, current_owners
 from streams.core.queries import (
     observed_series,
     reconcile_all,
@@ -62,17 +68,50 @@ async def local_snapshots(runtime: Runtime, wanted: dict[str, int], wait: float)
     return answers
 
 
+def owner_envelope(runtime: Runtime, worker: str, answer: Callable[[], Any]) -> dict[str, Any]:
+    """This worker's answer for its own partitions, with the generation it owns them in; no answer while it cannot serve them."""
+    ownership = runtime.ownership()
+    envelope: dict[str, Any] = {"worker": worker, "generation": ownership.generation, "partitions": sorted(ownership.partitions)}
+    if ownership.unavailable is not None:
+        return envelope | {"unavailable": ownership.unavailable}
+    try:
+        return envelope | {"answer": answer()}
+    except NotReady as exc:
+        return envelope | {"unavailable": str(exc)}
+
+
+def _owner_answer(envelope: Any, url: str) -> OwnerAnswer[Any]:
+    """A peer's envelope read back; anything malformed is an unavailable answer, not an error."""
+    try:
+        unavailable = envelope.get("unavailable")
+        return OwnerAnswer(
+            worker=url,
+            generation=int(envelope["generation"]),
+            partitions=frozenset(int(p) for p in envelope["partitions"]),
+            body=envelope.get("answer"),
+            unavailable=None if unavailable is None and "answer" in envelope else str(unavailable or "answered without a body"),
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return OwnerAnswer(url, -1, frozenset(), None, "answered in a shape this worker does not know (another version?)")
+
+
 class Cluster:
     """Scatter-gather over the workers that own the partitions."""
 
-    def __init__(self, app: faust.App, runtime: Runtime, headers: dict[str, str]) -> None:
+    def __init__(self, app: faust.App, runtime: Runtime, headers: dict[str, str], partitions: int) -> None:
         self.app = app
         self.runtime = runtime
         #: sent with every request to a peer (the cluster secret)
         self.headers = headers
+        #: every input topic's partition count: an answer must cover each partition once
+        self.partitions = partitions
+
+    @property
+    def me(self) -> str:
+        return str(self.app.conf.canonical_url).rstrip("/")
 
     def _peers(self) -> list[str]:
-        me = str(self.app.conf.canonical_url).rstrip("/")
+        me = self.me
         peers = []
         for url in self.app.router.tables_metadata():
             peer = str(url).rstrip("/")
@@ -117,14 +156,34 @@ class Cluster:
 
             return list(await asyncio.gather(*(one(url) for url in peers)))
 
+    async def _from_owners(
+        self, path: str, params: list[tuple[str, str]], local: Callable[[], Any], body: Any = None
+    ) -> list[Any]:
+        """The answers of the current owners of every partition, this worker's own among them (``local()``).
+
+        Raises :class:`~streams.core.ownership.Incomplete` naming the partitions
+        no current owner answered for.
+        """
+
+        def unanswered(url: str, exc: Exception) -> dict[str, Any]:
+            return {"unavailable": f"did not answer ({type(exc).__name__})"}
+
+        peers = self._peers()
+        envelopes = await self._fetch(path, params, body, unanswered=unanswered)
+        answers = [_owner_answer(owner_envelope(self.runtime, self.me, local), self.me)]
+        answers += [_owner_answer(envelope, url) for url, envelope in zip(peers, envelopes, strict=True)]
+        return [answer.body for answer in current_owners(answers, self.partitions)]
+
     async def partials(self, series: list[tuple[str, str]]) -> dict[str, tuple[dict[int, int], int, float | None]]:
-        local = local_partials(self.runtime.local_states(), series)
-        remote = await self._fetch(INTERNAL_PARTIALS, [("series", f"{k}:{v}") for k, v in series])
+        answers = await self._from_owners(
+            INTERNAL_PARTIALS,
+            [("series", f"{k}:{v}") for k, v in series],
+            lambda: local_partials(self.runtime.local_states(), series),
+        )
         merged: dict[str, tuple[dict[int, int], int, float | None]] = {}
-        for name in local:
-            parts = list(local[name])
-            for answer in remote:
-                parts.extend(answer.get(name, []))
+        for series_code, key in series:
+            name = f"{series_code}:{key}"
+            parts = [part for answer in answers for part in answer.get(name, [])]
             buckets, total = merge_partials(parts)
             times = [p["stream_time"] for p in parts if p.get("stream_time") is not None]
             merged[name] = (buckets, total, max(times) if times else None)
@@ -132,15 +191,17 @@ class Cluster:
 
     async def seen(self, ids_by_topic: dict[str, list[str]]) -> set[str]:
         """The ids that some worker's stream has already counted (within the dedup horizon)."""
-        found = local_seen(self.runtime.local_states(), ids_by_topic)
-        for answer in await self._fetch(INTERNAL_SEEN, [], ids_by_topic):
+        found: set[str] = set()
+        for answer in await self._from_owners(
+            INTERNAL_SEEN, [], lambda: sorted(local_seen(self.runtime.local_states(), ids_by_topic)), ids_by_topic
+        ):
             found.update(answer)
         return found
 
     async def offsets(self) -> dict[str, int]:
         """Last applied offset of every input partition, from whichever worker owns it."""
-        found = self.runtime.offsets()
-        for answer in await self._fetch(INTERNAL_OFFSETS, []):
+        found: dict[str, int] = {}
+        for answer in await self._from_owners(INTERNAL_OFFSETS, [], self.runtime.offsets):
             found.update(answer)
         return found
 
@@ -164,12 +225,19 @@ class Cluster:
 
     async def statements(self, country: str | None, *, owned_only: bool = False) -> list[dict[str, Any]]:
         """Statements reconciled against every worker's counts (only this worker's statements if owned_only)."""
-        items = [s for st in self.runtime.local_states() for s in st.statements.values()]
-        if not owned_only:
-            for answer in await self._fetch(INTERNAL_STATEMENTS, []):
-                items.extend(answer)
+        if owned_only:
+            items = local_statements(self.runtime)
+        else:
+            answers = await self._from_owners(INTERNAL_STATEMENTS, [], lambda: local_statements(self.runtime))
+            items = [s for answer in answers for s in answer]
         if country is not None:
             items = [s for s in items if s["country"] == country]
         wanted = observed_series(items)
         partials = await self.partials(wanted) if wanted else {}
         return reconcile_all(items, lambda series_code, country: partials[f"{series_code}:{country}"][0])
+
+
+def local_statements(runtime: Runtime) -> list[dict[str, Any]]:
+    """The statements of the statement partitions this worker owns."""
+    return [s for st in runtime.local_states() if st.topic == runtime.topics.statements for s in st.statements.values()]
+

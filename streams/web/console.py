@@ -26,7 +26,7 @@ from faust.web import Request, Response, View
 from events.times import format_utc
 from streams.core.records import SeriesCode
 from streams.engine import metrics
-from streams.engine.runtime import NotReady, Runtime, is_ready
+from streams.engine.runtime import NotReady, Runtime
 from streams.web.cluster import INTERNAL_OVERVIEW, Cluster
 
 CONSOLE_DIR: Final = Path(__file__).resolve().parent / "static"
@@ -63,9 +63,11 @@ def local_overview(app: faust.App, runtime: Runtime) -> dict[str, Any]:
         for series_code, key in state.series:
             (borders if series_code == SeriesCode.BORDER else countries).add(key)
         countries.update(item["country"] for item in state.statements.values())
+    unavailable = runtime.unavailable()
     return {
         "worker": str(app.conf.canonical_url).rstrip("/"),
-        "ready": is_ready(app),
+        "ready": unavailable is None,
+        **({} if unavailable is None else {"error": unavailable}),
         "partitions": sorted(runtime.owned_partitions()),
         "inputs": metrics.STATE.inputs(),
         **metrics.counter_totals(),

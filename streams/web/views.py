@@ -12,6 +12,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from events.ingest_body import BodyError, media_type
 from events.times import parse_rfc3339
+from streams.core.ownership import Incomplete
 from streams.core.queries import (
     BadParameter,
     net_inflow_windows,
@@ -23,7 +24,7 @@ from streams.core.queries import (
 from streams.core.records import SeriesCode
 from streams.core.windows import WindowSpec
 from streams.engine import metrics
-from streams.engine.runtime import NotReady, Runtime, is_ready
+from streams.engine.runtime import NotReady, Runtime
 from streams.settings import Settings
 from streams.web.cluster import (
     INTERNAL_OFFSETS,
@@ -35,19 +36,27 @@ from streams.web.cluster import (
     local_partials,
     local_seen,
     local_snapshots,
+    local_statements,
+    owner_envelope,
 )
 from streams.web.console import install_console
 from streams.web.ingest import Ingest
 
 
 class StateView(View):
-    """A view that reads the state: 503 with the reason while this worker, or a peer it asks, is recovering."""
+    """A view that reads the state: 503 with the reason while this worker, or a peer it asks, is recovering.
+
+    A cluster-wide answer some partitions are missing from is a 503 naming them and why.
+    """
 
     async def dispatch(self, request: Any) -> Any:
         try:
             return await super().dispatch(request)
         except NotReady as exc:
             return _json(self, {"error": str(exc), "status": "recovering"}, 503)
+        except Incomplete as exc:
+            body = {"error": str(exc), "status": "incomplete", "missing_partitions": exc.missing, "workers": exc.reasons}
+            return _json(self, body, 503)
 
 
 def _json(view: View, body: Any, status: int = 200) -> Response:
@@ -70,9 +79,9 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
     @app.page("/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
-            ok = is_ready(app)
-            body = {"status": "ready" if ok else "starting", **runtime.describe()}
-            return _json(self, body, 200 if ok else 503)
+            described = runtime.describe()
+            ok = "reason" not in described
+            return _json(self, {"status": "ready" if ok else "unavailable", **described}, 200 if ok else 503)
 
     @app.page("/metrics")
     class Metrics(View):
@@ -127,22 +136,24 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
         async def get(self, request: Request) -> Response:
             names: list[str] = request.query.getall("series", [])  # type: ignore[attr-defined]  # aiohttp MultiDict
             wanted = [(series_code, key) for series_code, _, key in (name.partition(":") for name in names)]
-            body = local_partials(runtime.local_states(), wanted)
-            return _json(
-                self,
-                {name: [{**p, "buckets": {str(b): c for b, c in p["buckets"].items()}} for p in parts] for name, parts in body.items()},
-            )
+
+            def answer() -> dict[str, Any]:
+                body = local_partials(runtime.local_states(), wanted)
+                return {
+                    name: [{**p, "buckets": {str(b): c for b, c in p["buckets"].items()}} for p in parts] for name, parts in body.items()
+                }
+
+            return _json(self, owner_envelope(runtime, cluster.me, answer))
 
     @app.page(INTERNAL_STATEMENTS)
     class LocalStatements(StateView):
         async def get(self, request: Request) -> Response:
-            own = [st for st in runtime.local_states() if st.topic == runtime.topics.statements]
-            return _json(self, [s for st in own for s in st.statements.values()])
+            return _json(self, owner_envelope(runtime, cluster.me, lambda: local_statements(runtime)))
 
     del Health, Metrics, BorderCounts, CountryCounts, NetInflow, Statements, Partials, LocalStatements
 
 
-def _install_ingest(app: faust.App, runtime: Runtime, ingest: Ingest) -> None:
+def _install_ingest(app: faust.App, runtime: Runtime, cluster: Cluster, ingest: Ingest) -> None:
     @app.page("/events")
     class Events(View):
         async def post(self, request: Request) -> Response:
@@ -172,7 +183,7 @@ def _install_ingest(app: faust.App, runtime: Runtime, ingest: Ingest) -> None:
                 wanted = seen_request(await request.read())
             except BadParameter as exc:
                 return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
-            return _json(self, sorted(local_seen(runtime.local_states(), wanted)))
+            return _json(self, owner_envelope(runtime, cluster.me, lambda: sorted(local_seen(runtime.local_states(), wanted))))
 
     del Events, Seen
 
@@ -185,7 +196,7 @@ def _install_replay_views(app: faust.App, runtime: Runtime, cluster: Cluster) ->
         async def get(self, request: Request) -> Response:
             if request.query.get("all"):
                 return _json(self, await cluster.offsets())
-            return _json(self, runtime.offsets())
+            return _json(self, owner_envelope(runtime, cluster.me, runtime.offsets))
 
     @app.page(INTERNAL_SNAPSHOT)
     class Snapshot(StateView):
@@ -204,6 +215,6 @@ def _install_replay_views(app: faust.App, runtime: Runtime, cluster: Cluster) ->
 def install_routes(app: faust.App, settings: Settings, runtime: Runtime, cluster: Cluster, ingest: Ingest) -> None:
     """Every route of the worker's web server (who may call which: streams/web/access.py)."""
     _install_queries(app, settings, runtime, cluster)
-    _install_ingest(app, runtime, ingest)
+    _install_ingest(app, runtime, cluster, ingest)
     _install_replay_views(app, runtime, cluster)
     install_console(app, runtime, cluster, [spec.name for spec in settings.core().windows])

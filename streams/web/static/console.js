@@ -20,7 +20,7 @@
   };
 
   // What the page shows, kept where a test (or a curious operator) can read it.
-  const view = { charts: {}, statements: [], health: null, refreshes: 0, error: null, period: { start: null, end: null } };
+  const view = { charts: {}, statements: [], health: null, refreshes: 0, error: null, stale: [], period: { start: null, end: null } };
   window.borderflowConsole = view;
   let overview = null;
   let previous = null;
@@ -349,8 +349,12 @@
         await Promise.all([drawCheckpoints(overview.borders, overview.windows), drawCountries(overview.countries, overview.windows), drawStatements()]);
         view.error = null;
         view.refreshes += 1;
-        status.className = "";
-        status.textContent = `Updated ${utc(now / 1000)} UTC · refreshes every ${REFRESH_MS / 1000} s`;
+        // a worker out of touch with Kafka, or recovering: its own figures are not current, so say so
+        view.stale = overview.workers.filter((w) => !w.ready).map((w) => `${w.worker}: ${w.error || "recovering"}`);
+        status.className = view.stale.length ? "stale" : "";
+        status.textContent = view.stale.length
+          ? `Stale or incomplete: ${view.stale.join("; ")} · updated ${utc(now / 1000)} UTC`
+          : `Updated ${utc(now / 1000)} UTC · refreshes every ${REFRESH_MS / 1000} s`;
         document.body.dataset.refreshes = String(view.refreshes);
       } catch (error) {
         view.error = String(error.message || error);

@@ -1,0 +1,61 @@
+"""Each partition once, from its current owner: the fence between a cut-off worker's old answer and its successor's."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.core.ownership import Incomplete, OwnerAnswer, current_owners
+
+
+def answer(worker: str, generation: int, partitions: set[int], unavailable: str | None = None) -> OwnerAnswer[str]:
+    return OwnerAnswer(worker, generation, frozenset(partitions), None if unavailable else worker, unavailable)
+
+
+def test_one_generation_split_across_workers_is_used_whole() -> None:
+    chosen = current_owners([answer("a", 5, {0, 1}), answer("b", 5, {2, 3})], 4)
+    assert [a.body for a in chosen] == ["a", "b"]
+
+
+def test_a_cut_off_worker_s_old_generation_is_not_counted_beside_the_new_owner() -> None:
+    """The double count of the issue: a still claims 0 and 1 in generation 5, b owns everything in 6."""
+    chosen = current_owners([answer("a", 5, {0, 1}), answer("b", 6, {0, 1, 2, 3})], 4)
+    assert [a.body for a in chosen] == ["b"]
+
+
+def test_whichever_order_the_answers_arrive_in() -> None:
+    chosen = current_owners([answer("b", 6, {0, 1, 2, 3}), answer("a", 5, {0, 1})], 4)
+    assert [a.body for a in chosen] == ["b"]
+
+
+def test_a_worker_that_cannot_serve_leaves_its_partitions_missing_and_named() -> None:
+    with pytest.raises(Incomplete) as raised:
+        current_owners([answer("a", 5, {0, 1}, "out of touch with its consumer group"), answer("b", 5, {2, 3})], 4)
+    assert raised.value.missing == [0, 1]
+    assert raised.value.reasons == {"a": "out of touch with its consumer group"}
+    assert "partitions 0, 1" in str(raised.value) and "out of touch" in str(raised.value)
+
+
+def test_an_older_generation_never_fills_a_gap_in_the_newest() -> None:
+    """b took 0-3 in generation 6 but is recovering: a's generation-5 partials are not a stand-in."""
+    with pytest.raises(Incomplete) as raised:
+        current_owners([answer("a", 5, {0, 1}), answer("c", 6, {2, 3}), answer("b", 6, {0, 1}, "recovering its state")], 4)
+    assert raised.value.missing == [0, 1]
+    assert "generation 5" in raised.value.reasons["a"]
+    assert raised.value.reasons["b"] == "recovering its state"
+
+
+def test_a_partition_claimed_twice_in_one_generation_is_refused() -> None:
+    with pytest.raises(Incomplete) as raised:
+        current_owners([answer("a", 7, {0, 1}), answer("b", 7, {1, 2, 3})], 4)
+    assert raised.value.missing == [1]
+
+
+def test_nobody_serving_names_every_partition() -> None:
+    with pytest.raises(Incomplete) as raised:
+        current_owners([answer("a", 3, {0, 1, 2, 3}, "rebalancing")], 4)
+    assert raised.value.missing == [0, 1, 2, 3]
+
+
+def test_a_worker_owning_nothing_is_harmless() -> None:
+    chosen = current_owners([answer("a", 9, set()), answer("b", 9, {0, 1, 2, 3})], 4)
+    assert [a.body for a in chosen] == ["a", "b"]
