@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         timedelta(hours=6), description="how far an event's time may be ahead of when it was sent (its record's timestamp)"
     )
     since: datetime | None = Field(None, description="start of the cumulative window (RFC 3339)")
+    earliest: datetime = Field(
+        datetime(1970, 1, 1, tzinfo=UTC), description="earliest event time accepted (RFC 3339); earlier events are out of range"
+    )
     bucket: timedelta = Field(timedelta(hours=1), description="tumbling window size (base bucket)")
     rolling: timedelta = Field(timedelta(hours=24), description="rolling window size")
     rolling_step: timedelta = Field(timedelta(hours=1), description="rolling window step")
@@ -98,9 +101,9 @@ class Settings(BaseSettings):
             return parse_duration(value)
         return value
 
-    @field_validator("since", mode="before")
+    @field_validator("since", "earliest", mode="before")
     @classmethod
-    def _since(cls, value: object) -> object:
+    def _instant(cls, value: object) -> object:
         if isinstance(value, str):
             if not value.strip():
                 return None
@@ -153,6 +156,7 @@ class Settings(BaseSettings):
             dedup_horizon=int(self.dedup_horizon.total_seconds()),
             max_event_bytes=self.max_event_bytes,
             max_future=int(self.max_future.total_seconds()),
+            earliest=self.earliest.timestamp(),
             partitions=self.partitions,
         )
 

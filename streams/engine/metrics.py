@@ -56,7 +56,7 @@ INGEST_LINES = Counter(
 INGEST_REQUESTS = Counter("borderflow_ingest_requests", "POST /events requests, by HTTP status code", ["code"], registry=REGISTRY)
 #: the label values each counter can take, created at 0 so that every panel shows 0 rather than no data and rate() works at once
 EVENT_OUTCOMES: Final = ("accepted", "duplicate", "late", "invalid")
-DEAD_LETTER_REASONS: Final = ("invalid", "late", "future")
+DEAD_LETTER_REASONS: Final = ("invalid", "late", "future", "out-of-range")
 INGEST_STATUSES: Final = ("accepted", "duplicate", "rejected")
 INGEST_CODES: Final = ("202", "400", "401", "403", "408", "409", "413", "415", "422", "503")
 for _type in EVENT_TYPES:
