@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     body_limit: int = Field(5 * 1024 * 1024, ge=1024, description="largest POST /events body")
     ingest_max_lines: int = Field(10_000, ge=1, le=1_000_000, description="most events (NDJSON lines) in one POST /events body")
     log_level: str = Field("WARNING", description="worker log level")
+    startup_timeout: timedelta = Field(
+        timedelta(seconds=30), description="how long a worker waits at start for Kafka to answer before it exits with an error"
+    )
     rebalance_timeout: timedelta = Field(
         timedelta(seconds=12),
         description="how long a rebalance waits for members to rejoin: see docs/reliability.md",
@@ -93,6 +96,7 @@ class Settings(BaseSettings):
         "dedup_horizon",
         "rebalance_timeout",
         "session_timeout",
+        "startup_timeout",
         mode="before",
     )
     @classmethod
