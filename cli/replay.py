@@ -61,7 +61,7 @@ def replay(
     data_dir = data_dir or settings.data_dir / replay_id
     live_url = (live or f"http://{live_settings.web_host}:{live_settings.web_port}").rstrip("/")
     try:
-        asyncio.run(wait_for_topics(settings, timeout=30))
+        asyncio.run(wait_for_topics(settings))
         first, end = asyncio.run(input_offsets(settings))
     except (TopicMismatch, KafkaUnreachable, ReplayError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -8,7 +8,9 @@ import logging
 import click
 
 from cli.common import kafka_option, settings_from
-from streams.kafka.admin import KafkaUnreachable, TopicMismatch, wait_for_topics
+from streams.kafka.admin import KafkaUnreachable, TopicMismatch, TopicStatus, wait_for_topics
+from streams.settings import Settings
+from streams.web.starting import answering_starting
 
 
 @click.command()
@@ -27,7 +29,7 @@ def worker(
 
     try:
         # before Faust subscribes: a subscription to a missing topic could auto-create it with the wrong partition count
-        asyncio.run(wait_for_topics(settings))
+        asyncio.run(_wait_for_kafka(settings))
     except TopicMismatch as exc:
         raise click.ClickException(str(exc)) from None
     except KafkaUnreachable as exc:
@@ -36,3 +38,9 @@ def worker(
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     click.echo(f"worker {settings.app_id} on {settings.kafka}; HTTP on http://{settings.web_host}:{settings.web_port}", err=True)
     run_worker(settings)
+
+
+async def _wait_for_kafka(settings: Settings) -> list[TopicStatus]:
+    """The topics checked, while /health answers 503; at most BORDERFLOW_STARTUP_TIMEOUT."""
+    async with answering_starting(settings, f"waiting for Kafka at {settings.kafka}"):
+        return await wait_for_topics(settings)

@@ -30,13 +30,13 @@ def parse_rfc3339(text: str) -> datetime:
 
 
 def format_utc(moment: datetime | float) -> str:
-    """Format an instant (datetime or Unix seconds) as RFC 3339 in UTC with ``Z``."""
+    """Format an instant (datetime or Unix seconds) as RFC 3339 in UTC with ``Z``, the year always in four digits."""
     if not isinstance(moment, datetime):
         moment = datetime.fromtimestamp(moment, tz=UTC)
     moment = moment.astimezone(UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # not strftime("%Y"): the C library writes year 1 as "1", which no RFC 3339 reader takes
+    text = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    return f"{text}.{moment.microsecond:06d}Z" if moment.microsecond else f"{text}Z"
 
 
 def parse_duration(text: str | float | timedelta) -> timedelta:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         timedelta(hours=6), description="how far an event's time may be ahead of when it was sent (its record's timestamp)"
     )
     since: datetime | None = Field(None, description="start of the cumulative window (RFC 3339)")
+    earliest: datetime = Field(
+        datetime(1970, 1, 1, tzinfo=UTC), description="earliest event time accepted (RFC 3339); earlier events are out of range"
+    )
     bucket: timedelta = Field(timedelta(hours=1), description="tumbling window size (base bucket)")
     rolling: timedelta = Field(timedelta(hours=24), description="rolling window size")
     rolling_step: timedelta = Field(timedelta(hours=1), description="rolling window step")
@@ -59,6 +62,9 @@ class Settings(BaseSettings):
     body_limit: int = Field(5 * 1024 * 1024, ge=1024, description="largest POST /events body")
     ingest_max_lines: int = Field(10_000, ge=1, le=1_000_000, description="most events (NDJSON lines) in one POST /events body")
     log_level: str = Field("WARNING", description="worker log level")
+    startup_timeout: timedelta = Field(
+        timedelta(seconds=30), description="how long a worker waits at start for Kafka to answer before it exits with an error"
+    )
     rebalance_timeout: timedelta = Field(
         timedelta(seconds=12),
         description="how long a rebalance waits for members to rejoin: see docs/reliability.md",
@@ -92,6 +98,7 @@ class Settings(BaseSettings):
         "dedup_horizon",
         "rebalance_timeout",
         "session_timeout",
+        "startup_timeout",
         mode="before",
     )
     @classmethod
@@ -100,9 +107,9 @@ class Settings(BaseSettings):
             return parse_duration(value)
         return value
 
-    @field_validator("since", mode="before")
+    @field_validator("since", "earliest", mode="before")
     @classmethod
-    def _since(cls, value: object) -> object:
+    def _instant(cls, value: object) -> object:
         if isinstance(value, str):
             if not value.strip():
                 return None
@@ -155,6 +162,7 @@ class Settings(BaseSettings):
             dedup_horizon=int(self.dedup_horizon.total_seconds()),
             max_event_bytes=self.max_event_bytes,
             max_future=int(self.max_future.total_seconds()),
+            earliest=self.earliest.timestamp(),
             partitions=self.partitions,
         )
 

@@ -24,6 +24,8 @@ class CoreConfig:
     max_event_bytes: int = 64 * 1024
     #: how far an event's time may be ahead of its reference time (the record's timestamp, capped by the wall clock)
     max_future: int = 6 * 3600
+    #: the earliest event time accepted (Unix seconds); an earlier event is out of range
+    earliest: float = 0.0
     #: the input topics' partition count, to find each event's home partition; None: every event is home
     partitions: int | None = None
 

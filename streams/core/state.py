@@ -47,7 +47,16 @@ from streams.core.records import (
     series_key,
     statement_key,
 )
-from streams.core.stream_time import TooFarAhead, advanced, closed_through, future_limit, is_late, retention_cutoff, too_far_ahead
+from streams.core.stream_time import (
+    OutOfRange,
+    TooFarAhead,
+    advanced,
+    closed_through,
+    future_limit,
+    is_late,
+    out_of_range,
+    retention_cutoff,
+)
 from streams.core.windows import bucket_start, closing_windows
 
 #: home partitions remembered per partition state (keys are checkpoints and countries: few, unless input is hostile)
@@ -203,7 +212,7 @@ class PartitionState:
         duplicate = forwarded = 0
         partitions, here, homes, forwards = self.config.partitions, self.partition, self._homes, effects.forwards
         now = self.clock()
-        now_ms, future = now * 1000, self.config.max_future
+        now_ms, future, earliest = now * 1000, self.config.max_future, self.config.earliest
         for offset, value, timestamp_ms in messages:
             if offset <= last or value is None or len(value) > max_bytes:
                 odd = (offset, value, timestamp_ms)
@@ -225,8 +234,8 @@ class PartitionState:
                     forwarded += 1
                     last = offset
                     continue
-            if event_time > (timestamp_ms * 0.001 if 0 <= timestamp_ms < now_ms else now) + future:  # stream_time.future_limit, inlined
-                odd = (offset, value, timestamp_ms)  # too far ahead: dead-lettered there, with the reason
+            if event_time > (timestamp_ms * 0.001 if 0 <= timestamp_ms < now_ms else now) + future or event_time < earliest:
+                odd = (offset, value, timestamp_ms)  # outside stream_time.out_of_range's range: dead-lettered there, with the reason
                 break
             if event_id in seen or (uncertain and dedup.is_duplicate(event_id, offset)):
                 duplicate += 1
@@ -291,13 +300,14 @@ class PartitionState:
                 raise InvalidEvent("type", f"a {event.type} does not belong on topic {self.topic}")
             if self.config.partitions is not None:
                 home = self._home_of(home_key(event).decode())
-            if home == self.partition and event.event_time > limit:  # one away is judged at home
-                raise too_far_ahead(
-                    "issued_at" if isinstance(event, Statement) else "occurred_at", event.event_time, limit, self.config.max_future
-                )
+            if home == self.partition:  # one away is judged at home
+                field = "issued_at" if isinstance(event, Statement) else "occurred_at"
+                outside = out_of_range(field, event.event_time, self.config.earliest, limit, self.config.max_future)
+                if outside is not None:
+                    raise outside
         except Exception as exc:  # noqa: BLE001 - input must never stop the stream
             if isinstance(exc, InvalidEvent):
-                reason, detail = ("future" if isinstance(exc, TooFarAhead) else f"invalid:{exc.field}"), exc.reason
+                reason, detail = _dead_letter_reason(exc), exc.reason
             else:
                 reason, detail = "invalid:$", f"unreadable: {exc!r}"
             effects.dead_letters.append(DeadLetter(reason, detail, offset, value))
@@ -448,6 +458,14 @@ class PartitionState:
     def record_count(self) -> int:
         """How many state records this partition holds: series, statements, dedup segments and its progress."""
         return len(self.series) + len(self.statements) + self.dedup.segment_count + 1
+
+
+def _dead_letter_reason(error: InvalidEvent) -> str:
+    if isinstance(error, TooFarAhead):
+        return "future"
+    if isinstance(error, OutOfRange):
+        return "out-of-range"
+    return f"invalid:{error.field}"
 
 
 def merge_partials(partials: Iterable[Mapping[str, Any]]) -> tuple[dict[int, int], int]:

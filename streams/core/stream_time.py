@@ -13,7 +13,10 @@ replay of the same log judges every event as the live worker did:
 * an event more than ``max_future`` ahead of when it was sent is **too far
   ahead** (:func:`future_limit`): it is dead-lettered with reason ``future``
   and does not move stream time, which would otherwise make every later event
-  late.
+  late;
+* an event before the configured earliest time is **out of range**
+  (:func:`out_of_range`): dead-lettered with reason ``out-of-range``, so no
+  window starts before it (nor before year 1, which no answer could spell).
 
 The hot loop of :class:`~streams.core.state.PartitionState` inlines these
 rules; tests/unit/test_fast_path.py keeps it equal to them.
@@ -28,6 +31,10 @@ from streams.core.windows import bucket_start
 
 class TooFarAhead(InvalidEvent):
     """An event time too far ahead of when the event was sent: dead-lettered with reason ``future``."""
+
+
+class OutOfRange(InvalidEvent):
+    """An event time before the earliest accepted: dead-lettered with reason ``out-of-range``."""
 
 
 def advanced(stream_time: float | None, event_time: float) -> float:
@@ -69,3 +76,16 @@ def too_far_ahead(field: str, event_time: float, limit: float, max_future: float
     """The error for an event at ``event_time`` past ``limit`` (:func:`future_limit`), naming its time field."""
     sent = format_utc(limit - max_future)
     return TooFarAhead(field, f"{format_utc(event_time)} is more than {max_future} s ahead of {sent}, when it was sent")
+
+
+def out_of_range(field: str, event_time: float, earliest: float, limit: float, max_future: float) -> InvalidEvent | None:
+    """The error for an event time outside ``[earliest, limit]`` (``limit``: :func:`future_limit`), or None.
+
+    The one verdict on an event's time range; the hot loop sends every event
+    outside the range here (streams/core/state.py).
+    """
+    if event_time > limit:
+        return too_far_ahead(field, event_time, limit, max_future)
+    if event_time < earliest:
+        return OutOfRange(field, f"{format_utc(event_time)} is before {format_utc(earliest)}, the earliest accepted (BORDERFLOW_EARLIEST)")
+    return None

@@ -21,7 +21,7 @@ from streams.engine.seam import BatchChannel, BorderflowApp, DeclaredTableManage
 from streams.kafka.clients import client_options
 from streams.kafka.topics import STATE_TABLE
 from streams.settings import Settings
-from streams.web.access import AccessPolicy, access_middleware, cluster_headers
+from streams.web.access import AccessPolicy, access_middleware, cluster_headers, secure_headers
 from streams.web.cluster import Cluster
 from streams.web.ingest import Ingest
 from streams.web.views import install_routes
@@ -195,6 +195,7 @@ def create_app(settings: Settings) -> faust.App:
     if access.refusal is not None:
         log.error("%s", access.refusal)
     app.web.web_app.middlewares.append(access_middleware(access))  # type: ignore[attr-defined]  # the aiohttp driver's
+    app.web.web_app.on_response_prepare.append(secure_headers)  # type: ignore[attr-defined]  # the aiohttp driver's
 
     def highwater(topic: str, partition: int) -> int | None:
         consumer = app.consumer

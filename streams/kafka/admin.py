@@ -34,17 +34,63 @@ class KafkaUnreachable(RuntimeError):
     pass
 
 
-async def wait_for_topics(settings: Settings, timeout: float = 60.0) -> list[TopicStatus]:
-    """:func:`ensure_topics`, retried while the brokers are not up yet (e.g. starting together)."""
-    deadline = time.monotonic() + timeout
-    while True:
+#: seconds a probe of one bootstrap address waits to connect, then for any answer
+PROBE_TIMEOUT = 3.0
+RETRY_PAUSE = 2.0
+
+
+async def wait_for_topics(settings: Settings, timeout: float | None = None) -> list[TopicStatus]:
+    """:func:`ensure_topics`, retried while the brokers are not up yet (e.g. starting together).
+
+    Gives up after ``timeout`` seconds (``BORDERFLOW_STARTUP_TIMEOUT`` unless
+    given) whatever the brokers do, even one that accepts connections and never
+    answers, with :class:`KafkaUnreachable` naming each address and what it did.
+    """
+    limit = settings.startup_timeout.total_seconds() if timeout is None else timeout
+    deadline = time.monotonic() + limit
+    last: BaseException | None = None
+    while (remaining := deadline - time.monotonic()) > 0:
         try:
-            return await ensure_topics(settings)
+            return await asyncio.wait_for(ensure_topics(settings), timeout=remaining)
+        except TimeoutError as exc:
+            last = exc
         except (KafkaConnectionError, KafkaError, OSError) as exc:
-            if isinstance(exc, TopicAlreadyExistsError) or time.monotonic() > deadline:
-                raise KafkaUnreachable(f"cannot reach Kafka at {settings.kafka} to check the topics: {exc!r}") from exc
-            log.warning("Kafka at %s not reachable yet (%r); retrying", settings.kafka, exc)
-            await asyncio.sleep(2)
+            if isinstance(exc, TopicAlreadyExistsError):
+                raise KafkaUnreachable(f"cannot check the topics at {settings.kafka}: {exc!r}") from exc
+            last = exc
+            log.warning("Kafka at %s not reachable yet (%r); retrying for %.0f s more", settings.kafka, exc, remaining)
+            await asyncio.sleep(min(RETRY_PAUSE, max(0.0, deadline - time.monotonic())))
+    causes = "; ".join([f"{server}: {await probe(server)}" for server in settings.bootstrap_servers])
+    raise KafkaUnreachable(
+        f"Kafka at {settings.kafka} did not answer within {limit:g} s (BORDERFLOW_STARTUP_TIMEOUT): {causes}"
+        + ("" if last is None or isinstance(last, TimeoutError) else f" (last error: {last!r})")
+    )
+
+
+async def probe(server: str, timeout: float = PROBE_TIMEOUT) -> str:
+    """What a bootstrap address does to a TCP client: the cause to name when Kafka there does not answer."""
+    host, _, port = server.rpartition(":")
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), timeout)
+    except TimeoutError:
+        return f"no answer to a TCP connection within {timeout:g} s"
+    except ConnectionRefusedError:
+        return "connection refused (nothing listens there)"
+    except (OSError, ValueError) as exc:
+        return f"cannot connect: {exc}"
+    try:
+        # an ApiVersions request (v0), which any Kafka broker answers
+        request = b"\x00\x12\x00\x00\x00\x00\x00\x01\x00\x0aborderflow"
+        writer.write(len(request).to_bytes(4, "big") + request)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(4), timeout)
+    except TimeoutError:
+        return f"accepts TCP connections but sent no answer to a Kafka request within {timeout:g} s"
+    except OSError as exc:
+        return f"connection lost: {exc}"
+    finally:
+        writer.close()
+    return "answered a Kafka request (it may have been starting)" if answer else "closed the connection without answering a Kafka request"
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int, replication: int = 1) -> None:

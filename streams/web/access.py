@@ -26,6 +26,12 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: the policy of every HTML page: scripts and data from this worker only; no inline script, no frames, no plugins
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
 #: method and path of the contract's routes, which anyone may call
 PUBLIC_ROUTES: Final = (
     ("GET", re.compile(r"/(health|metrics|statements|overview)?")),
@@ -104,3 +110,15 @@ def access_middleware(policy: AccessPolicy) -> Callable[[web.Request, Handler], 
         return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
 
     return guard
+
+
+async def secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response, whichever route, middleware or error made it (aiohttp's ``on_response_prepare``).
+
+    ``nosniff``: a browser takes a JSON, text or metrics answer for what its
+    type says, never for a page or a script, even when an event's text in it
+    looks like markup. An HTML page also gets the content security policy.
+    """
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if response.content_type == "text/html":
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)

@@ -27,6 +27,7 @@ from events.times import format_utc
 from streams.core.records import SeriesCode
 from streams.engine import metrics
 from streams.engine.runtime import NotReady, Runtime
+from streams.web.access import CONTENT_SECURITY_POLICY
 from streams.web.cluster import INTERNAL_OVERVIEW, Cluster
 
 CONSOLE_DIR: Final = Path(__file__).resolve().parent / "static"
@@ -41,10 +42,7 @@ ASSETS: Final = {
 }
 #: scripts and data from this worker only; no inline script, no frames, no plugins
 SECURITY_HEADERS: Final = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",

@@ -162,11 +162,12 @@ def messages() -> st.SearchStrategy[list[bytes | None]]:
     batch=st.integers(1, 12),
     since=st.none() | st.just(float(T0 + 10 * H)),
     partitions=st.sampled_from([None, 2, 3]),  # 2: "a" and "b" are home in partition 0 and "upper-lars" is not; 3: none is
+    earliest=st.sampled_from([0.0, float(T0 + 5 * H)]),  # the second: some valid crossings are out of range
 )
 def test_process_many_is_process_on_each_message(
-    values: list[bytes | None], batch: int, since: float | None, partitions: int | None
+    values: list[bytes | None], batch: int, since: float | None, partitions: int | None, earliest: float
 ) -> None:
-    config = CoreConfig(since=since, grace=2 * H, dedup_horizon=6 * H, retention=30 * H, partitions=partitions)
+    config = CoreConfig(since=since, grace=2 * H, dedup_horizon=6 * H, retention=30 * H, partitions=partitions, earliest=earliest)
     now = float(T0 + 24 * H)
     one_by_one = PartitionState("crossings", 0, "crossing", config, clock=lambda: now)
     batched = PartitionState("crossings", 0, "crossing", config, clock=lambda: now)

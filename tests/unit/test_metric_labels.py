@@ -22,7 +22,7 @@ def test_counters_with_known_labels_are_exported_from_zero() -> None:
         for outcome in ("accepted", "duplicate", "late", "invalid"):
             assert f'borderflow_events_total{{outcome="{outcome}",type="{event_type}"}}' in text, (event_type, outcome)
         assert f'borderflow_forwarded_total{{type="{event_type}"}}' in text
-    for reason in ("invalid", "late", "future"):
+    for reason in ("invalid", "late", "future", "out-of-range"):
         assert f'borderflow_dead_letters_total{{reason="{reason}"}}' in text
     for status in ("accepted", "duplicate", "rejected"):
         assert f'borderflow_ingest_lines_total{{status="{status}"}}' in text

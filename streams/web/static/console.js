@@ -103,6 +103,9 @@
   }
 
   // -- charts ---------------------------------------------------------------------------
+  // Points of a regular grid at most: counts far apart in time are drawn at their own windows only, not every hour between.
+  const MAX_GRID_POINTS = 5000;
+
   // Values on a regular grid of ``step`` seconds over the first line's points: missing windows are 0 (the API leaves empty ones out).
   function onGrid(step, ...lines) {
     if (!lines[0].size) return null;
@@ -112,8 +115,9 @@
       if (x < first) first = x;
       if (x > last) last = x;
     }
-    const grid = [];
-    for (let x = first; x <= last; x += step) grid.push(x);
+    let grid = [];
+    if ((last - first) / step < MAX_GRID_POINTS) for (let x = first; x <= last; x += step) grid.push(x);
+    else grid = Array.from(lines[0].keys()).sort((a, b) => a - b);
     return [grid, ...lines.map((line) => grid.map((x) => line.get(x) || 0))];
   }
 
