@@ -17,7 +17,17 @@ from rich.table import Table
 
 from streams.broker.apache_kafka import KafkaCluster, kafka_version
 from streams.broker.embedded import EmbeddedBroker, free_port
-from streams.tools.bench import Result, bare_consumer, bench_events, core_only, figures_of, prepare, run_baseline, time_workers
+from streams.tools.bench import (
+    INPUT_SHAPES,
+    Result,
+    bare_consumer,
+    bench_events,
+    core_only,
+    figures_of,
+    prepare,
+    run_baseline,
+    time_workers,
+)
 
 
 @click.command()
@@ -60,11 +70,25 @@ from streams.tools.bench import Result, bare_consumer, bench_events, core_only, 
     help="Also time this many workers sharing the partitions (contestant d), when more than 1.",
 )
 @click.option(
+    "--input-shape",
+    type=click.Choice(list(INPUT_SHAPES)),
+    default="borderflow",
+    show_default=True,
+    help="How the events are published. "
+    + "; ".join(f"{shape.name}: {shape.description}" for shape in INPUT_SHAPES.values())
+    + ". --cells applies only to a shape without its own checkpoints.",
+)
+@click.option(
     "--compression",
     type=click.Choice(["none", "gzip", "lz4", "zstd", "snappy"]),
-    default="zstd",
-    show_default=True,
-    help="How the events are published (borderflow's own producers use zstd: BORDERFLOW_COMPRESSION).",
+    default=None,
+    help="Override the input shape's compression (borderflow's own producers use zstd: BORDERFLOW_COMPRESSION).",
+)
+@click.option(
+    "--fetch-max-wait-ms",
+    type=click.IntRange(0, 30_000),
+    default=None,
+    help="BORDERFLOW_FETCH_MAX_WAIT_MS for the workers (default: theirs).",
 )
 @click.option("--timeout", default=1800.0, show_default=True, help="Seconds each contestant may take.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
@@ -77,7 +101,9 @@ def bench(
     misrouted: int,
     baseline_events: int,
     workers: int,
-    compression: str,
+    input_shape: str,
+    compression: str | None,
+    fetch_max_wait_ms: int | None,
     timeout: float,
     as_json: bool,
 ) -> None:
@@ -86,6 +112,10 @@ def bench(
 
     Peak RSS is the largest worker's."""
     console = Console(stderr=True)
+    shape = INPUT_SHAPES[input_shape]
+    if compression is None:
+        compression = shape.compression or "none"
+    worker_settings = {} if fetch_max_wait_ms is None else {"BORDERFLOW_FETCH_MAX_WAIT_MS": str(fetch_max_wait_ms)}
     embedded: EmbeddedBroker | None = None
     cluster: KafkaCluster | None = None
     broker_dir = None
@@ -105,12 +135,12 @@ def bench(
     try:
         prefix = f"bench-{uuid.uuid4().hex[:8]}."
         topic = prefix + "crossings"
-        events = bench_events(n_events, cells, misrouted=misrouted / 100, partitions=partitions)
+        events = bench_events(n_events, cells, misrouted=misrouted / 100, partitions=partitions, checkpoints=shape.checkpoints)
         away = sum(1 for _, _, partition in events if partition is not None)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"publishing {n_events:,} events", total=n_events)
             codec = None if compression == "none" else compression
-            asyncio.run(prepare(kafka, topic, partitions, events, lambda done: progress.update(task, completed=done), codec))
+            asyncio.run(prepare(kafka, topic, partitions, events, lambda done: progress.update(task, completed=done), codec, shape))
 
         def settle() -> None:
             # on the embedded broker each contestant starts on a quiet broker, not during the
@@ -133,11 +163,12 @@ def bench(
                 results.append(run_baseline(kafka, topic, min(baseline_events, n_events), partitions, timeout))
         settle()
         with console.status("(c) borderflow worker"):
-            results.append(time_workers(kafka, prefix, n_events, [free_port()], partitions, timeout, away))
+            results.append(time_workers(kafka, prefix, n_events, [free_port()], partitions, timeout, away, worker_settings))
         if workers > 1:
             settle()
             with console.status(f"(d) {workers} borderflow workers"):
-                results.append(time_workers(kafka, prefix, n_events, [free_port() for _ in range(workers)], partitions, timeout, away))
+                ports = [free_port() for _ in range(workers)]
+                results.append(time_workers(kafka, prefix, n_events, ports, partitions, timeout, away, worker_settings))
         results.append(ceiling)
     finally:
         if embedded is not None:
@@ -151,14 +182,20 @@ def bench(
         "cells": cells,
         "partitions": partitions,
         "misrouted_percent": misrouted,
+        "input_shape": input_shape,
+        "checkpoints": None if shape.checkpoints is None else len(shape.checkpoints),
         "compression": compression,
+        "fetch_max_wait_ms": fetch_max_wait_ms,
         "broker": described,
     }
     if as_json:
         click.echo(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
         return
+    spread = f"~{cells:,} cells" if shape.checkpoints is None else f"{len(shape.checkpoints)} checkpoints"
+    waits = "" if fetch_max_wait_ms is None else f", fetch wait {fetch_max_wait_ms} ms"
     table = Table(
-        title=f"{n_events:,} events, ~{cells:,} cells, {partitions} partitions, {misrouted} % misrouted, {compression}, on {described}"
+        title=f"{n_events:,} events, {input_shape} input ({spread}, {compression}), {partitions} partitions, "
+        f"{misrouted} % misrouted{waits}, on {described}"
     )
     columns = (
         "contestant",

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     standby_replicas: int = Field(0, ge=0, description="standby table replicas")
     batch_size: int = Field(5000, ge=1, description="events per processing batch")
     batch_within: float = Field(0.2, gt=0, description="seconds to wait to fill a batch")
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=0,
+        le=30_000,
+        description="how long the broker may hold the worker's fetch while the partitions in it have no new records",
+    )
     fast_path: bool = Field(True, description="input in whole batches past Faust's per-event streams (streams/engine/fastpath.py)")
     forward: bool = Field(
         True, description="send events that arrive outside their home partition to it (off in a verifying replay: the live workers do)"

@@ -100,6 +100,7 @@ def create_app(settings: Settings) -> faust.App:
         loghandlers=[],
         TableManager=DeclaredTableManager,
     )
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms  # before the worker starts its consumer
     state = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions, options=ROCKSDB_OPTIONS)
     membership = GroupMembership(app, settings.session_timeout.total_seconds())
     runtime = Runtime(app, config, settings.topics, state, lambda: is_ready(app), membership=membership, forward=settings.forward)

@@ -94,6 +94,13 @@ PRIVATE: Final[tuple[tuple[str, str, str, str, str], ...]] = (
         "seek aiokafka's consumer in its own thread (rewind, re-read)",
         "tests/unit/test_gap_guard.py, tests/e2e/test_durability.py",
     ),
+    (
+        "faust.transport.drivers.aiokafka",
+        "AIOKafkaConsumerThread",
+        "_create_worker_consumer",
+        "the fetch long-poll of BORDERFLOW_FETCH_MAX_WAIT_MS instead of Faust's fixed 1.5 s",
+        "tests/integration/test_fetch_wait.py, tests/e2e/test_freshness.py",
+    ),
     # the idempotent producer, and the producer the direct output writes through
     (
         "faust.transport.drivers.aiokafka",
@@ -168,6 +175,7 @@ INSTANCE_ATTRIBUTES: Final[tuple[tuple[str, str, str], ...]] = (
     ("faust.transport.consumer", "Consumer", "_buffered_partitions"),
     ("faust.transport.consumer", "ThreadDelegateConsumer", "_thread"),
     ("mode.services", "Service", "_stopped"),
+    ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_fetch_max_wait_ms"),
 )
 
 
@@ -254,6 +262,25 @@ class BatchChannel(faust.Channel):
         return self._queue
 
 
+class ShortPollConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose aiokafka consumer has its fetches held at most the app's ``fetch_max_wait_ms``.
+
+    Faust builds the worker's consumer with ``fetch_max_wait_ms=1500`` and no
+    setting. aiokafka keeps one fetch per broker in flight and leaves out of
+    it the partitions whose fetched records are still waiting to be read, so
+    a fetch often asks only for partitions with nothing new; the broker holds
+    it for the whole wait while the busy partitions' next records wait behind
+    it (docs/benchmarks.md).
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        wait_ms: int | None = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait_ms is not None:
+            consumer._fetch_max_wait_ms = wait_ms  # read by start(), which makes the fetcher
+        return consumer
+
+
 class BatchingConsumer(aiokafka_driver.Consumer):
     """Faust's aiokafka consumer, delivering input topics in whole batches and committing what was processed."""
 
@@ -265,7 +292,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         self._reread_epochs: dict[TP, int] = {}
 
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
-        thread = super()._new_consumer_thread()
+        thread = ShortPollConsumerThread(self, loop=self.loop, beacon=self.beacon)  # as Faust's, but its own class
         thread.shutdown_timeout = self.THREAD_SHUTDOWN_SECONDS  # mode's default, 60 s, is all a SIGTERM waits when Kafka is down
         return thread
 
@@ -451,6 +478,8 @@ class BorderflowApp(faust.App):
     """A Faust app whose consumer delivers :attr:`batch_inputs` topics in whole batches."""
 
     batch_inputs: BatchInputs | None = None
+    #: how long the broker may hold the worker's fetch (set by create_app; None keeps Faust's 1.5 s)
+    fetch_max_wait_ms: int | None = None
     #: the exactness protocol the consumer commits through (set by create_app)
     checkpoint: Checkpoint | None = None
 
@@ -516,6 +545,7 @@ __all__ = [
     "BorderflowApp",
     "DeclaredTableManager",
     "IdempotentProducer",
+    "ShortPollConsumerThread",
     "consumer_record",
     "current_event",
     "read_bare",

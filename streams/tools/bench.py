@@ -23,9 +23,10 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Final
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -64,9 +65,64 @@ class Result:
 #: (key, value, partition or None for the default partitioner's) of a bench message
 BenchMessage = tuple[bytes, bytes, int | None]
 
+#: twelve checkpoints of the 2022 exodus; murmur2 puts 2, 4, none and 6 of them on four partitions
+UPSTREAM_CHECKPOINTS = (
+    "upper-lars",
+    "zhaisan",
+    "karaozek",
+    "syrym",
+    "kairak",
+    "vaalimaa",
+    "nuijamaa",
+    "altanbulag",
+    "torfyanovka",
+    "svetogorsk",
+    "salla",
+    "imatra",
+)
 
-def bench_events(n: int, cells: int, seed: int = 1, misrouted: float = 0.0, partitions: int = 4) -> list[BenchMessage]:
-    """``n`` crossings spread over about ``cells`` (checkpoint, hour) window cells.
+
+@dataclass(frozen=True, slots=True)
+class InputShape:
+    """How the bench's crossings reach the topic: the producer's batching and compression, and the checkpoints they are keyed by."""
+
+    name: str
+    compression: str | None
+    max_batch_size: int
+    linger_ms: int
+    #: the checkpoints, or None for about ``cells / hours`` of them
+    checkpoints: tuple[str, ...] | None
+    description: str
+
+
+INPUT_SHAPES: Final = {
+    shape.name: shape
+    for shape in (
+        InputShape(
+            "borderflow",
+            "zstd",
+            512 * 1024,
+            20,
+            None,
+            "as borderflow's own producers send: zstd, 512 KB batches, linger 20 ms, every partition busy",
+        ),
+        InputShape(
+            "default-producer",
+            None,
+            16 * 1024,
+            0,
+            UPSTREAM_CHECKPOINTS,
+            "as an upstream producer with aiokafka's defaults sends: no compression, 16 KB batches, linger 0 ms,"
+            " keyed by 12 checkpoints (one of 4 partitions empty, the others uneven)",
+        ),
+    )
+}
+
+
+def bench_events(
+    n: int, cells: int, seed: int = 1, misrouted: float = 0.0, partitions: int = 4, checkpoints: Sequence[str] | None = None
+) -> list[BenchMessage]:
+    """``n`` crossings spread over about ``cells`` (checkpoint, hour) window cells, or over ``checkpoints`` and 240 hours.
 
     A ``misrouted`` fraction of them is sent to a partition other than their
     home (as a producer with another partitioner would): each costs the
@@ -74,11 +130,11 @@ def bench_events(n: int, cells: int, seed: int = 1, misrouted: float = 0.0, part
     """
     rng = random.Random(seed)  # noqa: S311 - reproducible load, not security
     away_every = 0 if misrouted <= 0 else round(1 / misrouted)
-    hours = max(1, min(240, cells // 100))
-    borders = max(1, cells // hours)
+    hours = 240 if checkpoints else max(1, min(240, cells // 100))
+    names = list(checkpoints) if checkpoints else [f"cp-{i:05d}" for i in range(max(1, cells // hours))]
     out = []
     for i in range(n):
-        border = f"cp-{rng.randrange(borders):05d}"
+        border = names[rng.randrange(len(names))]
         t = T0 + (i * hours * 3600) // n + rng.randrange(-600, 1)
         value = orjson.dumps(
             {
@@ -106,14 +162,16 @@ async def prepare(
     events: list[BenchMessage],
     progress: Callable[[int], None],
     compression: str | None = "zstd",
+    shape: InputShape = INPUT_SHAPES["borderflow"],
 ) -> None:
+    """Publish ``events`` with the batching of ``shape`` and ``compression`` (acknowledged by all replicas, written once)."""
     await create_topic(bootstrap, topic, partitions)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,
-        linger_ms=20,
-        max_batch_size=512 * 1024,
+        linger_ms=shape.linger_ms,
+        max_batch_size=shape.max_batch_size,
         compression_type=compression,
     )
     await producer.start()
@@ -200,12 +258,20 @@ def _messages_applied(url: str) -> int:
 
 
 def time_workers(
-    bootstrap: str, prefix: str, expected: int, ports: list[int], partitions: int, timeout: float, forwarded: int = 0
+    bootstrap: str,
+    prefix: str,
+    expected: int,
+    ports: list[int],
+    partitions: int,
+    timeout: float,
+    forwarded: int = 0,
+    settings: Mapping[str, str] | None = None,
 ) -> Result:
     """Real ``borderflow worker`` processes (one per port, one app), timed from their start to the last event processed.
 
     ``forwarded``: how many of the ``expected`` events are away from home, so
     read a second time once forwarded (the end is ``expected + forwarded`` messages).
+    ``settings``: more ``BORDERFLOW_*`` variables for the workers.
     """
     messages = expected + forwarded
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
@@ -221,6 +287,7 @@ def time_workers(
                     "BORDERFLOW_WEB_PORT": str(port),
                     "BORDERFLOW_DATA_DIR": str(data_dir),
                     "BORDERFLOW_PARTITIONS": str(partitions),
+                    **(settings or {}),
                 }
             ),
             port=port,

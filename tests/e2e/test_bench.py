@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
 
+from events.partitioning import partition_for_key
 from streams.broker.apache_kafka import kafka_version
+from streams.tools.bench import INPUT_SHAPES, bench_events
 
 pytestmark = pytest.mark.e2e
 
@@ -71,3 +74,52 @@ def test_bench_on_a_small_topic_reports_every_contestant() -> None:
     assert figures["compression"] == "zstd"
     given = os.environ.get("BORDERFLOW_KAFKA")
     assert figures["broker"] == (f"the cluster at {given}" if given else f"Apache Kafka {kafka_version()}, one KRaft node")
+
+
+def test_bench_with_default_producer_input_reports_its_shape(kafka: str) -> None:
+    """Input as an upstream producer with aiokafka's defaults sends it: uncompressed, 12 checkpoints, one of 4 partitions empty."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFLOW_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "bench",
+            "--kafka",
+            kafka,
+            "--input-shape",
+            "default-producer",
+            "--fetch-max-wait-ms",
+            "200",
+            "--events",
+            "2000",
+            "--baseline-events",
+            "0",
+            "--timeout",
+            "120",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    figures = orjson.loads(done.stdout)
+    assert (figures["input_shape"], figures["checkpoints"], figures["compression"]) == ("default-producer", 12, "none")
+    assert figures["fetch_max_wait_ms"] == 200
+    names = [r["name"] for r in figures["results"]]
+    assert names == ["bare aiokafka consumer", "borderflow worker", "pure core in process, no Kafka"]
+    for row in figures["results"]:
+        assert row["events"] == 2000 and row["events_per_s"] > 0
+
+
+def test_default_producer_events_leave_one_partition_empty_and_the_others_uneven() -> None:
+    shape = INPUT_SHAPES["default-producer"]
+    assert shape.checkpoints is not None
+    events = bench_events(12_000, cells=1, checkpoints=shape.checkpoints)
+    per_partition = Counter(partition_for_key(key, 4) for key, _, _ in events)
+    assert len({key for key, _, _ in events}) == 12
+    assert sorted(per_partition) == [0, 1, 3]  # partition 2 gets nothing
+    assert max(per_partition.values()) > 2 * min(per_partition.values())
