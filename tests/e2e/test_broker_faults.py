@@ -68,7 +68,8 @@ def applied(workers: list[Any]) -> int:
     for worker in workers:
         try:
             with urllib.request.urlopen(worker.url + "/internal/offsets", timeout=5) as response:  # noqa: S310 - loopback
-                total += sum(offset + 1 for offset in orjson.loads(response.read()).values())
+                offsets = orjson.loads(response.read()).get("answer") or {}  # none while it cannot serve its partitions
+                total += sum(offset + 1 for offset in offsets.values())
         except (OSError, urllib.error.HTTPError, orjson.JSONDecodeError):
             pass  # recovering or rebalancing: counted on a later poll
     return total
