@@ -85,7 +85,9 @@ def create_app(settings: Settings) -> faust.App:
         # batches, not single messages, through the consumer and the producer
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         broker_max_poll_records=settings.batch_size * 4,  # a fetch from each of several partitions
-        consumer_max_fetch_size=4 * 1024 * 1024,  # per partition and fetch: fewer round trips for the consumer thread
+        # per partition and fetch: fewer round trips for the consumer thread; uncompressed upstream input
+        # needs the room: 4 MiB held too few crossings to keep the worker busy (docs/benchmarks.md)
+        consumer_max_fetch_size=16 * 1024 * 1024,
         producer_linger_ms=5,
         producer_max_batch_size=1024 * 1024,
         producer_acks=-1,
