@@ -4,28 +4,38 @@ Counters are updated as batches are processed. Gauges for borders and
 countries are computed at scrape time from the partitions this worker owns,
 so a revoked partition's series disappear with it and ``sum()`` across workers
 stays right after any rebalance.
+
+``/metrics`` is served by :class:`Exposition`: the event loop only captures
+what the text is made of, and one thread writes the text, so a scrape never
+holds up the stream or the other routes however many series there are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import asyncio
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
-from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from events.model import EVENT_TYPES
 from streams.core.effects import Effects
-from streams.core.records import SeriesCode
+from streams.core.records import Series, SeriesCode
 from streams.core.state import PartitionState
-from streams.core.windows import bucket_start, window_count
+from streams.core.windows import bucket_start
 
 if TYPE_CHECKING:
     from events.ingest_body import LineResult
     from streams.core.queries import StatementView
 
+#: every metric but the state's gauges (:data:`STATE`), which :func:`capture` adds
 REGISTRY = CollectorRegistry(auto_describe=True)
 for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):  # process_*, python_* (resident memory, CPU, GC)
     REGISTRY.register(_collector)
@@ -107,6 +117,29 @@ def observe_ingest(results: Iterable[LineResult]) -> None:
         INGEST_LINES.labels(status=line.status).inc()
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionCapture:
+    """One owned partition as the gauges read it, taken on the event loop."""
+
+    topic: str
+    partition: int
+    offset: int
+    stream_time: float | None
+    highwater: int | None
+    #: the partition's series when captured; their buckets are read later (see :meth:`StateCollector.families`)
+    series: tuple[tuple[tuple[str, str], Series], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StateCapture:
+    """What the state's gauges are computed from: taken on the event loop, read in any thread."""
+
+    partitions: tuple[PartitionCapture, ...]
+    statements: tuple[StatementView, ...]
+    table_sizes: Mapping[str, int]
+    ready: bool
+
+
 class StateCollector(Collector):
     """Event-time gauges from the owned partitions' state, computed per scrape."""
 
@@ -161,7 +194,32 @@ class StateCollector(Collector):
     def ready(self) -> bool:
         return self._ready()
 
+    def capture(self) -> StateCapture:
+        """On the event loop: the owned partitions' progress and series, copied by reference (cheap: no bucket is read)."""
+        partitions = tuple(
+            PartitionCapture(
+                state.topic,
+                state.partition,
+                state.progress.offset,
+                state.progress.stream_time,
+                self._highwater(state.topic, state.partition),
+                tuple(state.series.items()),
+            )
+            for state in self._states()
+        )
+        return StateCapture(partitions, tuple(self._statements()), dict(self._table_sizes()), self._ready())
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        return self.families(self.capture())
+
+    def families(self, captured: StateCapture) -> Iterator[GaugeMetricFamily]:
+        """The gauges of a capture; safe in a thread while the event loop goes on counting.
+
+        A bucket is read with one ``dict.get`` per bucket of a window, never by
+        iterating the live dict the loop adds to, so nothing here can see a
+        dict change size. A batch applied meanwhile may show in these buckets
+        already: the next scrape has all of it.
+        """
         crossings = GaugeMetricFamily(
             "borderflow_crossings", "People crossing a checkpoint in the current event-time window", labels=["border", "window"]
         )
@@ -181,21 +239,24 @@ class StateCollector(Collector):
             labels=["topic", "partition"],
         )
         sums: dict[tuple[str, str, str], int] = {}
-        for state in self._states():
-            highwater = self._highwater(state.topic, state.partition)
-            if highwater is not None:
-                lag.add_metric([state.topic, str(state.partition)], max(0, highwater - state.progress.offset - 1))
-            st = state.progress.stream_time
+        bucket_seconds = self._bucket_seconds
+        for part in captured.partitions:
+            if part.highwater is not None:
+                lag.add_metric([part.topic, str(part.partition)], max(0, part.highwater - part.offset - 1))
+            st = part.stream_time
             if st is None:
                 continue
-            stream_time.add_metric([state.topic, str(state.partition)], st)
-            current = bucket_start(st, self._bucket_seconds)
-            end = current + self._bucket_seconds
+            stream_time.add_metric([part.topic, str(part.partition)], st)
+            current = bucket_start(st, bucket_seconds)
+            end = current + bucket_seconds
             bucket_window, rolling_window = self._window_names
-            spans = {bucket_window: (current, end), rolling_window: (end - self._rolling, end)}
-            for (series_code, key), series in state.series.items():
-                for window, (start, end) in spans.items():
-                    count = window_count(series.buckets, start, end)
+            spans = {bucket_window: range(current, end, bucket_seconds), rolling_window: range(end - self._rolling, end, bucket_seconds)}
+            for n, ((series_code, key), series) in enumerate(part.series, 1):
+                if n % RENDER_CHUNK == 0:
+                    time.sleep(0)  # let the event loop have the GIL (see render)
+                get = series.buckets.get
+                for window, starts in spans.items():
+                    count = sum(get(start, 0) for start in starts)
                     sums[(series_code, key, window)] = sums.get((series_code, key, window), 0) + count
         countries: set[tuple[str, str]] = set()
         for (series_code, key, window), total in sorted(sums.items()):
@@ -213,7 +274,7 @@ class StateCollector(Collector):
             )
         yield from (crossings, entries, departures, net, stream_time, lag)
         ready = GaugeMetricFamily("borderflow_ready", "1 once the worker has recovered its state and serves, else 0")
-        ready.add_metric([], 1.0 if self._ready() else 0.0)
+        ready.add_metric([], 1.0 if captured.ready else 0.0)
         yield ready
 
         value = GaugeMetricFamily("borderflow_statement_value", "Figure published in a statement", labels=["country", "metric", "source"])
@@ -221,7 +282,7 @@ class StateCollector(Collector):
             "borderflow_statement_observed", "Figure observed over the statement's period", labels=["country", "metric", "source"]
         )
         ratio = GaugeMetricFamily("borderflow_statement_ratio", "Statement value / observed", labels=["country", "metric", "source"])
-        for item in self._statements():
+        for item in captured.statements:
             labels = [item.country, item.metric, item.source]
             value.add_metric(labels, item.value)
             if item.observed is not None:
@@ -231,13 +292,109 @@ class StateCollector(Collector):
         yield from (value, observed, ratio)
 
         keys = GaugeMetricFamily("borderflow_state_keys", "Records held for the partitions this worker owns, per table", labels=["table"])
-        for table, size in sorted(self._table_sizes().items()):
+        for table, size in sorted(captured.table_sizes.items()):
             keys.add_metric([table], size)
         yield keys
 
 
 STATE = StateCollector()
-REGISTRY.register(STATE)
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """Everything one exposition holds, taken at one moment on the event loop.
+
+    The counters and the state are read in the same step of the loop, so a
+    scrape never shows a batch in the counters but not in the gauges.
+    """
+
+    families: tuple[Metric, ...]
+    state: StateCapture
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+        yield from STATE.families(self.state)
+
+
+def capture() -> Capture:
+    """On the event loop: the counters' values (few) and the state's series by reference."""
+    return Capture(tuple(REGISTRY.collect()), STATE.capture())
+
+
+#: samples written between two pauses of the exposition thread
+RENDER_CHUNK: Final = 2000
+
+
+class _Families(Collector):
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def render(captured: Capture) -> bytes:
+    """The text exposition of a capture; the costly part of a scrape, for a thread.
+
+    A thread that holds the GIL gives it up only when another asks for it, after
+    the switch interval, and the event loop asks again after every system call:
+    so the text is written a chunk of samples at a time, the GIL released in
+    between, and a request to the loop waits for no more than a chunk.
+    """
+    parts = []
+    for family in captured.collect():
+        if family.type != "gauge" or len(family.samples) <= RENDER_CHUNK:
+            parts.append(generate_latest(_Families([family])))
+        else:  # a gauge's samples are plain lines after its HELP and TYPE
+            for first in range(0, len(family.samples), RENDER_CHUNK):
+                piece = Metric(family.name, family.documentation, family.type, family.unit)
+                piece.samples = family.samples[first : first + RENDER_CHUNK]
+                text = generate_latest(_Families([piece]))
+                parts.append(text if first == 0 else text.split(b"\n", 2)[2])
+                time.sleep(0)
+        time.sleep(0)
+    return b"".join(parts)
+
+
+class Exposition:
+    """The ``/metrics`` text, written off the event loop at a bounded cost.
+
+    One thread writes it. Scrapes that arrive while it does wait for that same
+    text, and a text is served again for twice as long as it took to write
+    (at most ``max_reuse`` seconds): the thread is busy at most a third of the
+    time whatever the number of scrapers, and a small registry, written in
+    milliseconds, is as fresh as one written per scrape.
+    """
+
+    def __init__(self, max_reuse: float = 1.0) -> None:
+        self.max_reuse = max_reuse
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: asyncio.Future[tuple[bytes, float]] | None = None
+        self._text = b""
+        self._fresh_until = -math.inf
+
+    async def latest(self) -> bytes:
+        if time.monotonic() < self._fresh_until:
+            return self._text
+        if self._pending is None:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-exposition")
+            self._pending = asyncio.get_running_loop().run_in_executor(self._executor, _timed_render, capture())
+            self._pending.add_done_callback(self._finished)
+        text, _ = await asyncio.shield(self._pending)
+        return text
+
+    def _finished(self, pending: asyncio.Future[tuple[bytes, float]]) -> None:
+        self._pending = None
+        if not pending.cancelled() and pending.exception() is None:
+            self._text, took = pending.result()
+            self._fresh_until = time.monotonic() + min(self.max_reuse, 2 * took)
+
+
+def _timed_render(captured: Capture) -> tuple[bytes, float]:
+    started = time.monotonic()
+    text = render(captured)
+    return text, time.monotonic() - started
 
 
 def counter_totals() -> dict[str, dict[str, Any]]:

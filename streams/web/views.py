@@ -7,7 +7,6 @@ from typing import Any
 import faust
 import orjson
 from faust.web import Request, Response, View
-from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from events.ingest_body import BodyError, media_type
@@ -83,10 +82,12 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
             ok = "reason" not in described
             return _json(self, {"status": "ready" if ok else "unavailable", **described}, 200 if ok else 503)
 
+    exposition = metrics.Exposition()
+
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+            return self.bytes(await exposition.latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     def window_query(request: Request) -> tuple[WindowSpec, float | None, float | None]:
         """``window``, ``start`` and ``end`` of a counts or net-inflow query; :class:`BadParameter` naming the bad one."""
