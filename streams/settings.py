@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     cluster_token: str | None = Field(
         None, description="bearer token of the routes workers use among themselves (default: the ingest token)", repr=False
     )
+    client_rate: float = Field(50.0, gt=0, description="requests a second one anonymous client may make (429 beyond)")
+    client_burst: int = Field(200, ge=1, description="requests one anonymous client may make at once after a quiet spell")
+    client_concurrency: int = Field(16, ge=1, description="requests one anonymous client may have in progress")
+    clients_concurrency: int = Field(64, ge=1, description="requests all anonymous clients together may have in progress")
     grace: timedelta = Field(timedelta(hours=6), description="grace period before events are late")
     max_future: timedelta = Field(
         timedelta(hours=6), description="how far an event's time may be ahead of when it was sent (its record's timestamp)"

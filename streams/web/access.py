@@ -23,6 +23,7 @@ import orjson
 from aiohttp import web
 
 from streams.settings import Settings
+from streams.web.limits import ClientLimits, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ def is_public(method: str, path: str) -> bool:
 class AccessPolicy:
     def __init__(self, settings: Settings) -> None:
         self.secret = cluster_secret(settings)
+        #: what one caller without the cluster secret may take of the public routes
+        self.limits = ClientLimits(settings.client_rate, settings.client_burst, settings.client_concurrency, settings.clients_concurrency)
         self.refusal: str | None = None
         if self.secret is None and not is_loopback(settings.web_host):
             self.refusal = (
@@ -102,12 +105,24 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def access_middleware(policy: AccessPolicy) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        refused = policy.check(request.method, request.path, request.headers.get("Authorization"))
-        if refused is None:
+        authorization = request.headers.get("Authorization")
+        refused = policy.check(request.method, request.path, authorization)
+        if refused is not None:
+            status, body = refused
+            headers = {"WWW-Authenticate": 'Bearer realm="borderflow-cluster"'} if status == 401 else {}
+            return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
+        if request.path == "/health" or (policy.secret is not None and bearer_matches(authorization, policy.secret)):
+            return await handler(request)  # probes, other workers and borderflow's own tools
+        client = request.remote or "unknown"
+        wait = policy.limits.admit(client)
+        if wait is not None:
+            body = {"error": f"too many requests from {client}: retry after the seconds in Retry-After", "status": "limited"}
+            headers = {"Retry-After": retry_after(wait)}
+            return web.Response(body=orjson.dumps(body), status=429, content_type="application/json", headers=headers)
+        try:
             return await handler(request)
-        status, body = refused
-        headers = {"WWW-Authenticate": 'Bearer realm="borderflow-cluster"'} if status == 401 else {}
-        return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
+        finally:
+            policy.limits.done(client)
 
     return guard
 

@@ -60,13 +60,44 @@
     return Number(value).toLocaleString("en-GB", { maximumFractionDigits: digits, minimumFractionDigits: digits });
   }
 
-  async function getJSON(path) {
-    const response = await fetch(path, { cache: "no-store", headers: { Accept: "application/json" } });
+  // At most IN_FLIGHT requests at once: the worker limits what one client may have in progress
+  // (BORDERFLOW_CLIENT_CONCURRENCY), and a page of many checkpoints must not trip it.
+  const IN_FLIGHT = 4;
+  let inFlight = 0;
+  const waiting = [];
+
+  async function slot() {
+    if (inFlight < IN_FLIGHT) {
+      inFlight += 1;
+      return;
+    }
+    await new Promise((resolve) => waiting.push(resolve));
+  }
+
+  function release() {
+    const next = waiting.shift();
+    if (next) next();
+    else inFlight -= 1;
+  }
+
+  async function getJSON(path, attempt = 0) {
+    await slot();
+    let response;
     let body = null;
     try {
-      body = await response.json();
-    } catch (_) {
-      body = null;
+      response = await fetch(path, { cache: "no-store", headers: { Accept: "application/json" } });
+      try {
+        body = await response.json();
+      } catch (_) {
+        body = null;
+      }
+    } finally {
+      release();
+    }
+    if (response.status === 429 && attempt < 3) {
+      const seconds = Math.min(10, Number(response.headers.get("Retry-After")) || 1);
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      return getJSON(path, attempt + 1);
     }
     if (!response.ok) {
       const reason = body && body.error ? body.error : response.statusText;

@@ -1,0 +1,60 @@
+"""One anonymous client cannot take a worker: 429 with Retry-After past its rate or its requests at once; probes and peers pass."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.factories import create_topics
+
+pytestmark = pytest.mark.integration
+SECRET = "cluster-secret-for-limit-tests"
+
+
+def get(url: str, token: str | None = None) -> tuple[int, dict[str, str], Any]:
+    request = urllib.request.Request(url)  # noqa: S310 - a loopback worker
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a loopback worker
+            return response.status, dict(response.headers), orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), orjson.loads(error.read())
+
+
+def test_a_flood_from_one_client_gets_429_with_retry_after_and_nobody_else_does(deployment: dict[str, str], spawn_worker: Any) -> None:
+    deployment |= {
+        "BORDERFLOW_CLUSTER_TOKEN": SECRET,
+        "BORDERFLOW_CLIENT_RATE": "5",
+        "BORDERFLOW_CLIENT_BURST": "10",
+        "BORDERFLOW_CLIENT_CONCURRENCY": "4",
+    }
+    create_topics(deployment)
+    worker = spawn_worker("w1")
+    worker.wait_ready()
+    query = worker.url + "/counts/borders/upper-lars?window=1h"
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda _: get(query), range(120)))
+    statuses = [status for status, _, _ in answers]
+    assert set(statuses) <= {200, 429}, statuses
+    assert 0 < statuses.count(200) <= 10 + 5 * 5, statuses.count(200)  # the burst, and the rate over a few seconds at most
+    limited = [(headers, body) for status, headers, body in answers if status == 429]
+    assert limited
+    for headers, body in limited:
+        assert int(headers["Retry-After"]) >= 1 and body["status"] == "limited" and "Retry-After" in body["error"]
+        assert headers["Content-Type"].startswith("application/json") and headers["X-Content-Type-Options"] == "nosniff"
+
+    # meanwhile probes, and other workers or borderflow's tools (the cluster secret), are never limited
+    assert all(get(worker.url + "/health")[0] == 200 for _ in range(30))
+    assert all(get(query, token=SECRET)[0] == 200 for _ in range(30))
+
+    # and the client is served again once it waits as it was told
+    time.sleep(max(int(headers["Retry-After"]) for headers, _ in limited))
+    assert get(query)[0] == 200
