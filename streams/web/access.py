@@ -88,6 +88,16 @@ class AccessPolicy:
                 "(queries for keys owned by other workers fail until then), or bind BORDERFLOW_WEB_HOST to 127.0.0.1."
             )
 
+    def limited(self, method: str, path: str, authorization: str | None) -> bool:
+        """Whether the request counts against its caller's limits: a public route other than the probes', without the secret.
+
+        The other routes need the cluster secret (or, with none set, are served on loopback only) and serve
+        other workers and borderflow's own tools.
+        """
+        if path == "/health" or not is_public(method, path):
+            return False
+        return self.secret is None or not bearer_matches(authorization, self.secret)
+
     def check(self, method: str, path: str, authorization: str | None) -> tuple[int, dict[str, Any]] | None:
         """None if the request may go on; otherwise the status and body to answer with."""
         if is_public(method, path):
@@ -111,8 +121,8 @@ def access_middleware(policy: AccessPolicy) -> Callable[[web.Request, Handler], 
             status, body = refused
             headers = {"WWW-Authenticate": 'Bearer realm="borderflow-cluster"'} if status == 401 else {}
             return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
-        if request.path == "/health" or (policy.secret is not None and bearer_matches(authorization, policy.secret)):
-            return await handler(request)  # probes, other workers and borderflow's own tools
+        if not policy.limited(request.method, request.path, authorization):
+            return await handler(request)
         client = request.remote or "unknown"
         wait = policy.limits.admit(client)
         if wait is not None:

@@ -64,7 +64,8 @@ def p99(values: list[float]) -> float:
 def test_health_stays_fast_while_eight_scrapers_pull_a_costly_metrics(deployment: dict[str, str], spawn_worker: Any, kafka: str) -> None:
     prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
     create_topics(deployment)
-    worker = spawn_worker("w1", BORDERFLOW_LOG_LEVEL="WARNING")
+    # the writer's cost under many scrapes is what is measured here, not the per-client limits (test_client_limits.py)
+    worker = spawn_worker("w1", BORDERFLOW_LOG_LEVEL="WARNING", BORDERFLOW_CLIENT_RATE="100000", BORDERFLOW_CLIENT_BURST="100000")
     worker.wait_ready()
     flood = [keyed(prefix + "crossings", crossing(f"f-{i}", T0 + i % 3600, f"post-{i}")) for i in range(FLOOD_BORDERS)]
     asyncio.run(produce(kafka, flood))
