@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     cluster_token: str | None = Field(
         None, description="bearer token of the routes workers use among themselves (default: the ingest token)", repr=False
     )
+    max_unregistered_checkpoints: int = Field(
+        1000,
+        ge=0,
+        description="unregistered checkpoints a deployment counts (each partition an equal share); a crossing at one more is dead-lettered",
+    )
     client_rate: float = Field(50.0, gt=0, description="requests a second one anonymous client may make (429 beyond)")
     client_burst: int = Field(200, ge=1, description="requests one anonymous client may make at once after a quiet spell")
     client_concurrency: int = Field(16, ge=1, description="requests one anonymous client may have in progress")
@@ -174,6 +179,7 @@ class Settings(BaseSettings):
             max_future=int(self.max_future.total_seconds()),
             earliest=self.earliest.timestamp(),
             partitions=self.partitions,
+            unregistered_checkpoints=-(-self.max_unregistered_checkpoints // self.partitions),
         )
 
 

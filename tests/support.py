@@ -18,6 +18,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from events.checkpoints import registered
 from events.codec import decode
 from events.model import Crossing, Departure, Statement
 from events.times import format_utc
@@ -88,6 +89,8 @@ class Model:
     stream_times: dict[tuple[str, int], float] = field(default_factory=dict)
     #: border -> the partition its crossings are keyed to
     border_partitions: dict[str, int] = field(default_factory=dict)
+    #: unregistered checkpoints one partition counts (BORDERFLOW_MAX_UNREGISTERED_CHECKPOINTS over the partitions)
+    unregistered_per_partition: int | None = 250
 
     def run(self, messages: list[tuple[str, bytes | None, bytes | None]]) -> None:
         """Judge ``(topic, key, value)`` messages in publish order, each valid event in its home partition, wherever it was sent."""
@@ -99,9 +102,11 @@ class Model:
             except InvalidEvent:
                 part = partition_for(key or b"", self.partitions)  # judged where it arrives
             by_partition[(topic, part)].append(value)
+        checkpoints = {slug: point.countries for slug, point in registered().items()}
         for (topic, partition), values in by_partition.items():
             stream_time: float | None = None
             seen: set[str] = set()
+            counted_unregistered: set[str] = set()
             for value in values:
                 try:
                     event = decode(value)
@@ -113,6 +118,16 @@ class Model:
                 if event.event_time > time.time() + self.max_future:
                     self.outcomes["invalid"] += 1
                     continue
+                if isinstance(event, Crossing):
+                    countries = checkpoints.get(event.border)
+                    if countries is not None and countries != {event.from_country, event.to_country}:
+                        self.outcomes["invalid"] += 1  # dead-lettered: invalid:border
+                        continue
+                    bound = self.unregistered_per_partition
+                    if countries is None and bound is not None and event.border not in counted_unregistered:
+                        if len(counted_unregistered) >= bound:
+                            self.outcomes["invalid"] += 1  # dead-lettered: too-many-checkpoints
+                            continue
                 if event.event_id in seen:
                     self.outcomes["duplicate"] += 1
                     continue
@@ -126,6 +141,8 @@ class Model:
                     continue
                 seen.add(event.event_id)
                 self.outcomes["accepted"] += 1
+                if isinstance(event, Crossing) and event.border not in checkpoints:
+                    counted_unregistered.add(event.border)
                 stream_time = event.event_time if stream_time is None else max(stream_time, event.event_time)
                 self.stream_times[(topic, partition)] = stream_time
                 hour = int(event.event_time // H * H)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+from events.checkpoints import Checkpoint, registered
 from streams.core.windows import ALL, WindowSpec
 
 
@@ -28,6 +30,10 @@ class CoreConfig:
     earliest: float = 0.0
     #: the input topics' partition count, to find each event's home partition; None: every event is home
     partitions: int | None = None
+    #: the registered checkpoints: a crossing at one must go between its two countries
+    checkpoints: Mapping[str, Checkpoint] = field(default_factory=registered)
+    #: unregistered checkpoints one partition counts at most (None: no bound); a crossing at one more is refused
+    unregistered_checkpoints: int | None = None
 
     def window(self, name: str) -> WindowSpec:
         for spec in self.windows:

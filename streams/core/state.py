@@ -59,6 +59,8 @@ from streams.core.stream_time import (
 )
 from streams.core.windows import bucket_start, closing_windows
 
+#: a checkpoint this partition does not count yet (None means counted, unregistered)
+_UNKNOWN: Final[frozenset[str]] = frozenset({"not counted here"})
 #: home partitions remembered per partition state (keys are checkpoints and countries: few, unless input is hostile)
 _HOMES_KEPT: Final = 65536
 
@@ -92,6 +94,9 @@ class PartitionState:
         #: the highest offset a loaded series record was written through (see :meth:`flush`)
         self._series_ahead_through = NO_OFFSET
         self._homes: dict[str, int] = {}
+        #: checkpoints this partition counts: their registered countries, or None for an unregistered one
+        self._checkpoints: dict[str, frozenset[str] | None] = {}
+        self._unregistered = 0
 
     def _home_of(self, key: str) -> int:
         """The home partition of events routed by ``key`` (a checkpoint or a country)."""
@@ -138,6 +143,8 @@ class PartitionState:
                 series_code, _, name = rest.partition("|")
                 series = self.series[(SeriesCode(series_code), name)] = Series.decode(value)
                 self._series_ahead_through = max(self._series_ahead_through, series.offset)
+                if series_code == SeriesCode.BORDER:
+                    self._admit(name)
             elif tag == "T":
                 self.statements[rest] = orjson.loads(value)
 
@@ -211,6 +218,8 @@ class PartitionState:
         odd = None
         duplicate = forwarded = 0
         partitions, here, homes, forwards = self.config.partitions, self.partition, self._homes, effects.forwards
+        #: a crossing at a checkpoint not yet counted here, or between other countries than its registered ones, is judged by process
+        checkpoints, unknown = (self._checkpoints if self.event_type == "crossing" else None), _UNKNOWN
         now = self.clock()
         now_ms, future, earliest = now * 1000, self.config.max_future, self.config.earliest
         for offset, value, timestamp_ms in messages:
@@ -234,6 +243,11 @@ class PartitionState:
                     forwarded += 1
                     last = offset
                     continue
+            if checkpoints is not None:
+                countries = checkpoints.get(keys[0], unknown)
+                if countries is unknown or (countries is not None and (keys[1] not in countries or keys[2] not in countries)):
+                    odd = (offset, value, timestamp_ms)  # admitted or refused there (_refusal), with the reason
+                    break
             if event_time > (timestamp_ms * 0.001 if 0 <= timestamp_ms < now_ms else now) + future or event_time < earliest:
                 odd = (offset, value, timestamp_ms)  # outside stream_time.out_of_range's range: dead-lettered there, with the reason
                 break
@@ -305,6 +319,8 @@ class PartitionState:
                 outside = out_of_range(field, event.event_time, self.config.earliest, limit, self.config.max_future)
                 if outside is not None:
                     raise outside
+                if isinstance(event, Crossing):
+                    self._judge_checkpoint(event)
         except Exception as exc:  # noqa: BLE001 - input must never stop the stream
             if isinstance(exc, InvalidEvent):
                 reason, detail = _dead_letter_reason(exc), exc.reason
@@ -333,6 +349,36 @@ class PartitionState:
         self._advance(event.event_time)
         return "accepted"
 
+    def _judge_checkpoint(self, event: Crossing) -> None:
+        """The checkpoint rules; raises :class:`InvalidEvent` for a crossing not counted here.
+
+        A registered checkpoint is always counted, between its two countries
+        only. An unregistered one is counted if this partition already counts
+        it, or counts fewer unregistered ones than its share of the bound.
+        """
+        known = self.config.checkpoints.get(event.border)
+        if known is not None:
+            mismatch = known.mismatch(event.from_country, event.to_country)
+            if mismatch is not None:
+                raise InvalidEvent("border", mismatch)
+            return
+        bound = self.config.unregistered_checkpoints
+        if bound is not None and event.border not in self._checkpoints and self._unregistered >= bound:
+            raise TooManyCheckpoints(
+                "border",
+                f"{event.border} is not a registered checkpoint, and this partition already counts {self._unregistered} unregistered "
+                "ones (its share of BORDERFLOW_MAX_UNREGISTERED_CHECKPOINTS): register it, or raise the bound, to count it",
+            )
+
+    def _admit(self, border: str) -> None:
+        """``border`` is counted here from now on (its series exists)."""
+        if border in self._checkpoints:
+            return
+        known = self.config.checkpoints.get(border)
+        self._checkpoints[border] = None if known is None else known.countries
+        if known is None:
+            self._unregistered += 1
+
     def _record_id(self, event: Event, offset: int) -> None:
         self.dedup.record(event.event_id, offset, event.event_time)
 
@@ -345,6 +391,7 @@ class PartitionState:
         keys: tuple[tuple[SeriesCode, str], ...]
         if isinstance(event, Crossing):
             keys = ((SeriesCode.BORDER, event.border), (SeriesCode.ENTRIES, event.to_country), (SeriesCode.EXITS, event.from_country))
+            self._admit(event.border)
         elif isinstance(event, Departure):
             keys = ((SeriesCode.DEPARTURES, event.country),)
         else:  # pragma: no cover - statements are not counted
@@ -460,7 +507,13 @@ class PartitionState:
         return len(self.series) + len(self.statements) + self.dedup.segment_count + 1
 
 
+class TooManyCheckpoints(InvalidEvent):
+    """A crossing at one unregistered checkpoint more than the partition's share of the bound."""
+
+
 def _dead_letter_reason(error: InvalidEvent) -> str:
+    if isinstance(error, TooManyCheckpoints):
+        return "too-many-checkpoints"
     if isinstance(error, TooFarAhead):
         return "future"
     if isinstance(error, OutOfRange):

@@ -23,6 +23,7 @@ import faust
 import orjson
 from faust.web import Request, Response, View
 
+from events.checkpoints import registered
 from events.times import format_utc
 from streams.core.records import SeriesCode
 from streams.engine import metrics
@@ -79,7 +80,16 @@ def overview_of(workers: list[dict[str, Any]], window_names: list[str]) -> dict[
     borders = sorted({b for w in workers for b in w.get("borders", ())})
     countries = sorted({c for w in workers for c in w.get("countries", ())})
     parts = [{k: v for k, v in w.items() if k not in ("borders", "countries")} for w in workers]
-    return {"generated_at": format_utc(time.time()), "windows": window_names, "borders": borders, "countries": countries, "workers": parts}
+    known = registered()
+    checkpoints = {b: {"name": known[b].name, "registered": True} if b in known else {"name": b, "registered": False} for b in borders}
+    return {
+        "generated_at": format_utc(time.time()),
+        "windows": window_names,
+        "borders": borders,
+        "checkpoints": checkpoints,
+        "countries": countries,
+        "workers": parts,
+    }
 
 
 def install_console(app: faust.App, runtime: Runtime, cluster: Cluster, window_names: list[str]) -> None:

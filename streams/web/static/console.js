@@ -231,8 +231,22 @@
     return new Map(windows.map((w) => [Date.parse(w.start) / 1000 + shift, w[field]]));
   }
 
-  async function drawCheckpoints(borders, windows) {
+  // Every registered checkpoint gets a chart; unregistered ones (any feed may invent them) only the first few,
+  // the rest are listed: a flood of made-up checkpoints must not turn into thousands of charts and requests.
+  const UNREGISTERED_CHARTS = 12;
+  const UNREGISTERED_LISTED = 100;
+
+  async function drawCheckpoints(all, windows) {
     const [bucket, rolling] = windows;
+    const known = (overview && overview.checkpoints) || {};
+    const unregistered = all.filter((b) => !(known[b] && known[b].registered));
+    const borders = all.filter((b) => known[b] && known[b].registered).concat(unregistered.slice(0, UNREGISTERED_CHARTS));
+    const rest = unregistered.slice(UNREGISTERED_CHARTS);
+    view.unchartedCheckpoints = rest.length;
+    document.getElementById("checkpoint-more").textContent = rest.length
+      ? `${number(rest.length)} more unregistered checkpoints, not charted: ${rest.slice(0, UNREGISTERED_LISTED).join(", ")}${rest.length > UNREGISTERED_LISTED ? ", …" : ""}`
+      : "";
+    const title = (border) => (known[border] && known[border].registered ? known[border].name : `${border} (unregistered)`);
     const answers = await Promise.all(
       borders.map(async (border) => {
         const path = `/counts/borders/${encodeURIComponent(border)}`;
@@ -252,7 +266,7 @@
         { label: `per ${bucket}`, stroke: COLORS.blue, fill: "rgba(0,114,178,0.45)", width: 1, paths: uPlot.paths.bars({ size: [1, Infinity], gap: 0 }), value: (u, v) => number(v) },
         { label: `rolling ${rolling}`, stroke: COLORS.orange, width: 3, scale: "r", value: (u, v) => number(v) },
       ];
-      draw(`border:${answer.border}`, container, answer.border, `${number(total(answer))} in the period`, data, series, true, {
+      draw(`border:${answer.border}`, container, title(answer.border), `${number(total(answer))} in the period`, data, series, true, {
         hourly: answer.hourly,
         rolling: answer.rolling,
       });
