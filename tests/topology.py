@@ -26,6 +26,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -120,16 +121,22 @@ class Topology:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def close(self) -> None:
-        """Kill what still runs in the hosts, delete them and the bridge."""
+    def close(self, timeout: float = 15.0) -> None:
+        """Kill what still runs in the hosts, delete them and the bridge; wait until the kernel has let them go."""
         for host in self.hosts:
             for pid in host.pids():
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        deadline = time.monotonic() + timeout
+        while any(host.pids() for host in self.hosts) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for host in self.hosts:
             _run("ip", "netns", "del", host.namespace, check=False)
         _run("ip", "link", "del", self.bridge, check=False)
+        while self.leftovers() and time.monotonic() < deadline:
+            time.sleep(0.1)  # a namespace's links go when its last reference does
 
     def leftovers(self) -> list[str]:
         """Namespaces and links of this topology still present (none after :meth:`close`)."""
