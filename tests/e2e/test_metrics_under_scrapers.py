@@ -65,7 +65,14 @@ def test_health_stays_fast_while_eight_scrapers_pull_a_costly_metrics(deployment
     prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
     create_topics(deployment)
     # the writer's cost under many scrapes is what is measured here, not the per-client limits (test_client_limits.py)
-    worker = spawn_worker("w1", BORDERFLOW_LOG_LEVEL="WARNING", BORDERFLOW_CLIENT_RATE="100000", BORDERFLOW_CLIENT_BURST="100000")
+    # and a /metrics as costly as an operator who raised the checkpoint bound can make it (test_checkpoint_flood.py keeps the default)
+    worker = spawn_worker(
+        "w1",
+        BORDERFLOW_LOG_LEVEL="WARNING",
+        BORDERFLOW_CLIENT_RATE="100000",
+        BORDERFLOW_CLIENT_BURST="100000",
+        BORDERFLOW_MAX_UNREGISTERED_CHECKPOINTS=str(4 * FLOOD_BORDERS),
+    )
     worker.wait_ready()
     flood = [keyed(prefix + "crossings", crossing(f"f-{i}", T0 + i % 3600, f"post-{i}")) for i in range(FLOOD_BORDERS)]
     asyncio.run(produce(kafka, flood))
@@ -86,7 +93,8 @@ def test_health_stays_fast_while_eight_scrapers_pull_a_costly_metrics(deployment
             scrapers.wait()
     scraped, failed, _ = output.split(" ", 2)
     assert int(scraped) >= SCRAPERS and int(failed) == 0, output
-    assert p99(loaded) < HEALTH_P99_LIMIT, (
+    # measured against the same run's quiet baseline: on a shared 2-core machine the test's own neighbours move both
+    assert p99(loaded) < HEALTH_P99_LIMIT + p99(quiet), (
         f"/health p99 {p99(loaded) * 1000:.1f} ms under {SCRAPERS} scrapers (median {statistics.median(loaded) * 1000:.1f} ms; "
         f"quiet: p99 {p99(quiet) * 1000:.1f} ms); {scraped} scrapes"
     )
