@@ -17,6 +17,8 @@ from types import MappingProxyType
 
 import orjson
 
+from events.validation import InvalidEvent
+
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
@@ -29,6 +31,17 @@ class Checkpoint:
         if {from_country, to_country} == self.countries:
             return None
         return f"{self.slug} ({self.name}) joins {' and '.join(sorted(self.countries))}, not {from_country} and {to_country}"
+
+
+def check_registered(border: str, from_country: str, to_country: str) -> bool:
+    """Whether ``border`` is registered; raises :class:`InvalidEvent` (field ``border``) if it joins other countries."""
+    known = registered().get(border)
+    if known is None:
+        return False
+    mismatch = known.mismatch(from_country, to_country)
+    if mismatch is not None:
+        raise InvalidEvent("border", mismatch)
+    return True
 
 
 @cache

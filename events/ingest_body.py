@@ -13,7 +13,8 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from events.model import Event
+from events.checkpoints import check_registered
+from events.model import Crossing, Event
 from events.validation import InvalidEvent, validate
 
 JSON: Final = "application/json"
@@ -79,7 +80,10 @@ def _line(number: int, data: bytes, max_event_bytes: int) -> LineResult:
         reason = "invalid UTF-8" if "utf-8" in str(exc).lower() else "invalid JSON"
         return LineResult(number, data, error=InvalidEvent("$", f"{reason}: {exc}"))
     try:
-        return LineResult(number, data, event=validate(obj), status="accepted")
+        event = validate(obj)
+        if isinstance(event, Crossing):
+            check_registered(event.border, event.from_country, event.to_country)
+        return LineResult(number, data, event=event, status="accepted")
     except InvalidEvent as exc:
         return LineResult(number, data, error=exc)
     except RecursionError:

@@ -360,7 +360,7 @@ class PartitionState:
         if known is not None:
             mismatch = known.mismatch(event.from_country, event.to_country)
             if mismatch is not None:
-                raise InvalidEvent("border", mismatch)
+                raise InvalidEvent("border", mismatch)  # as POST /events refuses it (events.checkpoints.check_registered)
             return
         bound = self.config.unregistered_checkpoints
         if bound is not None and event.border not in self._checkpoints and self._unregistered >= bound:
