@@ -49,8 +49,9 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-async def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+async def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None]], **options: Any) -> None:
+    """Publish and wait for every message (``options`` go to aiokafka's producer)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, **options)
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key) for topic, key, value in messages]

@@ -105,7 +105,7 @@ class Topology:
             _run("ip", "addr", "add", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge)
             _run("ip", "link", "set", self.bridge, "up")
             for host in self.hosts:
-                outside = f"bf{self.tag}{host.name}"
+                outside = self._outside(host)
                 _run("ip", "netns", "add", host.namespace)
                 _run("ip", "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", host.namespace)
                 _run("ip", "link", "set", outside, "master", self.bridge, "up")
@@ -117,6 +117,10 @@ class Topology:
             self.close()
             raise
         return self
+
+    def _outside(self, host: Host) -> str:
+        """The root namespace's end of ``host``'s link (on the bridge)."""
+        return f"bf{self.tag}{host.name}"
 
     def __exit__(self, *_: object) -> None:
         self.close()
@@ -134,6 +138,8 @@ class Topology:
             time.sleep(0.1)
         for host in self.hosts:
             _run("ip", "netns", "del", host.namespace, check=False)
+            # the pair goes with its namespace only once the kernel has let that go (sockets closing): remove it now
+            _run("ip", "link", "del", self._outside(host), check=False)
         _run("ip", "link", "del", self.bridge, check=False)
         while self.leftovers() and time.monotonic() < deadline:
             time.sleep(0.1)  # a namespace's links go when its last reference does
@@ -154,6 +160,12 @@ class Topology:
                 a.cut_from.add(b.address)
                 b.cut_from.add(a.address)
         for host in {h.namespace: h for h in [*group, *others]}.values():
+            self._apply(host)
+
+    def cut_from_test(self, hosts: Iterable[Host]) -> None:
+        """Every packet between these hosts and the root namespace (the test, its clients and producers) dropped, both ways."""
+        for host in hosts:
+            host.cut_from.add(self.gateway)
             self._apply(host)
 
     def heal(self) -> None:
