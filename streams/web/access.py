@@ -12,6 +12,7 @@ a loopback address: on any other address they answer 403 and name the fix.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -32,6 +33,11 @@ CONTENT_SECURITY_POLICY: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+
+#: refused requests whose answer is held back at once: past this, refusals are answered immediately
+MAX_HELD_REFUSALS: Final = 512
+#: how long a refusal is held back: a caller that retries at once then asks once a second, not as fast as it can
+REFUSAL_HOLD_SECONDS: Final = 1.0
 
 #: method and path of the contract's routes, which anyone may call
 PUBLIC_ROUTES: Final = (
@@ -79,6 +85,8 @@ class AccessPolicy:
     def __init__(self, settings: Settings) -> None:
         self.secret = cluster_secret(settings)
         #: what one caller without the cluster secret may take of the public routes
+        #: refusals being held back now (access_middleware)
+        self.held = 0
         self.limits = ClientLimits(settings.client_rate, settings.client_burst, settings.client_concurrency, settings.clients_concurrency)
         self.refusal: str | None = None
         if self.secret is None and not is_loopback(settings.web_host):
@@ -126,6 +134,14 @@ def access_middleware(policy: AccessPolicy) -> Callable[[web.Request, Handler], 
         client = request.remote or "unknown"
         wait = policy.limits.admit(client)
         if wait is not None:
+            # A caller that asks again as soon as it is refused would keep the loop busy refusing it: its answer
+            # waits a second (while few are waiting), which costs an idle connection, not the loop.
+            if policy.held < MAX_HELD_REFUSALS:
+                policy.held += 1
+                try:
+                    await asyncio.sleep(REFUSAL_HOLD_SECONDS)
+                finally:
+                    policy.held -= 1
             body = {"error": f"too many requests from {client}: retry after the seconds in Retry-After", "status": "limited"}
             headers = {"Retry-After": retry_after(wait)}
             return web.Response(body=orjson.dumps(body), status=429, content_type="application/json", headers=headers)
