@@ -97,7 +97,8 @@ def test_the_stream_keeps_its_pace_under_anonymous_callers(deployment: dict[str,
     quiet_p99 = statistics.quantiles(quiet, n=100)[98] if len(quiet) > 2 else max(quiet)
     print(
         f"drain of {EVENTS} events: alone {EVENTS / alone:,.0f} events/s, under {CALLERS} callers and {SCRAPERS} scrapers "
-        f"{EVENTS / flooded:,.0f} events/s ({alone / flooded:.0%} of the pace); /health p99 {p99 * 1000:.1f} ms (alone {quiet_p99 * 1000:.1f} ms); "
+        f"{EVENTS / flooded:,.0f} events/s ({alone / flooded:.0%} of the pace); "
+        f"/health p99 {p99 * 1000:.1f} ms (alone {quiet_p99 * 1000:.1f} ms); "
         f"callers' tally (answered, limited): {tally.strip()}"
     )
     answered, limited = (int(n) for n in tally.split())
