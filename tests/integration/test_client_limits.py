@@ -40,11 +40,13 @@ def test_a_flood_from_one_client_gets_429_with_retry_after_and_nobody_else_does(
     worker.wait_ready()
     query = worker.url + "/counts/borders/upper-lars?window=1h"
 
+    started = time.monotonic()
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(lambda _: get(query), range(120)))
+    elapsed = time.monotonic() - started  # refusals are held a second each, so the flood lasts a few seconds
     statuses = [status for status, _, _ in answers]
     assert set(statuses) <= {200, 429}, statuses
-    assert 0 < statuses.count(200) <= 10 + 5 * 5, statuses.count(200)  # the burst, and the rate over a few seconds at most
+    assert 0 < statuses.count(200) <= 10 + 5 * elapsed + 1, (statuses.count(200), elapsed)  # the burst, then the rate
     limited = [(headers, body) for status, headers, body in answers if status == 429]
     assert limited
     for headers, body in limited:
