@@ -65,6 +65,8 @@ class Host:
     cut_from: set[str] = field(default_factory=set)
     #: share of packets dropped at random, in and out
     loss: float = 0.0
+    #: whether its link holds packets (tc netem)
+    delayed: bool = False
 
     @property
     def wrapper(self) -> tuple[str, ...]:
@@ -169,11 +171,14 @@ class Topology:
             self._apply(host)
 
     def heal(self) -> None:
-        """Every cut and every loss removed."""
+        """Every cut, loss and delay removed."""
         for host in self.hosts:
             host.cut_from.clear()
             host.loss = 0.0
             self._apply(host)
+            if host.delayed:
+                _run(*host.wrapper, "tc", "qdisc", "del", "dev", "eth0", "root", check=False)
+                host.delayed = False
 
     def lossy(self, hosts: Iterable[Host], loss: float) -> None:
         """``loss`` (0..1) of every packet into and out of each host dropped at random."""
@@ -187,6 +192,7 @@ class Topology:
             done = _run(*host.wrapper, "tc", "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", f"{milliseconds}ms", check=False)
             if done.returncode != 0:
                 raise RuntimeError(f"tc netem is not available in this kernel ({done.stderr.strip()})")
+            host.delayed = True
 
     def _apply(self, host: Host) -> None:
         rules = []

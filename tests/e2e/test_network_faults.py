@@ -13,10 +13,9 @@ state directories.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,57 +279,54 @@ def exact_after(net: Deployment, workers: list[WorkerProcess], clients: Clients,
     print(f"{fault}: rebuilt from the changelogs exactly in {rebuilt_exactly(net, net.topology.workers[2], after):.1f} s")
 
 
+def under_fault(net: Deployment, seed: int, name: str, inject: Callable[[], None], lasts: float, **publish: Any) -> None:
+    """Two workers count the first half; ``inject`` a fault, publish the second half (to ``publish``'s bootstrap, with its
+    producer options), heal after ``lasts`` seconds; every answer meanwhile honest, and exact after."""
+    workers, before, after, messages = split_workers(net, 8_000, seed)
+    clients = Clients(workers, before, after)
+    clients.start()
+    started = time.monotonic()
+    inject()
+    bootstrap = publish.pop("bootstrap", net.kafka.bootstrap)
+    asyncio.run(produce(bootstrap, messages[len(messages) // 2 :], **publish))
+    time.sleep(lasts)
+    net.topology.heal()
+    exact_after(net, workers, clients, after, started, name)
+
+
 @pytest.mark.soak
 def test_workers_cut_off_from_each_other_but_not_from_the_brokers(network: Any) -> None:
     """Each keeps counting its own partitions; a query needing the other's fails naming them, never a partial sum."""
     net = network(brokers=1, workers=3)
-    workers, before, after, messages = split_workers(net, 8_000, seed=24)
-    clients = Clients(workers, before, after)
-    clients.start()
-    started = time.monotonic()
-    net.topology.cut([net.topology.workers[0]], [net.topology.workers[1]])
-    asyncio.run(produce(net.kafka.bootstrap, messages[len(messages) // 2 :]))
-    time.sleep(30)
-    net.topology.heal()
-    exact_after(net, workers, clients, after, started, "workers split")
+    under_fault(net, 24, "workers split", lambda: net.topology.cut([net.topology.workers[0]], [net.topology.workers[1]]), 30)
 
 
 @pytest.mark.soak
 def test_one_broker_of_three_isolated_from_the_other_brokers_and_the_workers(network: Any) -> None:
     net = network(brokers=3, workers=3)
     net.env |= {"BORDERFLOW_REPLICATION": "3"}
-    workers, before, after, messages = split_workers(net, 8_000, seed=25)
-    clients = Clients(workers, before, after)
-    clients.start()
-    started = time.monotonic()
     isolated = net.topology.brokers[0]
-    net.topology.cut([isolated], [*net.topology.brokers[1:], *net.topology.workers])
-    net.topology.cut_from_test([isolated])  # the test's producer is one more client
-    reachable = ",".join(node.address for node in net.kafka.members[1:])
+
+    def isolate() -> None:
+        net.topology.cut([isolated], [*net.topology.brokers[1:], *net.topology.workers])
+        net.topology.cut_from_test([isolated])  # the test's producer is one more client
+
     # a send waits out the leader moves (the isolated broker is fenced after its session with the controllers)
-    asyncio.run(produce(reachable, messages[len(messages) // 2 :], request_timeout_ms=180_000, metadata_max_age_ms=3_000))
-    time.sleep(30)
-    net.topology.heal()
-    exact_after(net, workers, clients, after, started, "broker isolated")
+    reachable = ",".join(node.address for node in net.kafka.members[1:])
+    under_fault(net, 25, "broker isolated", isolate, 30, bootstrap=reachable, request_timeout_ms=180_000, metadata_max_age_ms=3_000)
 
 
 @pytest.mark.soak
 def test_loss_on_every_worker_link_for_a_minute(network: Any) -> None:
     """5 % of packets lost both ways on every worker link (delay needs sch_netem: added where the kernel has it)."""
     net = network(brokers=1, workers=3)
-    workers, before, after, messages = split_workers(net, 8_000, seed=26)
-    clients = Clients(workers, before, after)
-    clients.start()
-    started = time.monotonic()
     hosts = net.topology.workers[:2]
-    net.topology.lossy(hosts, 0.05)
-    try:
-        net.topology.delay(hosts, 200)
-    except RuntimeError as exc:
-        print(f"no delay: {exc}")
-    asyncio.run(produce(net.kafka.bootstrap, messages[len(messages) // 2 :]))
-    time.sleep(60)
-    net.topology.heal()
-    for host in hosts:
-        subprocess.run([*host.wrapper, "tc", "qdisc", "del", "dev", "eth0", "root"], capture_output=True, check=False)
-    exact_after(net, workers, clients, after, started, "5 % loss")
+
+    def degrade() -> None:
+        net.topology.lossy(hosts, 0.05)
+        try:
+            net.topology.delay(hosts, 200)
+        except RuntimeError as exc:
+            print(f"no delay: {exc}")
+
+    under_fault(net, 26, "5 % loss", degrade, 60)
