@@ -6,6 +6,7 @@ import click
 
 from cli.bench import bench
 from cli.broker import broker
+from cli.checkpoint import checkpoint
 from cli.demo import demo
 from cli.publish import publish
 from cli.replay import replay
@@ -20,5 +21,5 @@ def main() -> None:
     """borderflow: event-time counts of border crossings, from Kafka to Prometheus."""
 
 
-for command in (broker, worker, topics, publish, simulate, replay, demo, bench):
+for command in (broker, worker, topics, publish, checkpoint, simulate, replay, demo, bench):
     main.add_command(command)

@@ -1,10 +1,12 @@
 """The registered border checkpoints: which two countries each joins, and its display name.
 
-The list ships with the project (``events/data/checkpoints.json``), so every
-worker and every replay of one version judges the same crossings the same
-way. A crossing at a registered checkpoint must go between its two
-countries, either way; any other checkpoint is unregistered, still counted,
-but only up to a bound per deployment (``streams/core/state.py``).
+A list ships with the project (``events/data/checkpoints.json``); operators
+register more, or change one, at run time with a ``checkpoint`` message on
+the crossings topic (:class:`events.model.Registration`), which each
+partition applies in its input order. A crossing at a registered checkpoint
+must go between its two countries, either way; any other checkpoint is
+unregistered, still counted, but only up to a bound per deployment
+(``streams/core/state.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from types import MappingProxyType
 
 import orjson
 
-from events.validation import InvalidEvent
+from events.model import Registration
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,24 @@ class Checkpoint:
     slug: str
     countries: frozenset[str]
     name: str
+    #: when it was registered at run time; None for one that ships with the project
+    registered_at: float | None = None
+
+    @classmethod
+    def of(cls, registration: Registration) -> Checkpoint:
+        return cls(registration.border, registration.countries, registration.name, registration.registered_at)
+
+    def superseded_by(self, registration: Registration) -> bool:
+        """Whether ``registration`` holds over this one: it is not older (a shipped checkpoint is older than any)."""
+        return self.registered_at is None or registration.registered_at >= self.registered_at
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"countries": sorted(self.countries), "name": self.name, "registered_at": self.registered_at})
+
+    @classmethod
+    def decode(cls, slug: str, data: bytes) -> Checkpoint:
+        obj = orjson.loads(data)
+        return cls(slug, frozenset(obj["countries"]), obj["name"], obj["registered_at"])
 
     def mismatch(self, from_country: str, to_country: str) -> str | None:
         """Why a crossing from ``from_country`` to ``to_country`` cannot be at this checkpoint, or None if it can."""
@@ -33,20 +53,9 @@ class Checkpoint:
         return f"{self.slug} ({self.name}) joins {' and '.join(sorted(self.countries))}, not {from_country} and {to_country}"
 
 
-def check_registered(border: str, from_country: str, to_country: str) -> bool:
-    """Whether ``border`` is registered; raises :class:`InvalidEvent` (field ``border``) if it joins other countries."""
-    known = registered().get(border)
-    if known is None:
-        return False
-    mismatch = known.mismatch(from_country, to_country)
-    if mismatch is not None:
-        raise InvalidEvent("border", mismatch)
-    return True
-
-
 @cache
 def registered() -> Mapping[str, Checkpoint]:
-    """Every registered checkpoint by slug."""
+    """Every checkpoint that ships with the project, by slug."""
     data = orjson.loads(files("events").joinpath("data/checkpoints.json").read_bytes())
     out = {}
     for item in data["checkpoints"]:

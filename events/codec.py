@@ -6,7 +6,7 @@ from typing import Any, Final
 
 import orjson
 
-from events.model import Crossing, Departure, Event, Statement
+from events.model import Crossing, Departure, Event, Registration, Statement
 from events.times import format_utc
 from events.validation import InvalidEvent, validate
 
@@ -47,6 +47,14 @@ def to_json(event: Event) -> dict[str, Any]:
             "destination": event.destination,
             "count": event.count,
             "border": event.border,
+            "source": event.source,
+        }
+    elif isinstance(event, Registration):
+        out |= {
+            "registered_at": format_utc(event.registered_at),
+            "border": event.border,
+            "countries": sorted(event.countries),
+            "name": event.name,
             "source": event.source,
         }
     else:

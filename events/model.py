@@ -12,7 +12,10 @@ from typing import Final, Literal
 SCHEMA_VERSION: Final = 1
 
 EventType = Literal["crossing", "departure", "statement"]
+#: the types counted or kept, each on a topic of its own
 EVENT_TYPES: Final[tuple[EventType, ...]] = ("crossing", "departure", "statement")
+#: every type a message can have: the events, and checkpoint registrations (which travel on the crossings topic)
+MESSAGE_TYPES: Final[tuple[str, ...]] = (*EVENT_TYPES, "checkpoint")
 MODES: Final = frozenset({"foot", "car", "bus", "train", "air"})
 METRICS: Final = frozenset({"entries", "departures", "exits", "queue_km"})
 
@@ -69,4 +72,26 @@ class Statement:
         return self.issued_at
 
 
-Event = Crossing | Departure | Statement
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A checkpoint registered, or its countries or name changed, at run time.
+
+    It travels on the crossings topic, keyed by its checkpoint like the
+    crossings at it, so each partition applies it at one point in its own
+    input order: a replay judges every crossing as the live workers did.
+    """
+
+    event_id: str
+    registered_at: float
+    border: str
+    countries: frozenset[str]
+    name: str
+    source: str | None = None
+    type: Literal["checkpoint"] = "checkpoint"
+
+    @property
+    def event_time(self) -> float:
+        return self.registered_at
+
+
+Event = Crossing | Departure | Statement | Registration

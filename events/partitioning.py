@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from events.model import Crossing, Event
+from events.model import Crossing, Event, Registration
 
 _SEED: Final = 0x9747B28C
 _M: Final = 0x5BD1E995
@@ -50,12 +50,13 @@ def partition_for_key(key: bytes, partitions: int) -> int:
 
 
 def home_key(event: Event) -> bytes:
-    """The key an event is routed by: its checkpoint for crossings, its country otherwise.
+    """The key an event is routed by: its checkpoint for crossings and registrations, its country otherwise.
 
     Every copy of an event shares it, so all copies have one home; keying by
-    checkpoint also keeps each checkpoint's counts in one partition.
+    checkpoint also keeps each checkpoint's counts, and its registration, in
+    one partition.
     """
-    if isinstance(event, Crossing):
+    if isinstance(event, Crossing | Registration):
         return event.border.encode()
     return event.country.encode()
 

@@ -1,4 +1,4 @@
-"""JSON Schema (draft 2020-12) of the three event types, generated from the validator's own rules.
+"""JSON Schema (draft 2020-12) of every message type, generated from the validator's own rules.
 
 ``events/schema/*.json`` are this module's output, committed for upstream
 systems; ``python -m events.schema`` rewrites them and a test keeps them
@@ -16,8 +16,8 @@ from typing import Any, Final
 
 import orjson
 
-from events.model import EVENT_TYPES, METRICS, MODES, SCHEMA_VERSION
-from events.validation import COUNTRIES, MAX_COUNT, MAX_TEXT
+from events.model import MESSAGE_TYPES, METRICS, MODES, SCHEMA_VERSION
+from events.validation import COUNTRIES, MAX_COUNT, MAX_NAME, MAX_TEXT
 
 SCHEMA_DIR: Final = Path(__file__).parent / "schema"
 BASE_URI: Final = "https://borderflow.example/schema/"
@@ -127,8 +127,36 @@ def schemas() -> dict[str, dict[str, Any]]:
                 "quote": _text("the words", optional=True),
             },
         ),
+        "checkpoint": _schema(
+            "checkpoint",
+            "Checkpoint registration",
+            "A checkpoint registered, or its countries or name changed; topic `crossings`, keyed by border, so that each "
+            "partition applies it in its input order. The two countries differ. Of two registrations of one checkpoint, "
+            "the one with the later registered_at holds, whatever order they arrive in.",
+            ["registered_at", "border", "countries", "name"],
+            {
+                "registered_at": _time("when the registration was made, RFC 3339 with an explicit offset"),
+                "border": _slug("checkpoint, a lowercase slug"),
+                "countries": {
+                    "type": "array",
+                    "items": _country("a country the checkpoint joins"),
+                    "minItems": 2,
+                    "maxItems": 2,
+                    "uniqueItems": True,
+                    "description": "the two countries the checkpoint joins",
+                },
+                "name": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_NAME,
+                    "pattern": r"^[^\u0000-\u001f\u007f-\u009f]+$",
+                    "description": "display name, printable",
+                },
+                "source": _text("who registered it", optional=True),
+            },
+        ),
     }
-    assert tuple(out) == EVENT_TYPES
+    assert tuple(out) == MESSAGE_TYPES
     return out
 
 

@@ -13,19 +13,21 @@ from typing import Any, Final
 import pycountry
 
 from events.model import (
-    EVENT_TYPES,
+    MESSAGE_TYPES,
     METRICS,
     MODES,
     SCHEMA_VERSION,
     Crossing,
     Departure,
     Event,
+    Registration,
     Statement,
 )
 from events.times import parse_rfc3339
 
 MAX_COUNT: Final = 1_000_000
 MAX_TEXT: Final = 4096
+MAX_NAME: Final = 128
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _SLUG_MAX: Final = 64
 COUNTRIES: Final = frozenset(c.alpha_2 for c in pycountry.countries)
@@ -216,11 +218,52 @@ def _statement(obj: Mapping[str, Any]) -> Statement:
     )
 
 
+def _countries(obj: Mapping[str, Any], field: str) -> frozenset[str]:
+    value = _required(obj, field)
+    if not isinstance(value, list):
+        raise InvalidEvent(field, f"wrong type: expected a list of two country codes, got {type(value).__name__}")
+    if len(value) != 2:
+        raise InvalidEvent(field, f"expected two country codes, got {len(value)}")
+    for code in value:
+        if not isinstance(code, str) or code not in COUNTRIES:
+            raise InvalidEvent(field, f"not an ISO 3166-1 alpha-2 country code: {str(code)[:16]!r}")
+    if value[0] == value[1]:
+        raise InvalidEvent(field, "the same country twice")
+    return frozenset(value)
+
+
+def _name(obj: Mapping[str, Any], field: str) -> str:
+    value = _text(obj, field)
+    assert value is not None
+    if len(value) > MAX_NAME:
+        raise InvalidEvent(field, f"too long: {len(value)} characters, at most {MAX_NAME}")
+    if not value.isprintable():
+        raise InvalidEvent(field, "not printable: control characters are not allowed")
+    return value
+
+
+def _registration(obj: Mapping[str, Any]) -> Registration:
+    registered_at = _time(obj, "registered_at")
+    assert registered_at is not None
+    border = _slug(obj, "border")
+    assert border is not None
+    return Registration(
+        event_id=_event_id(obj),
+        registered_at=registered_at,
+        border=border,
+        countries=_countries(obj, "countries"),
+        name=_name(obj, "name"),
+        source=_text(obj, "source", optional=True),
+    )
+
+
 _BUILDERS: Final[dict[str, Callable[[Mapping[str, Any]], Event]]] = {
     "crossing": _crossing,
     "departure": _departure,
     "statement": _statement,
+    "checkpoint": _registration,
 }
+assert tuple(_BUILDERS) == MESSAGE_TYPES
 
 
 def validate(obj: object) -> Event:
@@ -231,7 +274,7 @@ def validate(obj: object) -> Event:
     if kind is None:
         raise InvalidEvent("type", "missing")
     if not isinstance(kind, str) or kind not in _BUILDERS:
-        raise InvalidEvent("type", f"unknown type {str(kind)[:32]!r}: expected one of {list(EVENT_TYPES)}")
+        raise InvalidEvent("type", f"unknown type {str(kind)[:32]!r}: expected one of {list(MESSAGE_TYPES)}")
     return _BUILDERS[kind](_upcast(obj))
 
 

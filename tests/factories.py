@@ -82,6 +82,18 @@ def crossing(
     }
 
 
+def registration(event_id: str, at: float, border: str, countries: tuple[str, str] = ("RU", "GE"), name: str = "") -> dict[str, Any]:
+    """A checkpoint registered (or changed) at ``at``, joining ``countries``, named ``name`` or after its slug."""
+    return {
+        "type": "checkpoint",
+        "event_id": event_id,
+        "registered_at": format_utc(at),
+        "border": border,
+        "countries": list(countries),
+        "name": name or border.replace("-", " ").title(),
+    }
+
+
 def departure(event_id: str, at: float | str, country: str = "KZ", destination: str = "UZ", count: int = 1) -> dict[str, Any]:
     return {
         "type": "departure",

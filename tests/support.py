@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections import defaultdict
+from collections import ChainMap, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +20,7 @@ from aiokafka.partitioner import murmur2
 
 from events.checkpoints import registered
 from events.codec import decode
-from events.model import Crossing, Departure, Statement
+from events.model import Crossing, Departure, Registration, Statement
 from events.times import format_utc
 from events.validation import InvalidEvent
 
@@ -92,6 +92,8 @@ class Model:
     border_partitions: dict[str, int] = field(default_factory=dict)
     #: unregistered checkpoints one partition counts (BORDERFLOW_MAX_UNREGISTERED_CHECKPOINTS over the partitions)
     unregistered_per_partition: int | None = 250
+    #: display names given by registrations at run time
+    names: dict[str, str] = field(default_factory=dict)
 
     def run(self, messages: list[tuple[str, bytes | None, bytes | None]]) -> None:
         """Judge ``(topic, key, value)`` messages in publish order, each valid event in its home partition, wherever it was sent."""
@@ -99,19 +101,24 @@ class Model:
         for topic, key, value in messages:
             try:
                 event = decode(value)
-                part = partition_for((event.border if isinstance(event, Crossing) else event.country).encode(), self.partitions)
+                routed_by = event.border if isinstance(event, Crossing | Registration) else event.country
+                part = partition_for(routed_by.encode(), self.partitions)
             except InvalidEvent:
                 part = partition_for(key or b"", self.partitions)  # judged where it arrives
             by_partition[(topic, part)].append(value)
-        checkpoints = {slug: point.countries for slug, point in registered().items()}
+        shipped = {slug: (point.countries, None) for slug, point in registered().items()}
         for (topic, partition), values in by_partition.items():
             stream_time: float | None = None
             seen: set[str] = set()
             counted_unregistered: set[str] = set()
+            #: border -> (countries, registered_at) of the registrations in this partition's input
+            registrations: dict[str, tuple[frozenset[str], float | None]] = {}
+            checkpoints = ChainMap(registrations, shipped)
             for value in values:
                 try:
                     event = decode(value)
-                    if not topic.endswith(event.type + "s"):
+                    carried = isinstance(event, Registration) and topic.endswith("crossings")
+                    if not topic.endswith(event.type + "s") and not carried:
                         raise InvalidEvent("type", "wrong topic")
                 except InvalidEvent:
                     self.outcomes["invalid"] += 1
@@ -119,8 +126,25 @@ class Model:
                 if event.event_time > time.time() + self.max_future:
                     self.outcomes["invalid"] += 1
                     continue
+                if isinstance(event, Registration):
+                    current = checkpoints.get(event.border)
+                    bound = self.unregistered_per_partition
+                    if current is None and bound is not None and len(registrations) >= bound:
+                        self.outcomes["invalid"] += 1  # dead-lettered: too-many-checkpoints
+                        continue
+                    if event.event_id in seen:
+                        self.outcomes["duplicate"] += 1
+                        continue
+                    seen.add(event.event_id)
+                    self.outcomes["accepted"] += 1
+                    if current is None or current[1] is None or event.registered_at >= current[1]:
+                        registrations[event.border] = (event.countries, event.registered_at)
+                        counted_unregistered.discard(event.border)
+                        self.names[event.border] = event.name
+                    continue
                 if isinstance(event, Crossing):
-                    countries = checkpoints.get(event.border)
+                    known = checkpoints.get(event.border)
+                    countries = None if known is None else known[0]
                     if countries is not None and countries != {event.from_country, event.to_country}:
                         self.outcomes["invalid"] += 1  # dead-lettered: invalid:border
                         continue

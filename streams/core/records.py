@@ -1,7 +1,7 @@
 """The state records of one partition and their keys: one schema for the local store and the changelog.
 
 One table holds a partition's dedup segments (``D``), series (``S``),
-statements (``T``) and progress (``P``), so that one changelog partition
+statements (``T``), checkpoint registrations (``C``) and progress (``P``), so that one changelog partition
 orders all of its writes; the progress record is written last in every flush.
 """
 
@@ -70,7 +70,7 @@ class Progress:
         return cls(obj["o"], obj["st"], -math.inf if closed is None else closed)
 
 
-# State keys. One table holds dedup segments, series, statements and progress,
+# State keys. One table holds dedup segments, series, statements, registrations and progress,
 # so that one changelog partition orders all of a partition's writes.
 def series_key(topic: str, partition: int, series_code: str, key: str) -> bytes:
     return f"S|{topic}|{partition}|{series_code}|{key}".encode()
@@ -78,6 +78,10 @@ def series_key(topic: str, partition: int, series_code: str, key: str) -> bytes:
 
 def statement_key(topic: str, partition: int, event_id: str) -> bytes:
     return f"T|{topic}|{partition}|{event_id}".encode()
+
+
+def checkpoint_key(topic: str, partition: int, slug: str) -> bytes:
+    return f"C|{topic}|{partition}|{slug}".encode()
 
 
 def progress_key(topic: str, partition: int) -> bytes:
@@ -89,4 +93,4 @@ def dedup_key(topic: str, partition: int, segment: str) -> bytes:
 
 
 def state_prefix(topic: str, partition: int) -> tuple[bytes, ...]:
-    return tuple(f"{series_code}|{topic}|{partition}|".encode() for series_code in "DSTP")
+    return tuple(f"{series_code}|{topic}|{partition}|".encode() for series_code in "CDSTP")

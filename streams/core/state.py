@@ -30,8 +30,9 @@ from typing import Any, Final
 
 import orjson
 
+from events.checkpoints import Checkpoint
 from events.codec import decode, to_json
-from events.model import Crossing, Departure, Event, Statement
+from events.model import Crossing, Departure, Event, Registration, Statement
 from events.partitioning import home_key, partition_for_key
 from events.validation import Counted, InvalidEvent, fast_crossing, fast_departure
 from streams.core.config import CoreConfig
@@ -42,6 +43,7 @@ from streams.core.records import (
     Progress,
     Series,
     SeriesCode,
+    checkpoint_key,
     dedup_key,
     progress_key,
     series_key,
@@ -61,6 +63,8 @@ from streams.core.windows import bucket_start, closing_windows
 
 #: a checkpoint this partition does not count yet (None means counted, unregistered)
 _UNKNOWN: Final[frozenset[str]] = frozenset({"not counted here"})
+#: the field each message type's time is read from, to name it when it is out of range
+_TIME_FIELDS: Final = {"crossing": "occurred_at", "departure": "occurred_at", "statement": "issued_at", "checkpoint": "registered_at"}
 #: home partitions remembered per partition state (keys are checkpoints and countries: few, unless input is hostile)
 _HOMES_KEPT: Final = 65536
 
@@ -97,6 +101,9 @@ class PartitionState:
         #: checkpoints this partition counts: their registered countries, or None for an unregistered one
         self._checkpoints: dict[str, frozenset[str] | None] = {}
         self._unregistered = 0
+        #: checkpoints registered or changed at run time in this partition's input (over the shipped ones)
+        self._registrations: dict[str, Checkpoint] = {}
+        self._dirty_registrations: set[str] = set()
 
     def _home_of(self, key: str) -> int:
         """The home partition of events routed by ``key`` (a checkpoint or a country)."""
@@ -119,12 +126,16 @@ class PartitionState:
                 home = self._home_of(counted[3][0])
             else:
                 event = decode(value, max_bytes=self.config.max_event_bytes)
-                if event.type != self.event_type:
+                if not self._belongs(event):
                     return None
                 home = self._home_of(home_key(event).decode())
         except Exception:  # noqa: BLE001 - invalid input was dead-lettered where it arrived
             return None
         return None if home == self.partition else home
+
+    def _belongs(self, event: Event) -> bool:
+        """Whether ``event`` may arrive on this partition's topic: its own type, or a registration with the crossings."""
+        return event.type == self.event_type or (isinstance(event, Registration) and self.event_type == "crossing")
 
     # -- loading -----------------------------------------------------------
     def load(self, records: Iterable[tuple[bytes, bytes]]) -> None:
@@ -136,6 +147,9 @@ class PartitionState:
                 self.progress = Progress.decode(value)
             else:
                 parsed.append((tag, rest, value))
+        for tag, rest, value in parsed:  # registrations first: whether a loaded checkpoint is registered depends on them
+            if tag == "C":
+                self._registrations[rest] = Checkpoint.decode(rest, value)
         for tag, rest, value in parsed:
             if tag == "D":
                 self.dedup.load(int(rest), value, self.progress.offset)
@@ -310,17 +324,18 @@ class PartitionState:
         home = self.partition
         try:
             event = decode(value, max_bytes=self.config.max_event_bytes)
-            if event.type != self.event_type:
+            if not self._belongs(event):
                 raise InvalidEvent("type", f"a {event.type} does not belong on topic {self.topic}")
             if self.config.partitions is not None:
                 home = self._home_of(home_key(event).decode())
             if home == self.partition:  # one away is judged at home
-                field = "issued_at" if isinstance(event, Statement) else "occurred_at"
-                outside = out_of_range(field, event.event_time, self.config.earliest, limit, self.config.max_future)
+                outside = out_of_range(_TIME_FIELDS[event.type], event.event_time, self.config.earliest, limit, self.config.max_future)
                 if outside is not None:
                     raise outside
                 if isinstance(event, Crossing):
                     self._judge_checkpoint(event)
+                elif isinstance(event, Registration):
+                    self._judge_registration(event)
         except Exception as exc:  # noqa: BLE001 - input must never stop the stream
             if isinstance(exc, InvalidEvent):
                 reason, detail = _dead_letter_reason(exc), exc.reason
@@ -333,10 +348,13 @@ class PartitionState:
             return "forwarded"
         if self.dedup.is_duplicate(event.event_id, offset):
             return "duplicate"
-        if isinstance(event, Statement):
+        if isinstance(event, Statement | Registration):  # kept, not windowed
             self._record_id(event, offset)
-            self._keep_statement(event, offset)
-            self._advance(event.event_time)
+            if isinstance(event, Statement):
+                self._keep_statement(event, offset)
+                self._advance(event.event_time)
+            else:
+                self._register(event)  # its time, an operator's, never moves stream time
             return "accepted"
         stream_time = self.progress.stream_time
         if is_late(event.event_time, stream_time, self.config.grace):
@@ -356,11 +374,11 @@ class PartitionState:
         only. An unregistered one is counted if this partition already counts
         it, or counts fewer unregistered ones than its share of the bound.
         """
-        known = self.config.checkpoints.get(event.border)
+        known = self.registered(event.border)
         if known is not None:
             mismatch = known.mismatch(event.from_country, event.to_country)
             if mismatch is not None:
-                raise InvalidEvent("border", mismatch)  # as POST /events refuses it (events.checkpoints.check_registered)
+                raise InvalidEvent("border", mismatch)
             return
         bound = self.config.unregistered_checkpoints
         if bound is not None and event.border not in self._checkpoints and self._unregistered >= bound:
@@ -370,11 +388,47 @@ class PartitionState:
                 "ones (its share of BORDERFLOW_MAX_UNREGISTERED_CHECKPOINTS): register it, or raise the bound, to count it",
             )
 
+    def registered(self, border: str) -> Checkpoint | None:
+        """``border``'s registration as this partition's input stands: changed at run time, or shipped, or None."""
+        return self._registrations.get(border) or self.config.checkpoints.get(border)
+
+    @property
+    def registrations(self) -> Mapping[str, Checkpoint]:
+        """The checkpoints registered or changed at run time in this partition's input."""
+        return self._registrations
+
+    def _judge_registration(self, registration: Registration) -> None:
+        """Raises :class:`TooManyCheckpoints` for a new checkpoint past this partition's share of the bound.
+
+        Changing a checkpoint that is registered already is always allowed, so
+        registrations add at most the bound to the checkpoints counted.
+        """
+        bound = self.config.unregistered_checkpoints
+        if bound is not None and self.registered(registration.border) is None and len(self._registrations) >= bound:
+            raise TooManyCheckpoints(
+                "border",
+                f"{registration.border} is not registered, and this partition already holds {len(self._registrations)} run-time "
+                "registrations (its share of BORDERFLOW_MAX_UNREGISTERED_CHECKPOINTS): raise the bound to register more",
+            )
+
+    def _register(self, registration: Registration) -> None:
+        """Apply a registration unless the checkpoint's current one is later."""
+        border = registration.border
+        current = self.registered(border)
+        if current is not None and not current.superseded_by(registration):
+            return
+        self._registrations[border] = Checkpoint.of(registration)
+        self._dirty_registrations.add(border)
+        if border in self._checkpoints:
+            if self._checkpoints[border] is None:
+                self._unregistered -= 1
+            self._checkpoints[border] = registration.countries
+
     def _admit(self, border: str) -> None:
         """``border`` is counted here from now on (its series exists)."""
         if border in self._checkpoints:
             return
-        known = self.config.checkpoints.get(border)
+        known = self.registered(border)
         self._checkpoints[border] = None if known is None else known.countries
         if known is None:
             self._unregistered += 1
@@ -466,10 +520,12 @@ class PartitionState:
         state.extend(
             (statement_key(topic, partition, event_id), orjson.dumps(self.statements[event_id])) for event_id in self._dirty_statements
         )
+        state.extend((checkpoint_key(topic, partition, slug), self._registrations[slug].encode()) for slug in self._dirty_registrations)
         if self._dirty_progress:
             state.append((progress_key(topic, partition), self.progress.encode()))
         self._dirty_series.clear()
         self._dirty_statements.clear()
+        self._dirty_registrations.clear()
         self._dirty_progress = False
         return state
 
@@ -495,6 +551,7 @@ class PartitionState:
             "statements": {
                 event_id: {k: v for k, v in record.items() if k != "offset"} for event_id, record in sorted(self.statements.items())
             },
+            "checkpoints": {slug: orjson.loads(point.encode()) for slug, point in sorted(self._registrations.items())},
         }
 
     @property
@@ -503,8 +560,8 @@ class PartitionState:
 
     @property
     def record_count(self) -> int:
-        """How many state records this partition holds: series, statements, dedup segments and its progress."""
-        return len(self.series) + len(self.statements) + self.dedup.segment_count + 1
+        """How many state records this partition holds: series, statements, registrations, dedup segments and its progress."""
+        return len(self.series) + len(self.statements) + len(self._registrations) + self.dedup.segment_count + 1
 
 
 class TooManyCheckpoints(InvalidEvent):

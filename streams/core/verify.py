@@ -57,6 +57,10 @@ def diff_partition(partition: str, live: Mapping[str, Any], replay: Mapping[str,
     for event_id in sorted(set(live_statements) | set(replay_statements)):
         if live_statements.get(event_id) != replay_statements.get(event_id):
             out.append(Difference(partition, f"statement {event_id}", live_statements.get(event_id), replay_statements.get(event_id)))
+    live_points, replay_points = live.get("checkpoints", {}), replay.get("checkpoints", {})
+    for slug in sorted(set(live_points) | set(replay_points)):
+        if live_points.get(slug) != replay_points.get(slug):
+            out.append(Difference(partition, f"checkpoint {slug}", live_points.get(slug), replay_points.get(slug)))
     return out
 
 

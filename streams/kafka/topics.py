@@ -11,14 +11,16 @@ from typing import Final
 
 STATE_TABLE: Final = "state"
 TYPE_TOPICS: Final = {"crossing": "crossings", "departure": "departures", "statement": "statements"}
+#: message types that travel on another type's topic: a checkpoint's registration goes with the crossings at it
+CARRIED_WITH: Final = {"checkpoint": "crossing"}
 
 
 @dataclass(frozen=True, slots=True)
 class Topics:
     prefix: str = ""
 
-    def for_type(self, event_type: str) -> str:
-        return self.prefix + TYPE_TOPICS[event_type]
+    def for_type(self, message_type: str) -> str:
+        return self.prefix + TYPE_TOPICS[CARRIED_WITH.get(message_type, message_type)]
 
     @property
     def inputs(self) -> tuple[str, ...]:

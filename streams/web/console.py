@@ -58,7 +58,9 @@ def local_overview(app: faust.App, runtime: Runtime) -> dict[str, Any]:
         states = []
     borders: set[str] = set()
     countries: set[str] = set()
+    names: dict[str, str] = {}
     for state in states:
+        names.update((slug, point.name) for slug, point in state.registrations.items())
         for series_code, key in state.series:
             (borders if series_code == SeriesCode.BORDER else countries).add(key)
         countries.update(item["country"] for item in state.statements.values())
@@ -72,6 +74,7 @@ def local_overview(app: faust.App, runtime: Runtime) -> dict[str, Any]:
         **metrics.counter_totals(),
         "borders": sorted(borders),
         "countries": sorted(countries),
+        "registered": names,
     }
 
 
@@ -79,9 +82,11 @@ def overview_of(workers: list[dict[str, Any]], window_names: list[str]) -> dict[
     """The whole cluster's overview from each worker's part."""
     borders = sorted({b for w in workers for b in w.get("borders", ())})
     countries = sorted({c for w in workers for c in w.get("countries", ())})
-    parts = [{k: v for k, v in w.items() if k not in ("borders", "countries")} for w in workers]
-    known = registered()
-    checkpoints = {b: {"name": known[b].name, "registered": True} if b in known else {"name": b, "registered": False} for b in borders}
+    parts = [{k: v for k, v in w.items() if k not in ("borders", "countries", "registered")} for w in workers]
+    names = {slug: point.name for slug, point in registered().items()}
+    for worker in workers:  # registered at run time: each in the partition that counts its checkpoint
+        names.update(worker.get("registered", {}))
+    checkpoints = {b: {"name": names[b], "registered": True} if b in names else {"name": b, "registered": False} for b in borders}
     return {
         "generated_at": format_utc(time.time()),
         "windows": window_names,

@@ -156,10 +156,8 @@ def test_kafka_tls_and_sasl_settings_reach_every_client(monkeypatch: pytest.Monk
     assert credentials is not None and credentials.username == "ops" and credentials.ssl_context is not None  # type: ignore[attr-defined]
 
 
-def test_a_crossing_at_a_registered_checkpoint_between_other_countries_is_refused_naming_them() -> None:
-    wrong, right = CROSSING | {"to_country": "KZ"}, CROSSING | {"event_id": "c-2", "from_country": "GE", "to_country": "RU"}
-    lines = parse_body("ndjson", orjson.dumps(wrong) + b"\n" + orjson.dumps(right) + b"\n", max_event_bytes=LIMIT)
-    assert [line.status for line in lines] == ["rejected", "accepted"]
-    status, body = report(lines)
-    assert status == 202 and body["rejected"] == 1
-    assert body["results"][0]["field"] == "border" and "joins GE and RU, not RU and KZ" in body["results"][0]["reason"]
+def test_a_crossing_at_a_registered_checkpoint_between_other_countries_is_left_to_the_worker() -> None:
+    """A registration may have changed the checkpoint's countries: the worker that counts it judges, and dead-letters it if wrong."""
+    wrong = CROSSING | {"to_country": "KZ"}
+    lines = parse_body("ndjson", orjson.dumps(wrong) + b"\n", max_event_bytes=LIMIT)
+    assert [line.status for line in lines] == ["accepted"]
