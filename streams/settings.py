@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     client_burst: int = Field(200, ge=1, description="requests one anonymous client may make at once after a quiet spell")
     client_concurrency: int = Field(16, ge=1, description="requests one anonymous client may have in progress")
     clients_concurrency: int = Field(64, ge=1, description="requests all anonymous clients together may have in progress")
+    clients_share: float = Field(
+        0.05, gt=0, le=1, description="share of the worker's time all anonymous clients' requests together may take (429 beyond)"
+    )
     grace: timedelta = Field(timedelta(hours=6), description="grace period before events are late")
     max_future: timedelta = Field(
         timedelta(hours=6), description="how far an event's time may be ahead of when it was sent (its record's timestamp)"

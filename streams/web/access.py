@@ -17,6 +17,7 @@ import hmac
 import ipaddress
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -24,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from streams.settings import Settings
-from streams.web.limits import ClientLimits, retry_after
+from streams.web.limits import ClientLimits, TimeBudget, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class AccessPolicy:
         #: refusals being held back now (access_middleware)
         self.held = 0
         self.limits = ClientLimits(settings.client_rate, settings.client_burst, settings.client_concurrency, settings.clients_concurrency)
+        #: the share of the worker's time all of them together may take; /metrics is left out: it is written off the loop
+        self.budget = TimeBudget(settings.clients_share)
         self.refusal: str | None = None
         if self.secret is None and not is_loopback(settings.web_host):
             self.refusal = (
@@ -132,25 +135,38 @@ def access_middleware(policy: AccessPolicy) -> Callable[[web.Request, Handler], 
         if not policy.limited(request.method, request.path, authorization):
             return await handler(request)
         client = request.remote or "unknown"
+        budgeted = request.path != "/metrics"
         wait = policy.limits.admit(client)
         if wait is not None:
-            # A caller that asks again as soon as it is refused would keep the loop busy refusing it: its answer
-            # waits a second (while few are waiting), which costs an idle connection, not the loop.
-            if policy.held < MAX_HELD_REFUSALS:
-                policy.held += 1
-                try:
-                    await asyncio.sleep(REFUSAL_HOLD_SECONDS)
-                finally:
-                    policy.held -= 1
-            body = {"error": f"too many requests from {client}: retry after the seconds in Retry-After", "status": "limited"}
-            headers = {"Retry-After": retry_after(wait)}
-            return web.Response(body=orjson.dumps(body), status=429, content_type="application/json", headers=headers)
+            return await _refuse(policy, f"too many requests from {client}", wait)
+        if budgeted and (wait := policy.budget.admit()) is not None:
+            policy.limits.done(client)
+            return await _refuse(policy, "too many requests from anonymous callers together", wait)
+        started = time.monotonic()
         try:
             return await handler(request)
         finally:
             policy.limits.done(client)
+            if budgeted:
+                policy.budget.spend(time.monotonic() - started)
 
     return guard
+
+
+async def _refuse(policy: AccessPolicy, why: str, wait: float) -> web.Response:
+    """429 with ``Retry-After``, held back a second first (while few are held).
+
+    A caller that asks again as soon as it is refused would keep the loop busy
+    refusing it; holding its answer costs an idle connection, not the loop.
+    """
+    if policy.held < MAX_HELD_REFUSALS:
+        policy.held += 1
+        try:
+            await asyncio.sleep(REFUSAL_HOLD_SECONDS)
+        finally:
+            policy.held -= 1
+    body = {"error": f"{why}: retry after the seconds in Retry-After", "status": "limited"}
+    return web.Response(body=orjson.dumps(body), status=429, content_type="application/json", headers={"Retry-After": retry_after(wait)})
 
 
 async def secure_headers(request: web.Request, response: web.StreamResponse) -> None:

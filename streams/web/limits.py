@@ -2,7 +2,8 @@
 
 Each client (by address) has a token bucket, ``rate`` requests a second
 with bursts of ``burst``, and at most ``concurrent`` requests in progress;
-all anonymous clients together at most ``total_concurrent``.
+all anonymous clients together at most ``total_concurrent``, and a share
+of the worker's time (:class:`TimeBudget`), however many they are.
 A request over either is refused at once with 429 and the seconds until it
 would be taken (``Retry-After``): it costs the worker almost nothing, so no
 number of callers can slow the stream. The clients remembered are bounded
@@ -17,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 
 @dataclass(slots=True)
@@ -80,6 +82,39 @@ class ClientLimits:
 
     def __len__(self) -> int:
         return len(self._clients)
+
+
+#: what the web server takes to read a small request and write its answer, beyond the handler (docs/benchmarks.md)
+REQUEST_OVERHEAD_SECONDS: Final = 0.001
+
+
+class TimeBudget:
+    """A token bucket of seconds: what requests took, refilled at ``share`` seconds a second, up to ``burst_seconds``.
+
+    A request's cost is its handler's time from start to answer, plus
+    :data:`REQUEST_OVERHEAD_SECONDS` for reading it and writing the answer,
+    which happen outside the handler. Waiting on a peer counts too, and so
+    does waiting for the loop while it applies a batch: under load the same
+    requests cost more, so fewer are taken, which is what keeps the stream's
+    pace.
+    """
+
+    def __init__(self, share: float, burst_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        if not 0 < share <= 1 or burst_seconds <= 0:
+            raise ValueError("the share must be in (0, 1] and the burst positive")
+        self.share, self.burst_seconds, self._clock = share, burst_seconds, clock
+        self._seconds = burst_seconds
+        self._at = clock()
+
+    def admit(self) -> float | None:
+        """None if a request may start now, else the seconds until the budget has time again."""
+        now = self._clock()
+        self._seconds = min(self.burst_seconds, self._seconds + (now - self._at) * self.share)
+        self._at = now
+        return None if self._seconds > 0 else -self._seconds / self.share + 0.001
+
+    def spend(self, handler_seconds: float) -> None:
+        self._seconds -= handler_seconds + REQUEST_OVERHEAD_SECONDS
 
 
 def retry_after(seconds: float) -> str:

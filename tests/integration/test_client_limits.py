@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -60,3 +62,43 @@ def test_a_flood_from_one_client_gets_429_with_retry_after_and_nobody_else_does(
     # and the client is served again once it waits as it was told
     time.sleep(max(int(headers["Retry-After"]) for headers, _ in limited))
     assert get(query)[0] == 200
+
+
+def get_from(address: str, url: str) -> int:
+    """The status of a GET sent from ``address`` (one of loopback's 127.0.0.0/8): each address is a client of its own."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30, source_address=(address, 0))
+    try:
+        connection.request("GET", f"{parts.path}?{parts.query}")
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_many_clients_together_get_only_their_share_of_the_worker(deployment: dict[str, str], spawn_worker: Any) -> None:
+    deployment |= {
+        "BORDERFLOW_CLUSTER_TOKEN": SECRET,
+        "BORDERFLOW_CLIENT_RATE": "1000",  # no one client is limited: only what they take together
+        "BORDERFLOW_CLIENT_BURST": "1000",
+        "BORDERFLOW_CLIENTS_SHARE": "0.01",
+    }
+    create_topics(deployment)
+    worker = spawn_worker("w1")
+    worker.wait_ready()
+    query = worker.url + "/counts/borders/upper-lars?window=1h"
+    addresses = [f"127.0.0.{i}" for i in range(2, 42)]
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(addresses)) as pool:
+        statuses = list(pool.map(lambda i: get_from(addresses[i % len(addresses)], query), range(len(addresses) * 30)))
+    elapsed = time.monotonic() - started
+    assert set(statuses) <= {200, 429}, statuses
+    # a second of burst, then a hundredth of the time: far fewer answers than the clients' own limits allow
+    assert statuses.count(429) > 0 and statuses.count(200) > 0, (statuses.count(200), statuses.count(429), elapsed)
+    status, headers, body = get(query)
+    while status == 200:  # the budget refills at its share: take it until refused
+        status, headers, body = get(query)
+    assert status == 429 and "anonymous callers together" in body["error"] and int(headers["Retry-After"]) >= 1
+    assert get(worker.url + "/health")[0] == 200 and get(query, token=SECRET)[0] == 200
