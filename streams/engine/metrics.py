@@ -25,6 +25,7 @@ from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTO
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from events.checkpoints import Checkpoint
 from events.model import EVENT_TYPES
 from streams.core.effects import Effects
 from streams.core.records import Series, SeriesCode
@@ -128,6 +129,8 @@ class PartitionCapture:
     highwater: int | None
     #: the partition's series when captured; their buckets are read later (see :meth:`StateCollector.families`)
     series: tuple[tuple[tuple[str, str], Series], ...]
+    #: a checkpoint's registration as the partition's input stands (one ``dict.get`` each: safe off the loop)
+    registered: Callable[[str], Checkpoint | None] = lambda border: None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +207,7 @@ class StateCollector(Collector):
                 state.progress.stream_time,
                 self._highwater(state.topic, state.partition),
                 tuple(state.series.items()),
+                state.registered,
             )
             for state in self._states()
         )
@@ -238,9 +242,18 @@ class StateCollector(Collector):
             "Messages in the partition not yet applied (high watermark - next offset)",
             labels=["topic", "partition"],
         )
+        info = GaugeMetricFamily(
+            "borderflow_checkpoint_info",
+            "1 for each checkpoint counted here: its display name, and whether it is registered",
+            labels=["border", "name", "registered"],
+        )
         sums: dict[tuple[str, str, str], int] = {}
         bucket_seconds = self._bucket_seconds
         for part in captured.partitions:
+            for series_code, key in (series_id for series_id, _ in part.series):
+                if series_code == SeriesCode.BORDER:
+                    known = part.registered(key)
+                    info.add_metric([key, key if known is None else known.name, "false" if known is None else "true"], 1.0)
             if part.highwater is not None:
                 lag.add_metric([part.topic, str(part.partition)], max(0, part.highwater - part.offset - 1))
             st = part.stream_time
@@ -272,7 +285,7 @@ class StateCollector(Collector):
             net.add_metric(
                 [key, window], sums.get((SeriesCode.ENTRIES, key, window), 0) - sums.get((SeriesCode.DEPARTURES, key, window), 0)
             )
-        yield from (crossings, entries, departures, net, stream_time, lag)
+        yield from (crossings, info, entries, departures, net, stream_time, lag)
         ready = GaugeMetricFamily("borderflow_ready", "1 once the worker has recovered its state and serves, else 0")
         ready.add_metric([], 1.0 if captured.ready else 0.0)
         yield ready

@@ -82,6 +82,13 @@ def test_a_checkpoint_registered_at_run_time_counts_from_then_on_and_replays_exa
     assert overview["checkpoints"]["upper-lars"] == {"name": "Verkhny Lars", "registered": True}
     assert refused[1] not in overview["checkpoints"], "a checkpoint whose every crossing was refused has no counts"
     assert all(part.keys().isdisjoint({"registered"}) for part in overview["workers"])
+    # and the dashboards: each counted checkpoint's name and registration, joined to the gauges on `border`
+    info = worker.metric_lines("borderflow_checkpoint_info")
+    assert f'borderflow_checkpoint_info{{border="{late_comer}",name="Late Comer",registered="true"}} 1.0' in info
+    assert 'borderflow_checkpoint_info{border="upper-lars",name="Verkhny Lars",registered="true"} 1.0' in info
+    counted = next(slug for slug in SLUGS if model.hourly("border", slug) and slug != late_comer)
+    assert f'borderflow_checkpoint_info{{border="{counted}",name="{counted}",registered="false"}} 1.0' in info
+    assert len(info) == len([slug for slug in SLUGS if model.hourly("border", slug)]) + 1
 
     # the registrations are state: a restarted worker knows them, and a replay applies them at the same places
     worker.kill()
