@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -170,6 +170,25 @@ def window_spec(config: CoreConfig, name: str | None) -> WindowSpec:
         return config.window(name)
     except KeyError:
         raise BadParameter("window", f"unknown window {name!r}: expected one of {[w.name for w in config.windows]}") from None
+
+
+#: statement gauges (country, metric, source) one worker shows at most: the most recently issued
+MAX_STATEMENT_GAUGES: Final = 200
+
+
+def gauged_statements(reconciled: Iterable[Mapping[str, Any]], limit: int = MAX_STATEMENT_GAUGES) -> list[StatementView]:
+    """The gauges of reconciled statements (in publication order): the latest per label set, at most ``limit`` of them.
+
+    One series per (country, metric, source), whatever the number of
+    statements: a source that publishes daily updates its gauge, and a feed
+    that invents sources cannot grow the series past ``limit``.
+    """
+    latest: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+    for item in reconciled:
+        labels = (item["country"], item["metric"], item["source"])
+        latest.pop(labels, None)  # re-inserted last: the dict stays in publication order of the latest
+        latest[labels] = item
+    return [StatementView(item) for item in list(latest.values())[-limit:]]
 
 
 class StatementView:

@@ -11,6 +11,7 @@ from faust.types import TP
 from streams.broker.defects import DeadMemberEvictor, group_instance_id
 from streams.core.queries import (
     StatementView,
+    gauged_statements,
 )
 from streams.core.state import PartitionState
 from streams.engine import metrics
@@ -165,7 +166,7 @@ def create_app(settings: Settings) -> faust.App:
         except Exception as exc:  # noqa: BLE001 - a peer may be rebalancing; keep the last figures
             log.info("statement refresh failed: %r", exc)
             return
-        statement_views[:] = [StatementView(item) for item in fresh]
+        statement_views[:] = gauged_statements(fresh)
 
     if settings.evict_dead_members:
         evictor = DeadMemberEvictor(settings, str(app.conf.canonical_url).rstrip("/"))

@@ -6,6 +6,7 @@ from prometheus_client import generate_latest
 
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
+from streams.core.queries import MAX_STATEMENT_GAUGES, gauged_statements
 from streams.core.state import PartitionState
 from streams.engine import metrics
 from tests.factories import T0, crossing_bytes
@@ -39,3 +40,16 @@ def test_window_labels_are_the_configured_windows_names() -> None:
     families = {family.name: family for family in collector.collect()}
     crossings = {sample.labels["window"]: sample.value for sample in families["borderflow_crossings"].samples}
     assert crossings == {"30m": 7, "12h": 2 + 3 + 7}  # the half hour holding stream time, and the 12 h ending with it
+
+
+def test_statement_gauges_are_one_per_label_set_and_bounded() -> None:
+    def reconciled(i: int, source: str, value: float) -> dict[str, object]:
+        return {"event_id": f"s-{i}", "country": "KZ", "metric": "entries", "source": source, "value": value}
+
+    daily = [reconciled(i, "MVD", 1000.0 * i) for i in range(1, 4)]  # one source, updated daily
+    invented = [reconciled(10 + i, f"feed-{i}", 1.0) for i in range(5000)]
+    views = gauged_statements([*daily, *invented, reconciled(9, "MVD", 7.0)])
+    assert len(views) == MAX_STATEMENT_GAUGES
+    assert len({(v.country, v.metric, v.source) for v in views}) == len(views), "no label set twice: Prometheus refuses duplicates"
+    assert [v.value for v in views if v.source == "MVD"] == [7.0], "the latest statement of a source is its gauge"
+    assert views[-1].source == "MVD" and views[0].source == f"feed-{5000 - MAX_STATEMENT_GAUGES + 1}"
