@@ -187,10 +187,10 @@ class Topology:
     def heal(self) -> None:
         """Every cut, loss and delay removed."""
         for host in self.hosts:
+            self._undelay(host)
             host.cut_from.clear()
             host.loss = 0.0
             self._apply(host)
-            self._undelay(host)
 
     def lossy(self, hosts: Iterable[Host], loss: float) -> None:
         """``loss`` (0..1) of every packet into and out of each host dropped at random."""
@@ -236,20 +236,26 @@ class Topology:
         host.delayer = None
 
     def _apply(self, host: Host) -> None:
+        """The host's cuts and loss as its nftables rules, replaced in one transaction.
+
+        The chains stay and only their rules change: a netfilter hook that
+        goes away makes the kernel drop every packet queued in the namespace,
+        which would be the packets a delayer holds.
+        """
         rules = []
         if host.cut_from:
             rules.append(f"ip daddr {{ {', '.join(sorted(host.cut_from))} }} drop")
         if host.loss > 0:
             rules.append(f"numgen random mod 10000 < {round(host.loss * 10000)} drop")
         incoming = [r.replace("daddr", "saddr") for r in rules]
-        def chain(name: str, hook: str, body: list[str]) -> str:
-            head = f"  chain {name} {{\n    type filter hook {hook} priority 0; policy accept;\n"
-            return head + "".join(f"    {r}\n" for r in body) + "  }\n"
-
         script = (
-            "table inet borderflow_faults\n"
-            "delete table inet borderflow_faults\n"
-            "table inet borderflow_faults {\n" + chain("out", "output", rules) + chain("in", "input", incoming) + "}\n"
+            "table inet borderflow_faults {\n"
+            "  chain out { type filter hook output priority 0; policy accept; }\n"
+            "  chain in { type filter hook input priority 0; policy accept; }\n"
+            "}\n"
+            "flush table inet borderflow_faults\n"
+            + "".join(f"add rule inet borderflow_faults out {r}\n" for r in rules)
+            + "".join(f"add rule inet borderflow_faults in {r}\n" for r in incoming)
         )
         _run(*host.wrapper, "nft", "-f", "-", stdin=script)
 
