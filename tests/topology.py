@@ -6,15 +6,20 @@ the test, which reaches each of them from the root namespace through the
 bridge's own address. Nothing is routed or forwarded off the bridge, so no
 host is reachable from outside the machine.
 
-Faults are nftables rules inside the hosts' namespaces: a cut drops every
-packet between two hosts silently, both ways (no reset, no ICMP: the
-connections simply stop moving bytes, as when a cable or a switch fails);
-loss drops a share of a host's packets at random; delay needs the kernel's
-``sch_netem``, and :meth:`Topology.delay` says so when it is missing.
+Faults live inside the hosts' namespaces. A cut drops every packet between
+two hosts silently, both ways (no reset, no ICMP: the connections simply
+stop moving bytes, as when a cable or a switch fails); loss drops a share of
+a host's packets at random: both are nftables rules. Delay holds every
+packet a host sends for a fixed time: an iptables NFQUEUE rule hands them
+to a delayer process in the host's namespace (tests/delayer.py), which lets
+each go when its time has come. It needs neither the kernel's ``sch_netem``
+(tc netem) nor nftables' ``queue`` statement, which kernels may leave out,
+only nfnetlink_queue and iptables' NFQUEUE target.
 
-Teardown kills every process left in the namespaces, then deletes them and
-the bridge. A topology left behind by a run that was killed is removed by
-the next one (names carry the creating process's id).
+Teardown stops the delayers, kills every process left in the namespaces,
+then deletes them and the bridge. A topology left behind by a run that was
+killed is removed by the next one (names carry the creating process's id),
+its delayers with the other processes in its namespaces.
 """
 
 from __future__ import annotations
@@ -23,24 +28,31 @@ import ipaddress
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 #: namespaces are named ``bf-<pid>-<tag>-<host>``; interfaces ``bf<tag><host>`` (at most 15 characters)
 _NAME = re.compile(r"^bf-(\d+)-([0-9a-f]{4})-")
+
+_DELAYER = Path(__file__).with_name("delayer.py")
+#: every packet a host sends over its link, after the faults' output chain, to the delayer's queue; through undelayed while none listens
+_DELAY_RULE = ("POSTROUTING", "-o", "eth0", "-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass")
 
 
 def unsupported() -> str | None:
     """Why network namespaces cannot be made here, or None."""
     if os.geteuid() != 0:
         return "network namespaces need root (CI and these machines run as root)"
-    for tool in ("ip", "nft"):
+    for tool in ("ip", "nft", "iptables"):
         if shutil.which(tool) is None:
-            return f"'{tool}' is not installed (make system-deps installs iproute2 and nftables)"
+            return f"'{tool}' is not installed (make system-deps installs iproute2, nftables and iptables)"
     probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         return f"'ip netns' does not work here: {probe.stderr.strip()}"
@@ -65,8 +77,8 @@ class Host:
     cut_from: set[str] = field(default_factory=set)
     #: share of packets dropped at random, in and out
     loss: float = 0.0
-    #: whether its link holds packets (tc netem)
-    delayed: bool = False
+    #: the process holding the packets it sends, while it has a delay (tests/delayer.py)
+    delayer: subprocess.Popen[str] | None = None
 
     @property
     def wrapper(self) -> tuple[str, ...]:
@@ -128,7 +140,9 @@ class Topology:
         self.close()
 
     def close(self, timeout: float = 15.0) -> None:
-        """Kill what still runs in the hosts, delete them and the bridge; wait until the kernel has let them go."""
+        """Stop the delayers, kill what still runs in the hosts, delete them and the bridge; wait until the kernel has let them go."""
+        for host in self.hosts:
+            self._undelay(host)
         for host in self.hosts:
             for pid in host.pids():
                 try:
@@ -173,12 +187,10 @@ class Topology:
     def heal(self) -> None:
         """Every cut, loss and delay removed."""
         for host in self.hosts:
+            self._undelay(host)
             host.cut_from.clear()
             host.loss = 0.0
             self._apply(host)
-            if host.delayed:
-                _run(*host.wrapper, "tc", "qdisc", "del", "dev", "eth0", "root", check=False)
-                host.delayed = False
 
     def lossy(self, hosts: Iterable[Host], loss: float) -> None:
         """``loss`` (0..1) of every packet into and out of each host dropped at random."""
@@ -187,28 +199,63 @@ class Topology:
             self._apply(host)
 
     def delay(self, hosts: Iterable[Host], milliseconds: int) -> None:
-        """Every packet out of each host held ``milliseconds`` (tc netem); RuntimeError naming the cause where netem is missing."""
+        """Every packet each host sends over its link held ``milliseconds`` before it leaves.
+
+        The delay is on the host's end of its link, outgoing, where tc netem
+        would put it: a round trip between a delayed host and the test or an
+        undelayed host takes ``milliseconds`` longer, one between two delayed
+        hosts twice that. Packets keep their order; lost ones (:meth:`lossy`)
+        are dropped before they are held. A delayer that dies, or falls a
+        queue's length behind, lets packets through undelayed rather than
+        dropping them. A second call replaces a host's delay.
+        """
         for host in hosts:
-            done = _run(*host.wrapper, "tc", "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", f"{milliseconds}ms", check=False)
-            if done.returncode != 0:
-                raise RuntimeError(f"tc netem is not available in this kernel ({done.stderr.strip()})")
-            host.delayed = True
+            self._undelay(host)
+            command = [*host.wrapper, sys.executable, str(_DELAYER), "--queue", "0", "--milliseconds", str(milliseconds)]
+            host.delayer = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+            assert host.delayer.stdout is not None
+            started, _, _ = select.select([host.delayer.stdout], [], [], 15)
+            if not started or host.delayer.stdout.readline().strip() != "ready":
+                self._undelay(host)
+                raise RuntimeError(f"the delayer in {host.name} did not start (see its stderr above)")
+            _run(*host.wrapper, "iptables", "-w", "-t", "mangle", "-A", *_DELAY_RULE)
+
+    def _undelay(self, host: Host) -> None:
+        """The host's delay removed: no more packets held, the delayer told to let go of those it holds, and ended."""
+        if host.delayer is None:
+            return
+        _run(*host.wrapper, "iptables", "-w", "-t", "mangle", "-D", *_DELAY_RULE, check=False)
+        host.delayer.terminate()
+        try:
+            host.delayer.wait(10)
+        except subprocess.TimeoutExpired:
+            host.delayer.kill()
+            host.delayer.wait()
+        if host.delayer.stdout is not None:
+            host.delayer.stdout.close()
+        host.delayer = None
 
     def _apply(self, host: Host) -> None:
+        """The host's cuts and loss as its nftables rules, replaced in one transaction.
+
+        The chains stay and only their rules change: a netfilter hook that
+        goes away makes the kernel drop every packet queued in the namespace,
+        which would be the packets a delayer holds.
+        """
         rules = []
         if host.cut_from:
             rules.append(f"ip daddr {{ {', '.join(sorted(host.cut_from))} }} drop")
         if host.loss > 0:
             rules.append(f"numgen random mod 10000 < {round(host.loss * 10000)} drop")
         incoming = [r.replace("daddr", "saddr") for r in rules]
-        def chain(name: str, hook: str, body: list[str]) -> str:
-            head = f"  chain {name} {{\n    type filter hook {hook} priority 0; policy accept;\n"
-            return head + "".join(f"    {r}\n" for r in body) + "  }\n"
-
         script = (
-            "table inet borderflow_faults\n"
-            "delete table inet borderflow_faults\n"
-            "table inet borderflow_faults {\n" + chain("out", "output", rules) + chain("in", "input", incoming) + "}\n"
+            "table inet borderflow_faults {\n"
+            "  chain out { type filter hook output priority 0; policy accept; }\n"
+            "  chain in { type filter hook input priority 0; policy accept; }\n"
+            "}\n"
+            "flush table inet borderflow_faults\n"
+            + "".join(f"add rule inet borderflow_faults out {r}\n" for r in rules)
+            + "".join(f"add rule inet borderflow_faults in {r}\n" for r in incoming)
         )
         _run(*host.wrapper, "nft", "-f", "-", stdin=script)
 

@@ -15,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.broker.apache_kafka import KafkaCluster
 from streams.tools.screenshots import chromium_page
@@ -101,6 +104,10 @@ class Observation:
     worker: str
     status: int
     wrong: str | None
+    #: every query answered 200 with everything published
+    exact: bool = False
+    #: seconds the round of queries took
+    took: float = 0.0
 
 
 class Clients(threading.Thread):
@@ -125,10 +132,12 @@ class Clients(threading.Thread):
             self.halt.wait(0.5)
 
     def _ask(self, worker: WorkerProcess) -> None:
+        asked = time.monotonic()
         try:
             self.health[worker.url].append((time.monotonic(), http_get(worker.url + "/health", timeout=5)[0]))
             wrong: list[str] = []
             worst = 200
+            exact = True
             for kind, key in [("border", b) for b in RANDOM_BORDERS] + [("entries", c) for c in COUNTRIES]:
                 path = f"/counts/borders/{key}" if kind == "border" else f"/counts/countries/{key}"
                 status, body = http_get(f"{worker.url}{path}?window=all", timeout=15)
@@ -137,13 +146,15 @@ class Clients(threading.Thread):
                     low, high = sum(self.before.hourly(kind, key).values()), sum(self.after.hourly(kind, key).values())
                     if not low <= got <= high:
                         wrong.append(f"{kind} {key}: {got} not in [{low}, {high}]")
+                    exact = exact and got == high
                 elif status == 503 and body.get("error"):
                     worst = 503
                 else:
                     wrong.append(f"{kind} {key}: HTTP {status} {body!r:.200}")
-            self.seen.append(Observation(time.monotonic(), worker.url, worst, "; ".join(wrong) or None))
+            answered = time.monotonic()
+            self.seen.append(Observation(answered, worker.url, worst, "; ".join(wrong) or None, exact and worst == 200, answered - asked))
         except OSError as exc:
-            self.seen.append(Observation(time.monotonic(), worker.url, 0, f"no answer: {exc!r}"))
+            self.seen.append(Observation(time.monotonic(), worker.url, 0, f"no answer: {exc!r}", took=time.monotonic() - asked))
 
     def stop(self) -> None:
         self.halt.set()
@@ -151,6 +162,10 @@ class Clients(threading.Thread):
 
     def wrong(self) -> list[Observation]:
         return [o for o in self.seen if o.wrong is not None]
+
+    def first_exact(self, url: str) -> float | None:
+        """When a client first got every count exact from ``url`` (None if it never did)."""
+        return next((o.at for o in self.seen if o.worker == url and o.exact), None)
 
     def unavailable_seconds(self, url: str) -> float:
         """From the first 503 a client got from ``url`` to the first 200 after it."""
@@ -264,8 +279,17 @@ def split_workers(net: Deployment, n: int, seed: int) -> tuple[list[WorkerProces
     return workers, before, after, messages
 
 
-def exact_after(net: Deployment, workers: list[WorkerProcess], clients: Clients, after: Model, started: float, fault: str) -> None:
-    """Both workers exact, no wrong answer seen, a rebuild from the changelogs exact; the figures printed."""
+def exact_after(
+    net: Deployment,
+    workers: list[WorkerProcess],
+    clients: Clients,
+    after: Model,
+    started: float,
+    fault: str,
+    caught_up_at: float | None = None,
+) -> None:
+    """Both workers exact, no wrong answer seen, a rebuild from the changelogs exact; the figures printed
+    (with ``caught_up_at``, how many of the rounds begun after it were exact)."""
     for worker in workers:
         wait_exact(worker, after, RANDOM_BORDERS, timeout=180)
     recovered = time.monotonic() - started
@@ -273,15 +297,63 @@ def exact_after(net: Deployment, workers: list[WorkerProcess], clients: Clients,
     assert not clients.wrong(), [f"{o.worker} at +{o.at - started:.1f}s: {o.wrong}" for o in clients.wrong()][:10]
     refused = sum(1 for o in clients.seen if o.status == 503)
     unavailable = ", ".join(f"{clients.unavailable_seconds(w.url):.1f} s" for w in workers)
-    print(f"{fault}: {len(clients.seen)} rounds, {refused} answered 503, 0 wrong; unavailable {unavailable}; exact {recovered:.1f} s after")
+    first_exact = ", ".join("never" if (at := clients.first_exact(w.url)) is None else f"{at - started:.1f} s" for w in workers)
+    took = [o.took for o in clients.seen]
+    print(
+        f"{fault}: {len(clients.seen)} rounds, {refused} answered 503, 0 wrong; "
+        f"a round took {min(took, default=0):.1f}–{max(took, default=0):.1f} s; "
+        f"unavailable {unavailable}; clients' first exact round {first_exact} after it began; exact {recovered:.1f} s after"
+    )
+    if caught_up_at is not None:
+        later = [o for o in clients.seen if o.at - o.took >= caught_up_at]
+        print(f"{fault}: {sum(o.exact for o in later)} of the {len(later)} rounds begun after the workers had caught up exact")
     for worker in workers:
         assert worker.stop() == 0
     print(f"{fault}: rebuilt from the changelogs exactly in {rebuilt_exactly(net, net.topology.workers[2], after):.1f} s")
 
 
-def under_fault(net: Deployment, seed: int, name: str, inject: Callable[[], None], lasts: float, **publish: Any) -> None:
+async def topic_ends(bootstrap: str, topic: str) -> dict[str, int]:
+    """``topic|partition`` -> the offset after the partition's last message."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        return {f"{tp.topic}|{tp.partition}": offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+def applied(net: Deployment, worker: WorkerProcess) -> dict[str, int]:
+    """``topic|partition`` -> the last offset ``worker`` applied, for the partitions it owns; nothing when it does not answer."""
+    token = net.env["BORDERFLOW_CLUSTER_TOKEN"]
+    request = urllib.request.Request(worker.url + "/internal/offsets", headers={"Authorization": f"Bearer {token}"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+            return dict(orjson.loads(response.read()).get("answer") or {})
+    except OSError:
+        return {}
+
+
+def caught_up(net: Deployment, workers: list[WorkerProcess], ends: dict[str, int], until: float) -> float | None:
+    """When the workers between them had first applied every offset before ``ends``; None if not by ``until``."""
+    while time.monotonic() < until:
+        done: dict[str, int] = {}
+        for worker in workers:
+            done |= applied(net, worker)
+        if all(done.get(tp, -1) >= end - 1 for tp, end in ends.items()):
+            return time.monotonic()
+        time.sleep(0.5)
+    return None
+
+
+def under_fault(
+    net: Deployment, seed: int, name: str, inject: Callable[[], None], lasts: float, catch_up: bool = False, **publish: Any
+) -> None:
     """Two workers count the first half; ``inject`` a fault, publish the second half (to ``publish``'s bootstrap, with its
-    producer options), heal after ``lasts`` seconds; every answer meanwhile honest, and exact after."""
+    producer options), heal after ``lasts`` seconds; every answer meanwhile honest, and exact after.
+
+    With ``catch_up``, also how long after the fault began the workers had applied everything published, while it lasted.
+    """
     workers, before, after, messages = split_workers(net, 8_000, seed)
     clients = Clients(workers, before, after)
     clients.start()
@@ -289,9 +361,16 @@ def under_fault(net: Deployment, seed: int, name: str, inject: Callable[[], None
     inject()
     bootstrap = publish.pop("bootstrap", net.kafka.bootstrap)
     asyncio.run(produce(bootstrap, messages[len(messages) // 2 :], **publish))
-    time.sleep(lasts)
+    published = time.monotonic()
+    at = None
+    if catch_up:
+        ends = asyncio.run(topic_ends(net.kafka.bootstrap, net.env["BORDERFLOW_TOPIC_PREFIX"] + "crossings"))
+        at = caught_up(net, workers, ends, published + lasts)
+        assert at is not None, f"{name}: the workers had not applied everything published when the fault ended"
+        print(f"{name}: everything published applied {at - started:.1f} s after it began, {at - published:.1f} s after publishing ended")
+    time.sleep(max(0.0, published + lasts - time.monotonic()))
     net.topology.heal()
-    exact_after(net, workers, clients, after, started, name)
+    exact_after(net, workers, clients, after, started, name, caught_up_at=at)
 
 
 @pytest.mark.soak
@@ -317,16 +396,16 @@ def test_one_broker_of_three_isolated_from_the_other_brokers_and_the_workers(net
 
 
 @pytest.mark.soak
-def test_loss_on_every_worker_link_for_a_minute(network: Any) -> None:
-    """5 % of packets lost both ways on every worker link (delay needs sch_netem: added where the kernel has it)."""
+def test_delay_and_loss_on_every_worker_link_for_a_minute(network: Any) -> None:
+    """200 ms delay on every packet the workers send, and 5 % of their packets lost both ways, for a minute.
+
+    So a worker's round trips to the broker and to the test take 200 ms longer, those to the other worker 400 ms.
+    """
     net = network(brokers=1, workers=3)
     hosts = net.topology.workers[:2]
 
     def degrade() -> None:
         net.topology.lossy(hosts, 0.05)
-        try:
-            net.topology.delay(hosts, 200)
-        except RuntimeError as exc:
-            print(f"no delay: {exc}")
+        net.topology.delay(hosts, 200)
 
-    under_fault(net, 26, "5 % loss", degrade, 60)
+    under_fault(net, 26, "200 ms delay and 5 % loss", degrade, 60, catch_up=True)
