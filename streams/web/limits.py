@@ -99,7 +99,7 @@ class TimeBudget:
     pace.
     """
 
-    def __init__(self, share: float, burst_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, share: float, burst_seconds: float = 0.25, clock: Callable[[], float] = time.monotonic) -> None:
         if not 0 < share <= 1 or burst_seconds <= 0:
             raise ValueError("the share must be in (0, 1] and the burst positive")
         self.share, self.burst_seconds, self._clock = share, burst_seconds, clock

@@ -1,7 +1,7 @@
 """The stream keeps its pace while anonymous callers flood a worker: a drain timed alone, then under 50 callers and 8 scrapers.
 
-A measurement, so it runs in ``make soak`` (the issue's aim, 90 % of the pace, is not reached yet:
-docs/benchmarks.md): the callers run at the lowest
+A measurement, so it runs in ``make soak``: three drains of each kind, alternated, and the
+medians compared (the issue's aim: 90 % of the pace). The callers run at the lowest
 CPU priority (nice 19), so what is measured is what answering them costs the
 worker (429s, /metrics from its snapshot), not the callers' own Python on the
 same two cores. docs/benchmarks.md has the figures.
@@ -25,6 +25,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.soak]
 EVENTS = 600_000
 #: anonymous callers (threads of one process, so one client address) asking for counts, and scrapers of /metrics
 CALLERS, SCRAPERS = 50, 8
+#: drains of each kind, alternated
+RUNS = 3
 
 CALLER = """
 import itertools, sys, threading, time, urllib.request, urllib.error
@@ -91,17 +93,29 @@ def test_the_stream_keeps_its_pace_under_anonymous_callers(deployment: dict[str,
     create_topics(deployment)
     messages = random_crossings(deployment["BORDERFLOW_TOPIC_PREFIX"], EVENTS, seed=27)[:EVENTS]
     asyncio.run(produce(kafka, messages))
-    alone, _, quiet = drain(deployment, spawn_worker, "alone", flood=False)
-    flooded, tally, loaded = drain(deployment, spawn_worker, "flooded", flood=True)
+    alone: list[float] = []
+    flooded: list[float] = []
+    quiet: list[float] = []
+    loaded: list[float] = []
+    tallies: list[str] = []
+    for run in range(RUNS):  # alternated, so that the machine's own drift falls on both alike
+        took, _, health = drain(deployment, spawn_worker, f"alone-{run}", flood=False)
+        alone.append(took)
+        quiet += health
+        took, tally, health = drain(deployment, spawn_worker, f"flooded-{run}", flood=True)
+        flooded.append(took)
+        loaded += health
+        tallies.append(tally.strip())
+    pace = statistics.median(alone) / statistics.median(flooded)
     p99 = statistics.quantiles(loaded, n=100)[98] if len(loaded) > 2 else max(loaded)
     quiet_p99 = statistics.quantiles(quiet, n=100)[98] if len(quiet) > 2 else max(quiet)
     print(
-        f"drain of {EVENTS} events: alone {EVENTS / alone:,.0f} events/s, under {CALLERS} callers and {SCRAPERS} scrapers "
-        f"{EVENTS / flooded:,.0f} events/s ({alone / flooded:.0%} of the pace); "
-        f"/health p99 {p99 * 1000:.1f} ms (alone {quiet_p99 * 1000:.1f} ms); "
-        f"callers' tally (answered, limited): {tally.strip()}"
+        f"drains of {EVENTS} events, {RUNS} of each, alternated: alone {', '.join(f'{EVENTS / t:,.0f}' for t in alone)} events/s; "
+        f"under {CALLERS} callers and {SCRAPERS} scrapers {', '.join(f'{EVENTS / t:,.0f}' for t in flooded)} events/s; "
+        f"median pace kept {pace:.0%}; /health p99 {p99 * 1000:.1f} ms (alone {quiet_p99 * 1000:.1f} ms); "
+        f"callers' tallies (answered, limited): {'; '.join(tallies)}"
     )
-    answered, limited = (int(n) for n in tally.split())
-    assert limited > 0 and answered <= 8 * 50 + 200, tally  # the per-client rate (50/s) and burst (200) held over the 8 s
-    # the issue asks for 90 %; measured here 70-87 % (docs/benchmarks.md), so this guards against worse while that is open
-    assert flooded <= alone / 0.5, f"the stream slowed to {alone / flooded:.0%} of its pace"
+    for tally in tallies:
+        answered, limited = (int(n) for n in tally.split())
+        assert limited > 0 and answered <= 8 * 50 + 200, tally  # the per-client rate (50/s) and burst (200) held over the 8 s
+    assert pace >= 0.9, f"the stream slowed to {pace:.0%} of its pace"

@@ -95,7 +95,7 @@ def test_many_clients_together_get_only_their_share_of_the_worker(deployment: di
         statuses = list(pool.map(lambda i: get_from(addresses[i % len(addresses)], query), range(len(addresses) * 30)))
     elapsed = time.monotonic() - started
     assert set(statuses) <= {200, 429}, statuses
-    # a second of burst, then a hundredth of the time: far fewer answers than the clients' own limits allow
+    # a quarter second of burst, then a hundredth of the time: far fewer answers than the clients' own limits allow
     assert statuses.count(429) > 0 and statuses.count(200) > 0, (statuses.count(200), statuses.count(429), elapsed)
     status, headers, body = get(query)
     while status == 200:  # the budget refills at its share: take it until refused
