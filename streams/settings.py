@@ -41,9 +41,8 @@ class Settings(BaseSettings):
     client_burst: int = Field(200, ge=1, description="requests one anonymous client may make at once after a quiet spell")
     client_concurrency: int = Field(16, ge=1, description="requests one anonymous client may have in progress")
     clients_concurrency: int = Field(64, ge=1, description="requests all anonymous clients together may have in progress")
-    clients_share: float = Field(
-        0.05, gt=0, le=1, description="share of the worker's time all anonymous clients' requests together may take (429 beyond)"
-    )
+    clients_rate: float = Field(50.0, gt=0, description="requests a second all anonymous clients together may make (429 beyond)")
+    clients_burst: int = Field(200, ge=1, description="requests all anonymous clients together may make at once after a quiet spell")
     grace: timedelta = Field(timedelta(hours=6), description="grace period before events are late")
     max_future: timedelta = Field(
         timedelta(hours=6), description="how far an event's time may be ahead of when it was sent (its record's timestamp)"

@@ -17,7 +17,6 @@ import hmac
 import ipaddress
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -25,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from streams.settings import Settings
-from streams.web.limits import ClientLimits, TimeBudget, retry_after
+from streams.web.limits import ClientLimits, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +87,14 @@ class AccessPolicy:
         #: what one caller without the cluster secret may take of the public routes
         #: refusals being held back now (access_middleware)
         self.held = 0
-        self.limits = ClientLimits(settings.client_rate, settings.client_burst, settings.client_concurrency, settings.clients_concurrency)
-        #: the share of the worker's time all of them together may take; /metrics is left out: it is written off the loop
-        self.budget = TimeBudget(settings.clients_share)
+        self.limits = ClientLimits(
+            settings.client_rate,
+            settings.client_burst,
+            settings.client_concurrency,
+            settings.clients_concurrency,
+            total_rate=settings.clients_rate,
+            total_burst=settings.clients_burst,
+        )
         self.refusal: str | None = None
         if self.secret is None and not is_loopback(settings.web_host):
             self.refusal = (
@@ -135,25 +139,18 @@ def access_middleware(policy: AccessPolicy) -> Callable[[web.Request, Handler], 
         if not policy.limited(request.method, request.path, authorization):
             return await handler(request)
         client = request.remote or "unknown"
-        budgeted = request.path != "/metrics"
         wait = policy.limits.admit(client)
         if wait is not None:
-            return await _refuse(policy, f"too many requests from {client}", wait)
-        if budgeted and (wait := policy.budget.admit()) is not None:
-            policy.limits.done(client)
-            return await _refuse(policy, "too many requests from anonymous callers together", wait)
-        started = time.monotonic()
+            return await _refuse(policy, client, wait)
         try:
             return await handler(request)
         finally:
             policy.limits.done(client)
-            if budgeted:
-                policy.budget.spend(time.monotonic() - started)
 
     return guard
 
 
-async def _refuse(policy: AccessPolicy, why: str, wait: float) -> web.Response:
+async def _refuse(policy: AccessPolicy, client: str, wait: float) -> web.Response:
     """429 with ``Retry-After``, held back a second first (while few are held).
 
     A caller that asks again as soon as it is refused would keep the loop busy
@@ -165,6 +162,7 @@ async def _refuse(policy: AccessPolicy, why: str, wait: float) -> web.Response:
             await asyncio.sleep(REFUSAL_HOLD_SECONDS)
         finally:
             policy.held -= 1
+    why = f"too many requests from {client}, or from all callers without the cluster token together"
     body = {"error": f"{why}: retry after the seconds in Retry-After", "status": "limited"}
     return web.Response(body=orjson.dumps(body), status=429, content_type="application/json", headers={"Retry-After": retry_after(wait)})
 
