@@ -144,6 +144,10 @@ def create_app(settings: Settings) -> faust.App:
             make_agent(topic_name)
 
     cluster = Cluster(app, runtime, cluster_headers(settings), settings.partitions)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust sends (sender)
+    async def _close_cluster(sender: Any, **_: Any) -> None:
+        await cluster.close()
     #: this worker's statements with cluster-wide observed figures, for the gauges
     statement_views: list[StatementView] = []
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import faust
@@ -95,6 +95,12 @@ def _owner_answer(envelope: Any, url: str) -> OwnerAnswer[Any]:
         return OwnerAnswer(url, -1, frozenset(), None, "answered in a shape this worker does not know (another version?)")
 
 
+#: connections kept to each peer: enough for the queries in flight at once, few enough to bound the sockets
+PEER_CONNECTIONS: Final = 16
+#: an idle kept connection is closed after this long
+PEER_KEEPALIVE_SECONDS: Final = 30.0
+
+
 class Cluster:
     """Scatter-gather over the workers that own the partitions."""
 
@@ -105,6 +111,18 @@ class Cluster:
         self.headers = headers
         #: every input topic's partition count: an answer must cover each partition once
         self.partitions = partitions
+        self._client: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        """One client for every query, so that connections to the peers are kept and reused, not opened per query."""
+        if self._client is None or self._client.closed:
+            connector = aiohttp.TCPConnector(limit_per_host=PEER_CONNECTIONS, keepalive_timeout=PEER_KEEPALIVE_SECONDS)
+            self._client = aiohttp.ClientSession(headers=self.headers, connector=connector)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
 
     @property
     def me(self) -> str:
@@ -138,23 +156,29 @@ class Cluster:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         method = "GET" if body is None else "POST"
         data = None if body is None else orjson.dumps(body)
-        async with aiohttp.ClientSession(timeout=timeout, headers=self.headers) as session:
+        session = self._session()
 
-            async def one(url: str) -> Any:
+        async def ask(url: str) -> Any:
+            async with session.request(method, url + path, params=params, data=data, timeout=timeout) as response:
+                if response.status == 503:
+                    raise NotReady(f"worker {url} is recovering its state or rebalancing; retry shortly")
+                response.raise_for_status()
+                return orjson.loads(await response.read())
+
+        async def one(url: str) -> Any:
+            try:
                 try:
-                    async with session.request(method, url + path, params=params, data=data) as response:
-                        if response.status == 503:
-                            raise NotReady(f"worker {url} is recovering its state or rebalancing; retry shortly")
-                        response.raise_for_status()
-                        return orjson.loads(await response.read())
-                except (aiohttp.ClientError, TimeoutError, NotReady, orjson.JSONDecodeError) as exc:
-                    if unanswered is not None:
-                        return unanswered(url, exc)
-                    if isinstance(exc, NotReady):
-                        raise
-                    raise NotReady(f"worker {url} did not answer ({exc!r}); retry shortly") from None
+                    return await ask(url)
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                    return await ask(url)  # a kept connection the peer had closed (it restarted): once more, on a new one
+            except (aiohttp.ClientError, TimeoutError, NotReady, orjson.JSONDecodeError) as exc:
+                if unanswered is not None:
+                    return unanswered(url, exc)
+                if isinstance(exc, NotReady):
+                    raise
+                raise NotReady(f"worker {url} did not answer ({exc!r}); retry shortly") from None
 
-            return list(await asyncio.gather(*(one(url) for url in peers)))
+        return list(await asyncio.gather(*(one(url) for url in peers)))
 
     async def _from_owners(
         self, path: str, params: list[tuple[str, str]], local: Callable[[], Any], body: Any = None
