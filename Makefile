@@ -69,7 +69,7 @@ bench: install kafka
 	$(BIN)/borderflow bench
 
 lint: install
-	$(BIN)/ruff check events streams cli tests grafana
+	$(BIN)/ruff check events streams cli tests grafana deploy
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 
