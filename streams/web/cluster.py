@@ -3,6 +3,8 @@
 Each worker answers for its own partitions in an envelope naming the group
 generation it owns them in (:func:`owner_envelope`); the asking worker uses
 each partition once, from its current owner (:func:`streams.core.ownership.current_owners`).
+For the counts, the envelope also answers for each standby replica the worker
+keeps, which stands in for an owner that cannot answer (:func:`streams.core.ownership.serving`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import aiohttp
 import faust
 import orjson
 
-from streams.core.ownership import OwnerAnswer, current_owners
+from streams.core.ownership import OwnerAnswer, StandbyAnswer, serving
 from streams.core.queries import (
     observed_series,
     reconcile_all,
@@ -68,16 +70,27 @@ async def local_snapshots(runtime: Runtime, wanted: dict[str, int], wait: float)
     return answers
 
 
-def owner_envelope(runtime: Runtime, worker: str, answer: Callable[[], Any]) -> dict[str, Any]:
-    """This worker's answer for its own partitions, with the generation it owns them in; no answer while it cannot serve them."""
+def owner_envelope(
+    runtime: Runtime, worker: str, answer: Callable[[], Any], standby: Callable[[list[PartitionState]], Any] | None = None
+) -> dict[str, Any]:
+    """This worker's answer for its own partitions, with the generation it owns them in; no answer while it cannot serve them.
+
+    With ``standby``, also its answer for each standby replica it keeps,
+    from that replica's states, with the replica's lag.
+    """
     ownership = runtime.ownership()
     envelope: dict[str, Any] = {"worker": worker, "generation": ownership.generation, "partitions": sorted(ownership.partitions)}
     if ownership.unavailable is not None:
         return envelope | {"unavailable": ownership.unavailable}
     try:
-        return envelope | {"answer": answer()}
+        envelope["answer"] = answer()
     except NotReady as exc:
         return envelope | {"unavailable": str(exc)}
+    if standby is not None:
+        envelope["standbys"] = [
+            {"partition": replica.partition, "lag": lag, "answer": standby(replica.states)} for replica, lag in runtime.standbys()
+        ]
+    return envelope
 
 
 def _owner_answer(envelope: Any, url: str) -> OwnerAnswer[Any]:
@@ -90,6 +103,7 @@ def _owner_answer(envelope: Any, url: str) -> OwnerAnswer[Any]:
             partitions=frozenset(int(p) for p in envelope["partitions"]),
             body=envelope.get("answer"),
             unavailable=None if unavailable is None and "answer" in envelope else str(unavailable or "answered without a body"),
+            standbys=tuple(StandbyAnswer(int(s["partition"]), int(s["lag"]), s["answer"]) for s in envelope.get("standbys", ())),
         )
     except (AttributeError, KeyError, TypeError, ValueError):
         return OwnerAnswer(url, -1, frozenset(), None, "answered in a shape this worker does not know (another version?)")
@@ -157,12 +171,21 @@ class Cluster:
             return list(await asyncio.gather(*(one(url) for url in peers)))
 
     async def _from_owners(
-        self, path: str, params: list[tuple[str, str]], local: Callable[[], Any], body: Any = None
-    ) -> list[Any]:
+        self,
+        path: str,
+        params: list[tuple[str, str]],
+        local: Callable[[], Any],
+        body: Any = None,
+        standby: Callable[[list[PartitionState]], Any] | None = None,
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
         """The answers of the current owners of every partition, this worker's own among them (``local()``).
 
-        Raises :class:`~streams.core.ownership.Incomplete` naming the partitions
-        no current owner answered for.
+        With ``standby`` (this worker's answer from a replica's states; the
+        peers are asked for theirs by ``path``), a partition whose owner cannot
+        answer is read from a standby replica; the second list names each
+        such partition, the worker and its lag. Raises
+        :class:`~streams.core.ownership.Incomplete` naming the partitions
+        neither an owner nor a standby answered for.
         """
 
         def unanswered(url: str, exc: Exception) -> dict[str, Any]:
@@ -170,15 +193,21 @@ class Cluster:
 
         peers = self._peers()
         envelopes = await self._fetch(path, params, body, unanswered=unanswered)
-        answers = [_owner_answer(owner_envelope(self.runtime, self.me, local), self.me)]
+        answers = [_owner_answer(owner_envelope(self.runtime, self.me, local, standby), self.me)]
         answers += [_owner_answer(envelope, url) for url, envelope in zip(peers, envelopes, strict=True)]
-        return [answer.body for answer in current_owners(answers, self.partitions)]
+        served = serving(answers, self.partitions, standbys=standby is not None)
+        stand_ins = [{"partition": p, "worker": worker, "lag": replica.lag} for p, (worker, replica) in sorted(served.standbys.items())]
+        return [a.body for a in served.owners] + [replica.body for _, replica in served.standbys.values()], stand_ins
 
-    async def partials(self, series: list[tuple[str, str]]) -> dict[str, tuple[dict[int, int], int, float | None]]:
-        answers = await self._from_owners(
+    async def partials(
+        self, series: list[tuple[str, str]]
+    ) -> tuple[dict[str, tuple[dict[int, int], int, float | None]], list[dict[str, Any]]]:
+        """``series name -> (buckets, total, stream time)`` summed over every partition, and the partitions read from standbys."""
+        answers, stand_ins = await self._from_owners(
             INTERNAL_PARTIALS,
             [("series", f"{k}:{v}") for k, v in series],
             lambda: local_partials(self.runtime.local_states(), series),
+            standby=lambda states: local_partials(states, series),
         )
         merged: dict[str, tuple[dict[int, int], int, float | None]] = {}
         for series_code, key in series:
@@ -187,21 +216,23 @@ class Cluster:
             buckets, total = merge_partials(parts)
             times = [p["stream_time"] for p in parts if p.get("stream_time") is not None]
             merged[name] = (buckets, total, max(times) if times else None)
-        return merged
+        return merged, stand_ins
 
     async def seen(self, ids_by_topic: dict[str, list[str]]) -> set[str]:
         """The ids that some worker's stream has already counted (within the dedup horizon)."""
         found: set[str] = set()
-        for answer in await self._from_owners(
+        answers, _ = await self._from_owners(
             INTERNAL_SEEN, [], lambda: sorted(local_seen(self.runtime.local_states(), ids_by_topic)), ids_by_topic
-        ):
+        )
+        for answer in answers:
             found.update(answer)
         return found
 
     async def offsets(self) -> dict[str, int]:
         """Last applied offset of every input partition, from whichever worker owns it."""
         found: dict[str, int] = {}
-        for answer in await self._from_owners(INTERNAL_OFFSETS, [], self.runtime.offsets):
+        answers, _ = await self._from_owners(INTERNAL_OFFSETS, [], self.runtime.offsets)
+        for answer in answers:
             found.update(answer)
         return found
 
@@ -228,12 +259,12 @@ class Cluster:
         if owned_only:
             items = local_statements(self.runtime)
         else:
-            answers = await self._from_owners(INTERNAL_STATEMENTS, [], lambda: local_statements(self.runtime))
+            answers, _ = await self._from_owners(INTERNAL_STATEMENTS, [], lambda: local_statements(self.runtime))
             items = [s for answer in answers for s in answer]
         if country is not None:
             items = [s for s in items if s["country"] == country]
         wanted = observed_series(items)
-        partials = await self.partials(wanted) if wanted else {}
+        partials = (await self.partials(wanted))[0] if wanted else {}
         return reconcile_all(items, lambda series_code, country: partials[f"{series_code}:{country}"][0])
 
 
