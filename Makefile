@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: install system-deps java-deps kafka demo test test-unit test-integration lint soak bench dashboards screenshots clean
+.PHONY: install system-deps java-deps kafka demo test test-unit test-integration lint soak roll bench dashboards screenshots clean
 
 # Apache Kafka for the integration, e2e and broker-fault tests and the bench: the
 # version pinned in apache-kafka/pom.xml, its jars fetched from Maven Central.
@@ -63,6 +63,10 @@ test-integration: install system-deps kafka
 
 soak: install system-deps kafka
 	$(BIN)/pytest -m soak
+
+# a rolling restart of three workers on a three-node Apache Kafka cluster, its figures printed (docs/scaling.md)
+roll: install system-deps kafka
+	$(BIN)/pytest -s tests/e2e/test_rolling_restart.py
 
 # events/s and peak memory on a fresh Apache Kafka node (borderflow bench --help for the options)
 bench: install kafka
