@@ -206,10 +206,13 @@ def test_a_rolling_restart_keeps_counts_exact_and_queries_answered(statefulset: 
     feed.join(120)
     wait_exact(first, model, SETTLED + ARRIVING, timeout=120)
 
+    # 0 is what a pod reports before it has joined; any other new generation is a rebalance
+    rebalances = sorted(g for g in owners.generations - generation_before if g > max(generation_before))
     asked = queries.answered + len(queries.unanswered)
     share = queries.answered / asked
     print(
-        f"roll: {rolled:.1f} s; steps {steps}; generations before {sorted(generation_before)}, seen {sorted(owners.generations)}; "
+        f"roll: {rolled:.1f} s; steps {steps}; rebalances {len(rebalances)} (generations before {sorted(generation_before)}, "
+        f"seen {sorted(owners.generations)}); "
         f"partitions without a serving owner (s): { {p: round(s, 1) for p, s in owners.ownerless.items()} }; "
         f"queries {asked}, answered {share:.1%} ({queries.standby_answers} with standby partitions), "
         f"p99 {p99(queries.latencies) * 1000:.0f} ms; liveness restarts {[p.liveness_restarts for p in statefulset.pods]}"
@@ -218,4 +221,5 @@ def test_a_rolling_restart_keeps_counts_exact_and_queries_answered(statefulset: 
         print("unanswered:", line)
     assert not queries.wrong, queries.wrong[:5]
     assert all(p.liveness_restarts == 0 for p in statefulset.pods)
+    assert not rebalances, "static membership: a pod back within the session timeout takes its partitions back without a rebalance"
     assert share >= 0.99, f"{len(queries.unanswered)} of {asked} queries unanswered: {queries.unanswered[:5]}"
