@@ -3,8 +3,9 @@
 Each worker answers for its own partitions in an envelope naming the group
 generation it owns them in (:func:`owner_envelope`); the asking worker uses
 each partition once, from its current owner (:func:`streams.core.ownership.current_owners`).
-For the counts, the envelope also answers for each standby replica the worker
-keeps, which stands in for an owner that cannot answer (:func:`streams.core.ownership.serving`).
+When some owner cannot answer for the counts, they are asked again with
+``standby=1``, and each envelope then also answers for the standby replicas its
+worker keeps, which stand in for that owner (:func:`streams.core.ownership.serving`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import aiohttp
 import faust
 import orjson
 
-from streams.core.ownership import OwnerAnswer, StandbyAnswer, serving
+from streams.core.ownership import Incomplete, OwnerAnswer, StandbyAnswer, serving
 from streams.core.queries import (
     observed_series,
     reconcile_all,
@@ -33,6 +34,8 @@ INTERNAL_SEEN = "/internal/seen"
 INTERNAL_OFFSETS = "/internal/offsets"
 INTERNAL_SNAPSHOT = "/internal/snapshot"
 INTERNAL_OVERVIEW = "/internal/overview"
+#: the query parameter that asks a peer to answer for its standby replicas too
+STANDBY_PARAMETER = "standby"
 
 
 def local_partials(states: Iterable[PartitionState], series: Iterable[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
@@ -191,11 +194,20 @@ class Cluster:
         def unanswered(url: str, exc: Exception) -> dict[str, Any]:
             return {"unavailable": f"did not answer ({type(exc).__name__})"}
 
-        peers = self._peers()
-        envelopes = await self._fetch(path, params, body, unanswered=unanswered)
-        answers = [_owner_answer(owner_envelope(self.runtime, self.me, local, standby), self.me)]
-        answers += [_owner_answer(envelope, url) for url, envelope in zip(peers, envelopes, strict=True)]
-        served = serving(answers, self.partitions, standbys=standby is not None)
+        async def gathered(with_standbys: bool) -> list[OwnerAnswer[Any]]:
+            peers = self._peers()
+            asked = [*params, (STANDBY_PARAMETER, "1")] if with_standbys else params
+            envelopes = await self._fetch(path, asked, body, unanswered=unanswered)
+            answers = [_owner_answer(owner_envelope(self.runtime, self.me, local, standby if with_standbys else None), self.me)]
+            return answers + [_owner_answer(envelope, url) for url, envelope in zip(peers, envelopes, strict=True)]
+
+        try:
+            served = serving(await gathered(False), self.partitions, standbys=False)
+        except Incomplete:
+            if standby is None:
+                raise
+            # replicas are read only when an owner is missing: reading them costs each worker a load of their states
+            served = serving(await gathered(True), self.partitions)
         stand_ins = [{"partition": p, "worker": worker, "lag": replica.lag} for p, (worker, replica) in sorted(served.standbys.items())]
         return [a.body for a in served.owners] + [replica.body for _, replica in served.standbys.values()], stand_ins
 

@@ -32,6 +32,7 @@ from streams.web.cluster import (
     INTERNAL_SEEN,
     INTERNAL_SNAPSHOT,
     INTERNAL_STATEMENTS,
+    STANDBY_PARAMETER,
     Cluster,
     local_partials,
     local_seen,
@@ -152,7 +153,8 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
                     name: [{**p, "buckets": {str(b): c for b, c in p["buckets"].items()}} for p in parts] for name, parts in body.items()
                 }
 
-            return _json(self, owner_envelope(runtime, cluster.me, lambda: encoded(runtime.local_states()), encoded))
+            standby = encoded if request.query.get(STANDBY_PARAMETER) else None
+            return _json(self, owner_envelope(runtime, cluster.me, lambda: encoded(runtime.local_states()), standby))
 
     @app.page(INTERNAL_STATEMENTS)
     class LocalStatements(StateView):
