@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: install system-deps java-deps kafka demo test test-unit test-integration lint soak bench dashboards screenshots clean
+.PHONY: install system-deps java-deps kafka demo test test-unit test-integration lint soak roll recovery-scale bench dashboards screenshots clean
 
 # Apache Kafka for the integration, e2e and broker-fault tests and the bench: the
 # version pinned in apache-kafka/pom.xml, its jars fetched from Maven Central.
@@ -65,12 +65,20 @@ test-integration: install system-deps kafka
 soak: install system-deps kafka
 	$(BIN)/pytest -m soak
 
+# a rolling restart of three workers on a three-node Apache Kafka cluster, its figures printed (docs/scaling.md)
+roll: install system-deps kafka
+	$(BIN)/pytest -s tests/e2e/test_rolling_restart.py
+
+# recovery of about 1M window cells and 5M dedup ids: cold, takeover with and without a standby, restart (docs/scaling.md)
+recovery-scale: install kafka
+	$(BIN)/pytest -s -m soak tests/e2e/test_recovery_at_scale.py
+
 # events/s and peak memory on a fresh Apache Kafka node (borderflow bench --help for the options)
 bench: install kafka
 	$(BIN)/borderflow bench
 
 lint: install
-	$(BIN)/ruff check events streams cli tests grafana
+	$(BIN)/ruff check events streams cli tests grafana deploy
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 

@@ -10,6 +10,13 @@ exactly one owner, so only answers of the newest generation any serving
 worker reports are used, and they must cover every partition. Anything else
 is an :class:`Incomplete` answer that names the partitions and the reasons,
 never a sum that leaves a partition out or counts one twice.
+
+A partition whose owner cannot answer (restarting, recovering) may be read
+instead from a standby replica of it that a serving worker of the newest
+generation holds (:func:`serving`): the one that lags least, once. Its figure
+is the state its changelog had reached there, never ahead of the owner's, and
+the answer names the partition, the worker and how many changelog records
+it lags, so it is never presented as current.
 """
 
 from __future__ import annotations
@@ -22,8 +29,18 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
+class StandbyAnswer(Generic[T]):
+    """A worker's answer for one partition it keeps a standby replica of."""
+
+    partition: int
+    #: changelog records of the partition not yet applied to the replica
+    lag: int
+    body: T
+
+
+@dataclass(frozen=True, slots=True)
 class OwnerAnswer(Generic[T]):
-    """One worker's answer for the partitions it owns in ``generation``."""
+    """One worker's answer for the partitions it owns in ``generation``, and for those it keeps standby replicas of."""
 
     worker: str
     generation: int
@@ -31,6 +48,16 @@ class OwnerAnswer(Generic[T]):
     body: T | None
     #: why this worker's partitions cannot be counted now (recovering, rebalancing, cut off, did not answer)
     unavailable: str | None = None
+    standbys: tuple[StandbyAnswer[T], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Served(Generic[T]):
+    """What makes a cluster-wide answer: the current owners' answers, and standby answers for the partitions they miss."""
+
+    owners: list[OwnerAnswer[T]]
+    #: partition -> (worker, its standby answer), for partitions no current owner answered for
+    standbys: dict[int, tuple[str, StandbyAnswer[T]]]
 
 
 class Incomplete(RuntimeError):
@@ -48,6 +75,17 @@ def current_owners(answers: Iterable[OwnerAnswer[T]], partitions: int) -> list[O
 
     Raises :class:`Incomplete` when a partition is not covered by such an
     answer, or is claimed twice within the newest generation.
+    """
+    return serving(answers, partitions, standbys=False).owners
+
+
+def serving(answers: Iterable[OwnerAnswer[T]], partitions: int, *, standbys: bool = True) -> Served[T]:
+    """The current owners' answers, and with ``standbys`` a standby answer for each partition no current owner answered for.
+
+    Only standby replicas kept by serving workers of the newest generation
+    are read, the least lagging one per partition. A partition claimed twice
+    is never filled from a standby. Raises :class:`Incomplete` naming the
+    partitions still not covered.
     """
     answers = list(answers)
     reasons = {a.worker: a.unavailable for a in answers if a.unavailable is not None}
@@ -68,6 +106,14 @@ def current_owners(answers: Iterable[OwnerAnswer[T]], partitions: int) -> list[O
                 reasons[a.worker] = f"claims partition {p} in generation {newest}, as does {claimed[p]}"
             claimed[p] = a.worker
     missing = (set(range(partitions)) - claimed.keys()) | twice
+    filled: dict[int, tuple[str, StandbyAnswer[T]]] = {}
+    if standbys:
+        for p in sorted(missing - twice):
+            replicas = [(s.lag, a.worker, s) for a in chosen for s in a.standbys if s.partition == p]
+            if replicas:
+                _, worker, replica = min(replicas, key=lambda r: (r[0], r[1]))
+                filled[p] = (worker, replica)
+    missing -= filled.keys()
     if missing:
         raise Incomplete(missing, reasons)
-    return chosen
+    return Served(chosen, filled)

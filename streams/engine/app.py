@@ -41,6 +41,12 @@ ROCKSDB_OPTIONS = {
 }
 
 
+#: changelog records a standby replica buffers before writing them to its store. Faust's default is the recovery
+#: buffer (1000) with no flush on time: a replica of a quiet partition then stays up to 1000 records behind for
+#: as long as the partition stays quiet, so it could not stand in for its owner during a restart (docs/scaling.md)
+STANDBY_BUFFER_SIZE = 1
+
+
 def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
     """Kafka TLS/SASL settings passed through to every Faust client: the same as every other client's (client_options)."""
     options = client_options(settings)
@@ -104,7 +110,14 @@ def create_app(settings: Settings) -> faust.App:
         TableManager=DeclaredTableManager,
     )
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms  # before the worker starts its consumer
-    state = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions, options=ROCKSDB_OPTIONS)
+    state = app.Table(
+        STATE_TABLE,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        options=ROCKSDB_OPTIONS,
+        standby_buffer_size=STANDBY_BUFFER_SIZE,
+    )
     membership = GroupMembership(app, settings.session_timeout.total_seconds())
     runtime = Runtime(app, config, settings.topics, state, lambda: is_ready(app), membership=membership, forward=settings.forward)
     app.borderflow_runtime = runtime  # type: ignore[attr-defined]

@@ -34,13 +34,15 @@ from streams.engine.checkpoint import Checkpoint
 from streams.engine.fastpath import Admission, FetchedBatch, GapGuard
 from streams.engine.membership import GroupMembership, Ownership, recovery_state
 from streams.engine.output import DirectOutput, Record, header_text
-from streams.engine.seam import BatchingConsumer, table_context, underlying_producer
+from streams.engine.seam import BatchingConsumer, partition_rows, table_context, underlying_producer
 from streams.engine.seam import current_event as _current_event
 from streams.kafka.topics import Topics
 
 log = logging.getLogger(__name__)
 #: snapshot requests that may wait on one partition at once (a replay verifying it makes one)
 MAX_PENDING_SNAPSHOTS = 64
+#: seconds a standby replica's states, once read from the store, are answered from before being read again
+STANDBY_REFRESH = 1.0
 
 
 @contextmanager
@@ -123,6 +125,17 @@ class NotReady(RuntimeError):
     """The worker is recovering or rebalancing: its tables may be incomplete, so nothing is read from them."""
 
 
+@dataclass(frozen=True, slots=True)
+class Standby:
+    """The states of one partition as this worker's standby replica of it has them."""
+
+    partition: int
+    #: the last changelog offset applied to the replica when the states were read
+    offset: int
+    read_at: float
+    states: list[PartitionState]
+
+
 class Runtime:
     def __init__(
         self,
@@ -152,6 +165,7 @@ class Runtime:
         self.output = DirectOutput(lambda: underlying_producer(app))
         self.checkpoint = Checkpoint(self.output, app.crash)
         self.checkpoint.on_failure(self.states.clear)  # what memory holds may be ahead of the store
+        self._standbys: dict[int, Standby] = {}
 
     # -- ownership -----------------------------------------------------------
     def on_revoked(self, partitions: set[int]) -> None:
@@ -195,17 +209,56 @@ class Runtime:
             self._load(missing)
         return [s for s in self.states.values() if s.partition in owned]
 
+    def standbys(self) -> list[tuple[Standby, int]]:
+        """Each standby replica this worker keeps, with how many changelog records it lags; none while it cannot serve.
+
+        A replica's states are read from the store again only when it has
+        applied more records and :data:`STANDBY_REFRESH` has passed since the
+        last read, so a stream of queries during a restart costs one read a
+        second per partition. A replica whose lag is unknown is left out.
+        """
+        if self.unavailable() is not None:
+            return []
+        now = asyncio.get_running_loop().time()
+        found = []
+        held = {tp.partition for tp in self.app.assignor.assigned_standbys() if tp.topic == self.changelog_topic}
+        for partition in [p for p in self._standbys if p not in held]:
+            del self._standbys[partition]
+        for partition in sorted(held):
+            tp = TP(self.changelog_topic, partition)
+            # what the store holds: Faust counts a standby's records as they arrive, before they are written
+            offset, highwater = self.state_table.persisted_offset(tp), self.app.consumer.highwater(tp)
+            if offset is None or highwater is None or highwater < 0:
+                continue
+            cached = self._standbys.get(partition)
+            if cached is None or (cached.offset != offset and now - cached.read_at >= STANDBY_REFRESH):
+                cached = self._standbys[partition] = Standby(partition, offset, now, self._read_standby(partition))
+            found.append((cached, max(0, highwater - 1 - cached.offset)))
+        return found
+
+    def _read_standby(self, partition: int) -> list[PartitionState]:
+        tps = [(topic, partition) for topic in self.topics.inputs]
+        return list(self._states_from(tps, partition_rows(self.state_table, partition)).values())
+
     def _load(self, tps: Sequence[tuple[str, int]]) -> None:
+        self.states.update(self._states_from(tps, self.state_table.data.items()))
+
+    def _states_from(
+        self, tps: Sequence[tuple[str, int]], table_rows: Iterable[tuple[bytes, bytes]]
+    ) -> dict[tuple[str, int], PartitionState]:
+        """The states of ``tps`` built from the rows of theirs among ``table_rows``."""
         prefixes = {prefix: tp for tp in tps for prefix in state_prefix(*tp)}
         rows: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
-        for key, value in self.state_table.data.items():
+        for key, value in table_rows:
             tp = prefixes.get(_partition_prefix(key))
             if tp is not None:
                 rows[tp].append((key, value))
+        states = {}
         for tp in tps:
             state = PartitionState(tp[0], tp[1], self.topics.type_of(tp[0]), self.config)
             state.load(rows[tp])
-            self.states[tp] = state
+            states[tp] = state
+        return states
 
     def _state_for(self, topic: str, partition: int) -> PartitionState:
         state = self.states.get((topic, partition))

@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final
@@ -128,11 +128,17 @@ def bench_events(
     home (as a producer with another partitioner would): each costs the
     worker a forward and a second read.
     """
+    return list(iter_bench_events(n, cells, seed, misrouted, partitions, checkpoints))
+
+
+def iter_bench_events(
+    n: int, cells: int, seed: int = 1, misrouted: float = 0.0, partitions: int = 4, checkpoints: Sequence[str] | None = None
+) -> Iterator[BenchMessage]:
+    """The events of :func:`bench_events` one at a time, for more of them than fit in memory at once."""
     rng = random.Random(seed)  # noqa: S311 - reproducible load, not security
     away_every = 0 if misrouted <= 0 else round(1 / misrouted)
     hours = 240 if checkpoints else max(1, min(240, cells // 100))
     names = list(checkpoints) if checkpoints else [f"cp-{i:05d}" for i in range(max(1, cells // hours))]
-    out = []
     for i in range(n):
         border = names[rng.randrange(len(names))]
         t = T0 + (i * hours * 3600) // n + rng.randrange(-600, 1)
@@ -151,15 +157,14 @@ def bench_events(
         partition = None
         if away_every and i % away_every == 0 and partitions > 1:
             partition = (partition_for_key(key, partitions) + 1 + rng.randrange(partitions - 1)) % partitions
-        out.append((key, value, partition))
-    return out
+        yield key, value, partition
 
 
 async def prepare(
     bootstrap: str,
     topic: str,
     partitions: int,
-    events: list[BenchMessage],
+    events: Iterable[BenchMessage],
     progress: Callable[[int], None],
     compression: str | None = "zstd",
     shape: InputShape = INPUT_SHAPES["borderflow"],
@@ -177,14 +182,16 @@ async def prepare(
     await producer.start()
     try:
         pending = []
-        for i, (key, value, partition) in enumerate(events):
+        sent = 0
+        for key, value, partition in events:
             pending.append(await producer.send(topic, value, key=key, partition=partition))
+            sent += 1
             if len(pending) >= 20_000:
                 await asyncio.gather(*pending)
                 pending.clear()
-                progress(i + 1)
+                progress(sent)
         await asyncio.gather(*pending)
-        progress(len(events))
+        progress(sent)
     finally:
         await producer.stop()
 

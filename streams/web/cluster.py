@@ -3,6 +3,9 @@
 Each worker answers for its own partitions in an envelope naming the group
 generation it owns them in (:func:`owner_envelope`); the asking worker uses
 each partition once, from its current owner (:func:`streams.core.ownership.current_owners`).
+When some owner cannot answer for the counts, they are asked again with
+``standby=1``, and each envelope then also answers for the standby replicas its
+worker keeps, which stand in for that owner (:func:`streams.core.ownership.serving`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import aiohttp
 import faust
 import orjson
 
-from streams.core.ownership import OwnerAnswer, current_owners
+from streams.core.ownership import Incomplete, OwnerAnswer, StandbyAnswer, serving
 from streams.core.queries import (
     observed_series,
     reconcile_all,
@@ -31,6 +34,8 @@ INTERNAL_SEEN = "/internal/seen"
 INTERNAL_OFFSETS = "/internal/offsets"
 INTERNAL_SNAPSHOT = "/internal/snapshot"
 INTERNAL_OVERVIEW = "/internal/overview"
+#: the query parameter that asks a peer to answer for its standby replicas too
+STANDBY_PARAMETER = "standby"
 
 
 def local_partials(states: Iterable[PartitionState], series: Iterable[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
@@ -68,16 +73,27 @@ async def local_snapshots(runtime: Runtime, wanted: dict[str, int], wait: float)
     return answers
 
 
-def owner_envelope(runtime: Runtime, worker: str, answer: Callable[[], Any]) -> dict[str, Any]:
-    """This worker's answer for its own partitions, with the generation it owns them in; no answer while it cannot serve them."""
+def owner_envelope(
+    runtime: Runtime, worker: str, answer: Callable[[], Any], standby: Callable[[list[PartitionState]], Any] | None = None
+) -> dict[str, Any]:
+    """This worker's answer for its own partitions, with the generation it owns them in; no answer while it cannot serve them.
+
+    With ``standby``, also its answer for each standby replica it keeps,
+    from that replica's states, with the replica's lag.
+    """
     ownership = runtime.ownership()
     envelope: dict[str, Any] = {"worker": worker, "generation": ownership.generation, "partitions": sorted(ownership.partitions)}
     if ownership.unavailable is not None:
         return envelope | {"unavailable": ownership.unavailable}
     try:
-        return envelope | {"answer": answer()}
+        envelope["answer"] = answer()
     except NotReady as exc:
         return envelope | {"unavailable": str(exc)}
+    if standby is not None:
+        envelope["standbys"] = [
+            {"partition": replica.partition, "lag": lag, "answer": standby(replica.states)} for replica, lag in runtime.standbys()
+        ]
+    return envelope
 
 
 def _owner_answer(envelope: Any, url: str) -> OwnerAnswer[Any]:
@@ -90,6 +106,7 @@ def _owner_answer(envelope: Any, url: str) -> OwnerAnswer[Any]:
             partitions=frozenset(int(p) for p in envelope["partitions"]),
             body=envelope.get("answer"),
             unavailable=None if unavailable is None and "answer" in envelope else str(unavailable or "answered without a body"),
+            standbys=tuple(StandbyAnswer(int(s["partition"]), int(s["lag"]), s["answer"]) for s in envelope.get("standbys", ())),
         )
     except (AttributeError, KeyError, TypeError, ValueError):
         return OwnerAnswer(url, -1, frozenset(), None, "answered in a shape this worker does not know (another version?)")
@@ -181,28 +198,52 @@ class Cluster:
         return list(await asyncio.gather(*(one(url) for url in peers)))
 
     async def _from_owners(
-        self, path: str, params: list[tuple[str, str]], local: Callable[[], Any], body: Any = None
-    ) -> list[Any]:
+        self,
+        path: str,
+        params: list[tuple[str, str]],
+        local: Callable[[], Any],
+        body: Any = None,
+        standby: Callable[[list[PartitionState]], Any] | None = None,
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
         """The answers of the current owners of every partition, this worker's own among them (``local()``).
 
-        Raises :class:`~streams.core.ownership.Incomplete` naming the partitions
-        no current owner answered for.
+        With ``standby`` (this worker's answer from a replica's states; the
+        peers are asked for theirs by ``path``), a partition whose owner cannot
+        answer is read from a standby replica; the second list names each
+        such partition, the worker and its lag. Raises
+        :class:`~streams.core.ownership.Incomplete` naming the partitions
+        neither an owner nor a standby answered for.
         """
 
         def unanswered(url: str, exc: Exception) -> dict[str, Any]:
             return {"unavailable": f"did not answer ({type(exc).__name__})"}
 
-        peers = self._peers()
-        envelopes = await self._fetch(path, params, body, unanswered=unanswered)
-        answers = [_owner_answer(owner_envelope(self.runtime, self.me, local), self.me)]
-        answers += [_owner_answer(envelope, url) for url, envelope in zip(peers, envelopes, strict=True)]
-        return [answer.body for answer in current_owners(answers, self.partitions)]
+        async def gathered(with_standbys: bool) -> list[OwnerAnswer[Any]]:
+            peers = self._peers()
+            asked = [*params, (STANDBY_PARAMETER, "1")] if with_standbys else params
+            envelopes = await self._fetch(path, asked, body, unanswered=unanswered)
+            answers = [_owner_answer(owner_envelope(self.runtime, self.me, local, standby if with_standbys else None), self.me)]
+            return answers + [_owner_answer(envelope, url) for url, envelope in zip(peers, envelopes, strict=True)]
 
-    async def partials(self, series: list[tuple[str, str]]) -> dict[str, tuple[dict[int, int], int, float | None]]:
-        answers = await self._from_owners(
+        try:
+            served = serving(await gathered(False), self.partitions, standbys=False)
+        except Incomplete:
+            if standby is None:
+                raise
+            # replicas are read only when an owner is missing: reading them costs each worker a load of their states
+            served = serving(await gathered(True), self.partitions)
+        stand_ins = [{"partition": p, "worker": worker, "lag": replica.lag} for p, (worker, replica) in sorted(served.standbys.items())]
+        return [a.body for a in served.owners] + [replica.body for _, replica in served.standbys.values()], stand_ins
+
+    async def partials(
+        self, series: list[tuple[str, str]]
+    ) -> tuple[dict[str, tuple[dict[int, int], int, float | None]], list[dict[str, Any]]]:
+        """``series name -> (buckets, total, stream time)`` summed over every partition, and the partitions read from standbys."""
+        answers, stand_ins = await self._from_owners(
             INTERNAL_PARTIALS,
             [("series", f"{k}:{v}") for k, v in series],
             lambda: local_partials(self.runtime.local_states(), series),
+            standby=lambda states: local_partials(states, series),
         )
         merged: dict[str, tuple[dict[int, int], int, float | None]] = {}
         for series_code, key in series:
@@ -211,21 +252,23 @@ class Cluster:
             buckets, total = merge_partials(parts)
             times = [p["stream_time"] for p in parts if p.get("stream_time") is not None]
             merged[name] = (buckets, total, max(times) if times else None)
-        return merged
+        return merged, stand_ins
 
     async def seen(self, ids_by_topic: dict[str, list[str]]) -> set[str]:
         """The ids that some worker's stream has already counted (within the dedup horizon)."""
         found: set[str] = set()
-        for answer in await self._from_owners(
+        answers, _ = await self._from_owners(
             INTERNAL_SEEN, [], lambda: sorted(local_seen(self.runtime.local_states(), ids_by_topic)), ids_by_topic
-        ):
+        )
+        for answer in answers:
             found.update(answer)
         return found
 
     async def offsets(self) -> dict[str, int]:
         """Last applied offset of every input partition, from whichever worker owns it."""
         found: dict[str, int] = {}
-        for answer in await self._from_owners(INTERNAL_OFFSETS, [], self.runtime.offsets):
+        answers, _ = await self._from_owners(INTERNAL_OFFSETS, [], self.runtime.offsets)
+        for answer in answers:
             found.update(answer)
         return found
 
@@ -252,12 +295,12 @@ class Cluster:
         if owned_only:
             items = local_statements(self.runtime)
         else:
-            answers = await self._from_owners(INTERNAL_STATEMENTS, [], lambda: local_statements(self.runtime))
+            answers, _ = await self._from_owners(INTERNAL_STATEMENTS, [], lambda: local_statements(self.runtime))
             items = [s for answer in answers for s in answer]
         if country is not None:
             items = [s for s in items if s["country"] == country]
         wanted = observed_series(items)
-        partials = await self.partials(wanted) if wanted else {}
+        partials = (await self.partials(wanted))[0] if wanted else {}
         return reconcile_all(items, lambda series_code, country: partials[f"{series_code}:{country}"][0])
 
 

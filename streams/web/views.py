@@ -21,6 +21,7 @@ from streams.core.queries import (
     windows_of,
 )
 from streams.core.records import SeriesCode
+from streams.core.state import PartitionState
 from streams.core.windows import WindowSpec
 from streams.engine import metrics
 from streams.engine.runtime import NotReady, Runtime
@@ -31,6 +32,7 @@ from streams.web.cluster import (
     INTERNAL_SEEN,
     INTERNAL_SNAPSHOT,
     INTERNAL_STATEMENTS,
+    STANDBY_PARAMETER,
     Cluster,
     local_partials,
     local_seen,
@@ -56,6 +58,11 @@ class StateView(View):
         except Incomplete as exc:
             body = {"error": str(exc), "status": "incomplete", "missing_partitions": exc.missing, "workers": exc.reasons}
             return _json(self, body, 503)
+
+
+def with_standbys(stand_ins: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"standby": [...]}`` when some partitions were read from standby replicas (docs/contract.md), else nothing."""
+    return {"standby": stand_ins} if stand_ins else {}
 
 
 def _json(view: View, body: Any, status: int = 200) -> Response:
@@ -99,8 +106,10 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
         except BadParameter as exc:
             return _json(view, {"error": str(exc), "parameter": exc.name}, 400)
         name = f"{series_code}:{key}"
-        buckets, total, stream_time = (await cluster.partials([(series_code, key)]))[name]
-        return _json(view, {label: key, "window": spec.name, "windows": windows_of(buckets, total, stream_time, spec, config, start, end)})
+        got, stand_ins = await cluster.partials([(series_code, key)])
+        buckets, total, stream_time = got[name]
+        windows = windows_of(buckets, total, stream_time, spec, config, start, end)
+        return _json(view, {label: key, "window": spec.name, "windows": windows} | with_standbys(stand_ins))
 
     @app.page("/counts/borders/{border}")
     class BorderCounts(StateView):
@@ -119,12 +128,12 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
                 spec, start, end = window_query(request)
             except BadParameter as exc:
                 return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
-            got = await cluster.partials([(SeriesCode.ENTRIES, country), (SeriesCode.DEPARTURES, country)])
+            got, stand_ins = await cluster.partials([(SeriesCode.ENTRIES, country), (SeriesCode.DEPARTURES, country)])
             e_buckets, e_total, e_time = got[f"{SeriesCode.ENTRIES}:{country}"]
             d_buckets, d_total, d_time = got[f"{SeriesCode.DEPARTURES}:{country}"]
             times = [t for t in (e_time, d_time) if t is not None]
             windows = net_inflow_windows(e_buckets, d_buckets, (e_total, d_total), max(times) if times else None, spec, config, start, end)
-            return _json(self, {"country": country, "window": spec.name, "windows": windows})
+            return _json(self, {"country": country, "window": spec.name, "windows": windows} | with_standbys(stand_ins))
 
     @app.page("/statements")
     class Statements(StateView):
@@ -138,13 +147,14 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
             names: list[str] = request.query.getall("series", [])  # type: ignore[attr-defined]  # aiohttp MultiDict
             wanted = [(series_code, key) for series_code, _, key in (name.partition(":") for name in names)]
 
-            def answer() -> dict[str, Any]:
-                body = local_partials(runtime.local_states(), wanted)
+            def encoded(states: list[PartitionState]) -> dict[str, Any]:
+                body = local_partials(states, wanted)
                 return {
                     name: [{**p, "buckets": {str(b): c for b, c in p["buckets"].items()}} for p in parts] for name, parts in body.items()
                 }
 
-            return _json(self, owner_envelope(runtime, cluster.me, answer))
+            standby = encoded if request.query.get(STANDBY_PARAMETER) else None
+            return _json(self, owner_envelope(runtime, cluster.me, lambda: encoded(runtime.local_states()), standby))
 
     @app.page(INTERNAL_STATEMENTS)
     class LocalStatements(StateView):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.ownership import Incomplete, OwnerAnswer, current_owners
+from streams.core.ownership import Incomplete, OwnerAnswer, StandbyAnswer, current_owners, serving
 
 
 def answer(worker: str, generation: int, partitions: set[int], unavailable: str | None = None) -> OwnerAnswer[str]:
@@ -59,3 +59,43 @@ def test_nobody_serving_names_every_partition() -> None:
 def test_a_worker_owning_nothing_is_harmless() -> None:
     chosen = current_owners([answer("a", 9, set()), answer("b", 9, {0, 1, 2, 3})], 4)
     assert [a.body for a in chosen] == ["a", "b"]
+
+
+def with_standbys(base: OwnerAnswer[str], *replicas: tuple[int, int]) -> OwnerAnswer[str]:
+    """``base`` also answering for standby replicas of (partition, lag)."""
+    standbys = tuple(StandbyAnswer(p, lag, f"{base.worker}-standby-{p}") for p, lag in replicas)
+    return OwnerAnswer(base.worker, base.generation, base.partitions, base.body, base.unavailable, standbys)
+
+
+def test_a_restarting_owner_s_partitions_are_read_once_from_the_least_lagging_standby() -> None:
+    answers = [
+        answer("a", 5, {0, 1}, "starting"),
+        with_standbys(answer("b", 5, {2, 3}), (0, 4), (1, 0)),
+        with_standbys(answer("c", 5, {4, 5}), (0, 1), (2, 0)),
+    ]
+    served = serving(answers, 6)
+    assert [a.body for a in served.owners] == ["b", "c"]
+    assert {p: (worker, replica.body, replica.lag) for p, (worker, replica) in served.standbys.items()} == {
+        0: ("c", "c-standby-0", 1),
+        1: ("b", "b-standby-1", 0),
+    }
+    # a partition its owner answers for is never read from a standby too
+    assert 2 not in served.standbys
+    # the strict reading still refuses
+    with pytest.raises(Incomplete):
+        current_owners(answers, 6)
+
+
+def test_no_standby_of_an_older_generation_or_for_a_partition_claimed_twice() -> None:
+    answers = [
+        answer("a", 6, {0, 1}, "recovering its state"),
+        with_standbys(answer("b", 5, {2, 3}), (0, 0), (1, 0)),  # a cut-off worker's replicas are from the old assignment
+        answer("c", 6, {2, 3}),
+    ]
+    with pytest.raises(Incomplete) as raised:
+        serving(answers, 4)
+    assert raised.value.missing == [0, 1]
+    twice = [answer("a", 6, {0, 1}), with_standbys(answer("b", 6, {1, 2, 3}), (1, 0))]
+    with pytest.raises(Incomplete) as raised:
+        serving(twice, 4)
+    assert raised.value.missing == [1]
