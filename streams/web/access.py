@@ -40,8 +40,10 @@ MAX_HELD_REFUSALS: Final = 512
 REFUSAL_HOLD_SECONDS: Final = 1.0
 
 #: method and path of the contract's routes, which anyone may call
+#: the probes' routes: never limited, so that no flood of callers can fail a probe and have the worker restarted
+PROBES: Final = frozenset({"/health", "/livez"})
 PUBLIC_ROUTES: Final = (
-    ("GET", re.compile(r"/(health|metrics|statements|overview)?")),
+    ("GET", re.compile(r"/(health|livez|metrics|statements|overview)?")),
     ("GET", re.compile(r"/console/[\w.-]+")),  # the console's own files
     ("GET", re.compile(r"/counts/(borders|countries)/[^/]+")),
     ("GET", re.compile(r"/net-inflow/[^/]+")),
@@ -109,7 +111,7 @@ class AccessPolicy:
         The other routes need the cluster secret (or, with none set, are served on loopback only) and serve
         other workers and borderflow's own tools.
         """
-        if path == "/health" or not is_public(method, path):
+        if path in PROBES or not is_public(method, path):
             return False
         return self.secret is None or not bearer_matches(authorization, self.secret)
 

@@ -89,6 +89,11 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
             ok = "reason" not in described
             return _json(self, {"status": "ready" if ok else "unavailable", **described}, 200 if ok else 503)
 
+    @app.page("/livez")
+    class Live(View):
+        async def get(self, request: Request) -> Response:
+            return _json(self, {"status": "alive"}, 200)
+
     exposition = metrics.Exposition()
 
     @app.page("/metrics")

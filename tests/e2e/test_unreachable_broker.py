@@ -87,6 +87,7 @@ def test_a_worker_without_an_answering_broker_exits_with_the_address_and_cause(
     process, web_port = start_worker(address, tmp_path)
     try:
         assert health_while_starting(process, web_port) == 503
+        assert http_get(f"http://127.0.0.1:{web_port}/livez", timeout=2)[0] == 200  # alive: a liveness probe waits for the bound
         _, stderr = process.communicate(timeout=BOUND + 30)
     finally:
         if process.poll() is None:

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 SECRET = "cluster-secret-for-limit-tests"
 
 
+
 def get(url: str, token: str | None = None) -> tuple[int, dict[str, str], Any]:
     request = urllib.request.Request(url)  # noqa: S310 - a loopback worker
     if token:
@@ -57,6 +58,8 @@ def test_a_flood_from_one_client_gets_429_with_retry_after_and_nobody_else_does(
 
     # meanwhile probes, and other workers or borderflow's tools (the cluster secret), are never limited
     assert all(get(worker.url + "/health")[0] == 200 for _ in range(30))
+    lives = [get(worker.url + "/livez") for _ in range(30)]
+    assert all(status == 200 and body == {"status": "alive"} for status, _, body in lives)
     assert all(get(query, token=SECRET)[0] == 200 for _ in range(30))
 
     # and the client is served again once it waits as it was told
