@@ -4,13 +4,13 @@ puts the summary, the figures and the runbook link into a notification."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+from tests.monitoring import binary
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
@@ -18,9 +18,7 @@ RECEIVER_OF_SEVERITY = {"critical": "on-call", "warning": "operations"}
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess[str]:
-    tool = shutil.which("amtool")
-    if tool is None:
-        pytest.fail("amtool is missing: run make system-deps (Debian package prometheus-alertmanager)")
+    tool = binary("amtool", "prometheus-alertmanager")
     return subprocess.run([tool, *args], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT)
 
 

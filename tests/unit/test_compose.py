@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from streams.broker.apache_kafka import KafkaCluster, kafka_version, shared_properties
+from tests.monitoring import binary
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,7 +139,8 @@ def test_alertmanager_runs_this_repository_s_config_and_prometheus_sends_to_it()
     assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
     assert "--cluster.listen-address=" in alertmanager["command"]  # no gossip port open
     version = alertmanager["image"].rpartition(":v")[2]
-    tested = subprocess.run(["prometheus-alertmanager", "--version"], capture_output=True, text=True, timeout=30, check=False)
+    tool = binary("prometheus-alertmanager", "prometheus-alertmanager")
+    tested = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=30, check=False)
     assert f"version {version}" in tested.stdout + tested.stderr, "the image runs the release the e2e test delivers with"
     sent_to = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())["alerting"]["alertmanagers"][0]["static_configs"][0]
     assert sent_to["targets"] == ["alertmanager:9093"]
