@@ -16,17 +16,19 @@ KAFKA_LIBS    := .cache/apache-kafka/$(KAFKA_VERSION)/libs
 install: $(STAMP)
 
 # Debian's Prometheus (prometheus, promtool) for the rule tests and the end-to-end
-# scrape test, docker-compose to validate docker-compose.yml, Chromium for the
+# scrape test, its Alertmanager (prometheus-alertmanager, amtool) for the alert
+# delivery tests, docker-compose to validate docker-compose.yml, Chromium for the
 # console's browser test and make screenshots (driven by Playwright from PyPI), and
 # iproute2, nftables and iptables (its NFQUEUE target feeds the delayer) for the
 # network-fault tests' hosts (tests/topology.py).
 system-deps:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v docker-compose >/dev/null \
+	  && command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null \
 	  && command -v chromium >/dev/null && command -v chromedriver >/dev/null \
 	  && command -v ip >/dev/null && command -v nft >/dev/null && command -v iptables >/dev/null || { \
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	    prometheus docker-compose chromium chromium-driver iproute2 nftables iptables; }
+	    prometheus prometheus-alertmanager docker-compose chromium chromium-driver iproute2 nftables iptables; }
 
 # Java 17 (the broker's runtime) and Maven (to fetch its jars), from Debian's packages when missing.
 java-deps:

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from grafana_foundation_sdk.builders import bargauge, stat, table, timeseries
-from grafana_foundation_sdk.builders.dashboard import Dashboard, QueryVariable, Row
+from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig
+from grafana_foundation_sdk.builders.dashboard import Dashboard, QueryVariable, Row, ThresholdsConfig
 from grafana_foundation_sdk.builders.prometheus import Dataquery
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableOption, VariableRefresh
+from grafana_foundation_sdk.models.common import GraphThresholdsStyleMode
+from grafana_foundation_sdk.models.dashboard import DataSourceRef, Threshold, ThresholdsMode, VariableOption, VariableRefresh
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 OUT = Path(__file__).parent / "dashboards"
@@ -37,8 +39,33 @@ def query(expr: str, legend: str = "", *, instant: bool = False, ref: str = "A")
     return q
 
 
-def series(title: str, description: str, *targets: Dataquery, unit: str = "short", width: int = 12) -> timeseries.Panel:
-    panel = timeseries.Panel().title(title).description(description).datasource(DATASOURCE).unit(unit).span(width).height(8)
+def levels(base: str = "green", *steps: tuple[float, str]) -> ThresholdsConfig:
+    """Absolute thresholds: ``base`` below the first step, then each step's colour from its value up."""
+    return ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps([Threshold(None, base), *(Threshold(v, c) for v, c in steps)])
+
+
+#: a backlog beyond this is what BorderflowFallingBehind watches (prometheus/alerts.yml)
+BACKLOG = levels("green", (10_000, "orange"))
+#: 1 is a worker that is ready; 0 one that recovers or is gone
+READY = levels("red", (1, "green"))
+
+
+def series(
+    title: str, description: str, *targets: Dataquery, unit: str = "short", width: int = 12, thresholds: ThresholdsConfig | None = None
+) -> timeseries.Panel:
+    """A time series; thresholds given are drawn as lines, and all panels have some (a base colour at least)."""
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .thresholds(thresholds or levels())
+        .span(width)
+        .height(8)
+    )
+    if thresholds is not None:
+        panel = panel.thresholds_style(GraphThresholdsStyleConfig().mode(GraphThresholdsStyleMode.LINE))
     for target in targets:
         panel = panel.with_target(target)
     return panel
@@ -89,6 +116,8 @@ def operations() -> Dashboard:
             .title("Top checkpoints, 24 h")
             .description("The ten busiest checkpoints over the rolling day.")
             .datasource(DATASOURCE)
+            .unit("short")
+            .thresholds(levels())
             .span(12)
             .height(8)
             .with_target(query('topk(10, sum by (border) (borderflow_crossings{window="24h"}))', "{{border}}", instant=True))
@@ -99,6 +128,7 @@ def operations() -> Dashboard:
             .description("The latest queue lengths (km) published in statements, per country and source.")
             .datasource(DATASOURCE)
             .unit("lengthkm")
+            .thresholds(levels())
             .span(12)
             .height(8)
             .with_target(
@@ -136,6 +166,8 @@ def operations() -> Dashboard:
             .title("Statements against observed events")
             .description("Each published figure, the figure borderflow observed over the same period, and their ratio.")
             .datasource(DATASOURCE)
+            .unit("short")
+            .thresholds(levels())
             .span(24)
             .height(9)
             .with_target(query(f"sum by (country, metric, source) (borderflow_statement_value{{{c}}})", "value", instant=True))
@@ -149,7 +181,10 @@ def operations() -> Dashboard:
                 "Statement / observed ratio",
                 "1 means the statement matches what the feeds show; the alert fires beyond 1.5 either way.",
                 query(f"max by (country, metric, source) (borderflow_statement_ratio{{{c}}})", "{{country}} {{metric}} {{source}}"),
+                unit="none",
                 width=24,
+                # BorderflowStatementDivergence's bounds
+                thresholds=levels("red", (0.67, "green"), (1.5, "red")),
             )
         )
     )
@@ -189,6 +224,7 @@ def pipeline() -> Dashboard:
                     " - on (topic, partition) max by (topic, partition) (faust_topic_partition_offset_commited)",
                     "{{topic}}/{{partition}}",
                 ),
+                thresholds=BACKLOG,
             )
         )
         .with_panel(
@@ -225,6 +261,7 @@ def pipeline() -> Dashboard:
                 "Consumer lag per partition",
                 "Messages published but not yet applied.",
                 query("sum by (topic, partition) (borderflow_consumer_lag)", "{{topic}}/{{partition}}"),
+                thresholds=BACKLOG,
             )
         )
         .with_panel(
@@ -257,6 +294,8 @@ def pipeline() -> Dashboard:
             .title("Workers up / ready")
             .description("Scraped workers, and those that have recovered their state (ready to answer).")
             .datasource(DATASOURCE)
+            .unit("none")
+            .thresholds(READY)
             .span(8)
             .height(8)
             .with_target(query('sum(up{job="borderflow"})', "up"))
@@ -267,7 +306,9 @@ def pipeline() -> Dashboard:
                 "Ready per worker",
                 "1 when the worker has recovered its state and answers; 0 while it recovers after a start or rebalance.",
                 query("max by (instance) (borderflow_ready)", "{{instance}}"),
+                unit="none",
                 width=8,
+                thresholds=READY,
             )
         )
         .with_panel(

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 import time
-import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,60 +14,26 @@ import orjson
 import pytest
 import yaml
 
-from streams.broker.embedded import free_port
 from tests.factories import create_topics, scenario
-from tests.support import Model, http_get, owned, produce, wait_until
+from tests.monitoring import RULES, prom_query
+from tests.monitoring import prometheus as start_prometheus
+from tests.support import Model, owned, produce, wait_until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 BORDERS = ["upper-lars", "vaalimaa", "zhaisan", "altanbulag"]
 
 
-def prom_query(url: str, expr: str) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}", timeout=10) as response:  # noqa: S310
-        body = orjson.loads(response.read())
-    assert body["status"] == "success", body
-    result: list[dict[str, Any]] = body["data"]["result"]
-    return result
-
-
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A Prometheus server on a free loopback port; the test writes its scrape targets."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus is missing: run make system-deps (Debian package prometheus)")
-    port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text("global: {scrape_interval: 1s}\n")
-    log = (tmp_path / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--web.enable-lifecycle",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert process.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
-        try:
-            return http_get(url + "/-/ready", timeout=2)[0] == 200
-        except OSError:
-            return False
-
+    server = start_prometheus(tmp_path, config, "--web.enable-lifecycle").start()
     try:
-        wait_until(ready, 30, "prometheus ready")
-        yield url, config
+        yield server.url, config
     finally:
-        process.terminate()
-        process.wait(15)
-        log.close()
+        server.stop()
 
 
 def configure(url: str, config: Path, targets: list[str]) -> None:
@@ -78,7 +41,7 @@ def configure(url: str, config: Path, targets: list[str]) -> None:
         yaml.safe_dump(
             {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(ROOT / "prometheus" / "alerts.yml")],
+                "rule_files": [str(RULES)],
                 "scrape_configs": [{"job_name": "borderflow", "static_configs": [{"targets": targets}]}],
             }
         )

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from streams.broker.apache_kafka import KafkaCluster, kafka_version, shared_properties
+from tests.monitoring import binary
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,16 +40,16 @@ def resolved(**env: str) -> dict[str, Any]:
     return config
 
 
-def test_the_stack_has_kafka_two_workers_simulator_prometheus_and_grafana() -> None:
+def test_the_stack_has_kafka_two_workers_simulator_prometheus_alertmanager_and_grafana() -> None:
     services = resolved()["services"]
-    assert {"kafka", "worker-1", "worker-2", "simulator", "prometheus", "grafana"} <= set(services)
+    assert {"kafka", "worker-1", "worker-2", "simulator", "prometheus", "alertmanager", "grafana"} <= set(services)
     assert services["kafka"]["image"] == f"apache/kafka:{kafka_version()}"  # the release the tests run
     kafka_env = services["kafka"]["environment"]
     assert (
         "PLAINTEXT://kafka:9092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
         and "HOST://localhost:29092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
     )
-    for name in ("kafka", "worker-1", "worker-2", "prometheus", "grafana"):
+    for name in ("kafka", "worker-1", "worker-2", "prometheus", "alertmanager", "grafana"):
         assert services[name]["healthcheck"]["test"], name
 
 
@@ -111,7 +112,7 @@ def test_the_workers_share_a_cluster_token_that_must_be_set() -> None:
 
 def test_nothing_unauthenticated_is_published_beyond_loopback_and_grafana_needs_a_password() -> None:
     services = resolved()["services"]
-    for name in ("kafka", "prometheus", "grafana"):
+    for name in ("kafka", "prometheus", "alertmanager", "grafana"):
         ports = [str(p) for p in services[name]["ports"]]
         assert ports and all("127.0.0.1" in p for p in ports), (name, ports)
     assert not any("lifecycle" in str(arg) for arg in services["prometheus"]["command"])
@@ -130,6 +131,19 @@ def test_prometheus_and_grafana_mount_this_repository_s_config() -> None:
     assert targets == ["worker-1:6066", "worker-2:6066"]
     datasource = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
     assert datasource["url"] == "http://prometheus:9090"
+
+
+def test_alertmanager_runs_this_repository_s_config_and_prometheus_sends_to_it() -> None:
+    alertmanager = resolved()["services"]["alertmanager"]
+    assert any(str(ROOT / "alertmanager") in str(v) and "/etc/alertmanager" in str(v) for v in alertmanager["volumes"])
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
+    assert "--cluster.listen-address=" in alertmanager["command"]  # no gossip port open
+    version = alertmanager["image"].rpartition(":v")[2]
+    tool = binary("prometheus-alertmanager", "prometheus-alertmanager")
+    tested = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    assert f"version {version}" in tested.stdout + tested.stderr, "the image runs the release the e2e test delivers with"
+    sent_to = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())["alerting"]["alertmanagers"][0]["static_configs"][0]
+    assert sent_to["targets"] == ["alertmanager:9093"]
 
 
 def test_dockerfile_copies_what_exists_and_runs_the_worker() -> None:

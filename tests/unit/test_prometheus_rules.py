@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+from tests.monitoring import binary
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "prometheus"
@@ -17,9 +17,7 @@ RUNBOOK = ROOT / "docs" / "runbook.md"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    tool = shutil.which("promtool")
-    if tool is None:
-        pytest.fail("promtool is missing: run make system-deps (Debian package prometheus)")
+    tool = binary("promtool", "prometheus")
     return subprocess.run([tool, *args], capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
 
 
