@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from grafana_foundation_sdk.builders import bargauge, stat, table, timeseries
 from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig
@@ -71,6 +71,10 @@ def series(
     return panel
 
 
+#: joins each checkpoint's display name onto a series by ``border`` (one info series per checkpoint, even mid-rebalance)
+NAMED: Final = "* on(border) group_left(name) topk by (border) (1, borderflow_checkpoint_info)"
+
+
 def variable(name: str, label: str, metric: str) -> QueryVariable:
     return (
         QueryVariable(name)
@@ -101,14 +105,14 @@ def operations() -> Dashboard:
             series(
                 "Crossings per checkpoint, current hour",
                 "People in the 1 h event-time bucket that holds stream time.",
-                query(f'sum by (border) (borderflow_crossings{{window="1h", {b}}})', "{{border}}"),
+                query(f'sum by (border, name) (borderflow_crossings{{window="1h", {b}}} {NAMED})', "{{name}}"),
             )
         )
         .with_panel(
             series(
                 "Crossings per checkpoint, rolling 24 h",
                 "People in the 24 h of event time ending with the current hour.",
-                query(f'sum by (border) (borderflow_crossings{{window="24h", {b}}})', "{{border}}"),
+                query(f'sum by (border, name) (borderflow_crossings{{window="24h", {b}}} {NAMED})', "{{name}}"),
             )
         )
         .with_panel(
@@ -120,7 +124,7 @@ def operations() -> Dashboard:
             .thresholds(levels())
             .span(12)
             .height(8)
-            .with_target(query('topk(10, sum by (border) (borderflow_crossings{window="24h"}))', "{{border}}", instant=True))
+            .with_target(query(f'topk(10, sum by (border, name) (borderflow_crossings{{window="24h"}} {NAMED}))', "{{name}}", instant=True))
         )
         .with_panel(
             stat.Panel()

@@ -14,6 +14,7 @@ import orjson
 import pytest
 import yaml
 
+from events.checkpoints import registered
 from tests.factories import create_topics, scenario
 from tests.monitoring import RULES, prom_query
 from tests.monitoring import prometheus as start_prometheus
@@ -111,6 +112,11 @@ def test_prometheus_scraping_two_workers_answers_every_panel_and_sums_per_border
             assert float(summed["value"][1]) == model.current(topic, border, size), (border, window)
             (exporters,) = prom_query(prom, f'count(borderflow_crossings{{border="{border}", window="{window}"}})')
             assert exporters["value"][1] == "1", f"{border} exported by more than its owner"
+
+    # the dashboards label each checkpoint with its display name, joined from borderflow_checkpoint_info
+    (rolling,) = [expr for _, title, expr in panel_queries() if title == "Crossings per checkpoint, rolling 24 h"]
+    named = {item["metric"]["border"]: item["metric"]["name"] for item in prom_query(prom, rolling)}
+    assert named == {border: registered()[border].name for border in BORDERS}
 
     def rule_health() -> dict[str, str]:
         groups = orjson.loads(urllib.request.urlopen(prom + "/api/v1/rules", timeout=10).read())["data"]["groups"]  # noqa: S310
