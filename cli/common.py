@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
+from streams.kafka.clients import client_options
 from streams.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,10 +25,14 @@ def settings_from(**overrides: Any) -> Settings:
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(f"BORDERFLOW_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"BORDERFLOW_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" if e["loc"] else e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
         raise click.UsageError(f"invalid configuration: {problems}") from None
     try:
         settings.core()  # the windows, grace and retention must fit together
+        client_options(settings)  # the client certificate and key load
     except ValueError as exc:
         raise click.UsageError(f"invalid configuration: {exc}") from None
     return settings

@@ -22,12 +22,13 @@ from typing import Any
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import SecretStr
 
 from streams.broker.embedded import free_port
 from streams.core.verify import Difference, diff_partition
 from streams.engine.seam import refresh_metadata
 from streams.kafka.clients import client_options
-from streams.settings import Settings
+from streams.settings import SECRET_FILES, Settings
 from streams.tools.launch import WorkerProcess, WorkerStopped, worker_env
 
 
@@ -40,9 +41,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {}
     for name in type(settings).model_fields:
         value = getattr(settings, name)
-        if value is None:
-            continue
-        if isinstance(value, timedelta):
+        if value is None or (name in SECRET_FILES and getattr(settings, SECRET_FILES[name]) is not None):
+            continue  # a secret read from a file: the other process reads the file too
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        elif isinstance(value, timedelta):
             text = f"{int(value.total_seconds())}s"
         elif isinstance(value, datetime):
             text = value.isoformat()
