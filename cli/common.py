@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -9,6 +10,7 @@ import click
 from pydantic import ValidationError
 
 from streams.kafka.clients import client_options
+from streams.kafka.connection import denial, refusal
 from streams.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -18,6 +20,12 @@ def kafka_option(func: F) -> F:
     return click.option(
         "--kafka", envvar="BORDERFLOW_KAFKA", default=None, help="Bootstrap servers host:port[,host:port] [BORDERFLOW_KAFKA]"
     )(func)
+
+
+def kafka_failure(settings: Settings, exc: BaseException, doing: str) -> click.ClickException:
+    """The error a command ends with when Kafka failed it: the cause named if the settings are (streams/kafka/connection.py)."""
+    cause = asyncio.run(refusal(settings))
+    return click.ClickException(f"{doing}: {f'Kafka refused the connection: {cause}' if cause else denial(exc)}")
 
 
 def settings_from(**overrides: Any) -> Settings:

@@ -136,6 +136,15 @@ class Settings(BaseSettings):
             return parse_duration(value)
         return value
 
+    @field_validator(
+        "sasl_username", "sasl_password", "sasl_password_file", "ssl_cafile", "ssl_certfile", "ssl_keyfile",
+        "ssl_key_password", "ssl_key_password_file", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _unset_if_empty(cls, value: object) -> object:
+        """An empty variable (``${VAR:-}`` in docker-compose) is an unset one, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("sasl_mechanism", mode="before")
     @classmethod
     def _mechanism(cls, value: object) -> object:

@@ -23,6 +23,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from streams.kafka.topics import Topics
+
 #: the principal the brokers authenticate as to each other (and the only super user)
 BROKER_PRINCIPAL = "broker"
 #: the SASL mechanisms of the secured listener, each one accepting every user
@@ -223,3 +225,31 @@ class Security:
         context = ssl.create_default_context(cafile=str(self.ca.certificate))
         context.load_cert_chain(str(self.broker.certificate), str(self.broker.key))
         return {"bootstrap_servers": bootstrap, "security_protocol": "SSL", "ssl_context": context}
+
+
+def worker_acls(principal: str, topics: Topics, app_id: str) -> list[Acl]:
+    """What a worker needs (docs/security.md): its input and output topics made by an admin, everything under its app id its own."""
+    ops = Operation
+    return [
+        *(Acl(principal, op, Resource.TOPIC, name) for name in topics.inputs for op in (ops.READ, ops.WRITE, ops.DESCRIBE)),
+        *(Acl(principal, op, Resource.TOPIC, name) for name in topics.outputs for op in (ops.WRITE, ops.DESCRIBE)),
+        *(Acl(principal, op, Resource.TOPIC, f"{app_id}-", Pattern.PREFIXED) for op in (ops.READ, ops.WRITE, ops.CREATE, ops.DESCRIBE)),
+        Acl(principal, ops.READ, Resource.GROUP, app_id),
+    ]
+
+
+def publisher_acls(principal: str, topics: Topics) -> list[Acl]:
+    """What ``borderflow publish`` and ``simulate``, or any upstream producer, need: writing the input topics."""
+    return [Acl(principal, op, Resource.TOPIC, name) for name in topics.inputs for op in (Operation.WRITE, Operation.DESCRIBE)]
+
+
+def replay_acls(principal: str, topics: Topics, app_id: str) -> list[Acl]:
+    """What ``borderflow replay`` needs: reading the inputs, writing the outputs, and its own app ids under ``<app id>-replay-``."""
+    ops = Operation
+    own = f"{app_id}-replay-"
+    return [
+        *(Acl(principal, op, Resource.TOPIC, name) for name in topics.inputs for op in (ops.READ, ops.DESCRIBE)),
+        *(Acl(principal, op, Resource.TOPIC, name) for name in topics.outputs for op in (ops.WRITE, ops.DESCRIBE)),
+        *(Acl(principal, op, Resource.TOPIC, own, Pattern.PREFIXED) for op in (ops.READ, ops.WRITE, ops.CREATE, ops.DESCRIBE)),
+        Acl(principal, ops.READ, Resource.GROUP, own, Pattern.PREFIXED),
+    ]

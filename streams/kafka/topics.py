@@ -13,6 +13,11 @@ STATE_TABLE: Final = "state"
 TYPE_TOPICS: Final = {"crossing": "crossings", "departure": "departures", "statement": "statements"}
 
 
+def internal_topics(app_id: str) -> tuple[str, ...]:
+    """The topics Faust makes for an app: the state table's changelog and the assignor's leader topic."""
+    return (f"{app_id}-{STATE_TABLE}-changelog", f"{app_id}-__assignor-__leader")
+
+
 @dataclass(frozen=True, slots=True)
 class Topics:
     prefix: str = ""
