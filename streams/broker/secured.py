@@ -73,9 +73,12 @@ class CertificateAuthority:
             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         )  # fmt: skip
 
-    def issue(self, name: str, hosts: Iterable[str] = (), key_password: str | None = None) -> Identity:
-        """A certificate for ``CN=name``, valid for ``hosts`` (addresses or DNS names) if any, for servers and clients."""
-        certificate, key = self.directory / f"{name}.pem", self.directory / f"{name}.key"
+    def issue(self, name: str, hosts: Iterable[str] = (), key_password: str | None = None, stem: str | None = None) -> Identity:
+        """A certificate for ``CN=name``, valid for ``hosts`` (addresses or DNS names) if any, for servers and clients.
+
+        Its files are ``<stem>.pem`` and ``<stem>.key`` (``stem`` is ``name`` unless given).
+        """
+        certificate, key = self.directory / f"{stem or name}.pem", self.directory / f"{stem or name}.key"
         extensions = ["-addext", "basicConstraints=CA:FALSE", "-addext", "extendedKeyUsage=serverAuth,clientAuth"]
         names = [f"IP:{h}" if h.replace(".", "").isdigit() or ":" in h else f"DNS:{h}" for h in dict.fromkeys(hosts)]
         if names:
