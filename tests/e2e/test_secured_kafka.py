@@ -21,7 +21,7 @@ from streams.broker.apache_kafka import KafkaCluster
 from streams.broker.secured import Acl, CertificateAuthority, Operation, Resource, publisher_acls, replay_acls, worker_acls
 from streams.kafka.topics import Topics
 from tests.factories import RANDOM_BORDERS, crossing, keyed, random_crossings, scenario
-from tests.support import Model, http_get, produce, run_replay, secured_env, secured_options, wait_exact
+from tests.support import Model, answers_match, http_get, produce, run_replay, secured_env, secured_options, wait_exact
 
 pytestmark = pytest.mark.e2e
 
@@ -197,3 +197,39 @@ def test_a_worker_refused_its_password_or_one_acl_exits_naming_it_and_never_repo
     log = no_group.tail(100_000)
     assert code != 0 and not ready and took < NAMED_WITHIN, (code, took, ready, log[-2000:])
     assert f"READ on GROUP '{app_id}'" in log
+
+
+@pytest.mark.soak
+def test_a_worker_sigkilled_mid_stream_on_three_sasl_ssl_nodes_loses_and_doubles_nothing(
+    secured_kafka_cluster: KafkaCluster, deployment: dict[str, str], spawn_worker: Any, tmp_path: Path
+) -> None:
+    """Three secured nodes (replication 3, two in sync); two workers, one SIGKILLed three times while the feed runs."""
+    cluster = secured_kafka_cluster
+    deployment["BORDERFLOW_REPLICATION"] = "3"
+    grant_deployment(cluster, deployment)
+    prefix = deployment["BORDERFLOW_TOPIC_PREFIX"]
+    messages = random_crossings(prefix, 12_000, seed=126) + scenario(prefix)
+    model = Model(partitions=4)
+    model.run(messages)
+    env = secured_env(cluster, "worker", "SCRAM-SHA-512")
+    peer = spawn_worker("w2", **env)
+    worker = spawn_worker("w1", **env)
+    for started in (peer, worker):
+        started.wait_ready(timeout=120)
+    options = secured_options(cluster, "publisher", "SCRAM-SHA-256")
+    slices = [messages[i * len(messages) // 4 : (i + 1) * len(messages) // 4] for i in range(4)]
+    for index, part in enumerate(slices):
+        asyncio.run(produce(cluster.bootstrap, part, **options))
+        if index < 3:
+            time.sleep(0.5 + index * 0.3)  # part of the slice processed
+            worker.kill()
+            worker = spawn_worker("w1", port=worker.port, **env)
+            worker.wait_ready(timeout=120)
+    for asked in (worker, peer):
+        wait_exact(asked, model, RANDOM_BORDERS, timeout=180)
+    assert answers_match(worker, model, RANDOM_BORDERS) and answers_match(peer, model, RANDOM_BORDERS)
+
+    replay_env = deployment | secured_env(cluster, "replay", "SCRAM-SHA-512") | {"BORDERFLOW_DATA_DIR": str(tmp_path / "replay")}
+    replay = run_replay(replay_env, "--verify", "--live", worker.url)
+    assert replay.returncode == 0, replay.stderr[-3000:]
+    assert "IDENTICAL" in replay.stderr
