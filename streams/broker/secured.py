@@ -171,7 +171,7 @@ class Security:
     directory: Path
     hosts: list[str]
     #: client principals: each gets a password (for every SASL mechanism) and a certificate
-    principals: tuple[str, ...] = ("admin", "worker", "publisher", "replay", "nobody")
+    principals: tuple[str, ...] = ("admin", "worker", "publisher", "replay", "bench", "nobody")
     passwords: dict[str, str] = field(init=False, default_factory=dict)
     clients: dict[str, Identity] = field(init=False, default_factory=dict)
 

@@ -112,9 +112,9 @@ async def probe(server: str, timeout: float = PROBE_TIMEOUT) -> str:
     return "answered a Kafka request (it may have been starting)" if answer else "closed the connection without answering a Kafka request"
 
 
-async def create_topic(bootstrap: str, name: str, partitions: int, replication: int = 1) -> None:
-    """Create one topic (it must not exist yet)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def create_topic(bootstrap: str, name: str, partitions: int, replication: int = 1, **connection: Any) -> None:
+    """Create one topic (it must not exist yet); ``connection``: TLS and SASL options (:func:`client_options` but the servers)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **connection)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, partitions, replication)])

@@ -31,6 +31,8 @@ from streams.kafka.clients import client_options
 from streams.settings import SECRET_FILES, Settings
 from streams.tools.launch import WorkerProcess, WorkerStopped, worker_env
 
+CONNECTION_VARIABLES = ("BORDERFLOW_SECURITY_PROTOCOL", "BORDERFLOW_SASL_", "BORDERFLOW_SSL_")
+
 
 class ReplayError(RuntimeError):
     pass
@@ -55,6 +57,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
             text = str(value)
         env[f"BORDERFLOW_{name.upper()}"] = text
     return env
+
+
+def connection_env(settings: Settings) -> dict[str, str]:
+    """The ``BORDERFLOW_*`` variables of how ``settings`` connect to Kafka (protocol, SASL, TLS), for another process."""
+    return {name: value for name, value in settings_env(settings).items() if name.startswith(CONNECTION_VARIABLES)}
 
 
 async def input_offsets(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from streams.broker.apache_kafka import KafkaCluster
-from streams.broker.secured import Acl, CertificateAuthority, Operation, Resource, publisher_acls, replay_acls, worker_acls
+from streams.broker.secured import Acl, CertificateAuthority, Operation, Pattern, Resource, publisher_acls, replay_acls, worker_acls
 from streams.kafka.topics import Topics
 from tests.factories import RANDOM_BORDERS, crossing, keyed, random_crossings, scenario
 from tests.support import Model, answers_match, http_get, produce, run_replay, secured_env, secured_options, wait_exact
@@ -233,3 +233,23 @@ def test_a_worker_sigkilled_mid_stream_on_three_sasl_ssl_nodes_loses_and_doubles
     replay = run_replay(replay_env, "--verify", "--live", worker.url)
     assert replay.returncode == 0, replay.stderr[-3000:]
     assert "IDENTICAL" in replay.stderr
+
+
+def test_bench_measures_every_contestant_on_a_secured_cluster(secured_kafka: KafkaCluster, deployment: dict[str, str]) -> None:
+    """Its producer, bare consumer, Faust baseline and worker all connect with the settings (here mutual TLS)."""
+    own = [
+        *(
+            Acl("bench", op, Resource.TOPIC, "bench-", Pattern.PREFIXED)
+            for op in (Operation.CREATE, Operation.READ, Operation.WRITE, Operation.DESCRIBE)
+        ),
+        Acl("bench", Operation.READ, Resource.GROUP, "bench-", Pattern.PREFIXED),
+    ]
+    secured_kafka.grant(own)
+    env = {k: v for k, v in deployment.items() if not k.startswith("BORDERFLOW_")}  # the bench makes its own topics and app ids
+    args = ("bench", "--events", "2000", "--baseline-events", "300", "--timeout", "120", "--json")
+    done, _ = borderflow(env | secured_env(secured_kafka, "bench", "mtls"), *args, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = orjson.loads(done.stdout)
+    bare, baseline, worker, _core = figures["results"]
+    assert bare["events"] == worker["events"] == 2000 and baseline["events"] == 300
+    assert figures["broker"] == f"the cluster at {secured_kafka.tls_bootstrap}"
