@@ -8,7 +8,8 @@ import logging
 import click
 
 from cli.common import kafka_option, settings_from
-from streams.kafka.admin import KafkaUnreachable, TopicMismatch, TopicStatus, check_permissions, wait_for_topics
+from streams.kafka.admin import KafkaUnreachable, TopicMismatch, TopicStatus, wait_for_topics
+from streams.kafka.permissions import check_permissions
 from streams.settings import Settings
 from streams.web.starting import answering_starting
 

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.broker.embedded import free_port, own_session_and_die_with_parent, port_open
-from streams.broker.secured import Acl, Security, create_acls
+from streams.broker.secured import Security, create_acls
+from streams.kafka.acls import Acl
 
 PROJECT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT / "apache-kafka"

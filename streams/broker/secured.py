@@ -8,8 +8,8 @@ and PLAIN (users in the listener's JAAS config). Certificates name the
 principal in their CN; the brokers map a certificate's subject to that name,
 so ``User:worker`` is the same principal over SASL and over mutual TLS.
 
-ACLs are created with Kafka's CreateAcls request through aiokafka, as the
-brokers' principal.
+ACLs (streams/kafka/acls.py) are created with Kafka's CreateAcls request
+through aiokafka, as the brokers' principal.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import shutil
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from streams.kafka.topics import Topics
+from streams.kafka.acls import ALLOW, Acl
 
 #: the principal the brokers authenticate as to each other (and the only super user)
 BROKER_PRINCIPAL = "broker"
@@ -96,56 +95,6 @@ class CertificateAuthority:
         return Identity(name, certificate, key, key_password)
 
 
-class Resource(IntEnum):
-    """Kafka's ``ResourceType`` codes."""
-
-    TOPIC = 2
-    GROUP = 3
-    CLUSTER = 4
-    TRANSACTIONAL_ID = 5
-
-
-class Pattern(IntEnum):
-    """Kafka's ``PatternType`` codes."""
-
-    LITERAL = 3
-    PREFIXED = 4
-
-
-class Operation(IntEnum):
-    """Kafka's ``AclOperation`` codes."""
-
-    ALL = 2
-    READ = 3
-    WRITE = 4
-    CREATE = 5
-    DELETE = 6
-    ALTER = 7
-    DESCRIBE = 8
-    CLUSTER_ACTION = 9
-    DESCRIBE_CONFIGS = 10
-    ALTER_CONFIGS = 11
-    IDEMPOTENT_WRITE = 12
-
-
-ALLOW = 3
-
-
-@dataclass(frozen=True)
-class Acl:
-    """``principal`` may do ``operation`` on ``resource`` ``name`` (or every name starting with it, if prefixed)."""
-
-    principal: str
-    operation: Operation
-    resource: Resource
-    name: str
-    pattern: Pattern = Pattern.LITERAL
-
-    def __str__(self) -> str:
-        prefixed = " (prefixed)" if self.pattern is Pattern.PREFIXED else ""
-        return f"User:{self.principal} {self.operation.name} {self.resource.name} {self.name!r}{prefixed}"
-
-
 async def create_acls(client_options: dict[str, Any], acls: Iterable[Acl]) -> None:
     """Create ``acls`` through a client authenticated as a principal that may (the brokers' own)."""
     from aiokafka.client import AIOKafkaClient
@@ -183,6 +132,11 @@ class Security:
         for name in self.principals:
             self.passwords[name] = secrets.token_urlsafe(18)
             self.clients[name] = self.ca.issue(name)
+
+    def add_client(self, name: str) -> Identity:
+        """A certificate for one more principal, ``User:name`` over mutual TLS (the brokers need not know it beforehand)."""
+        self.clients[name] = self.ca.issue(name)
+        return self.clients[name]
 
     def scram_arguments(self) -> list[str]:
         """``kafka-storage format`` arguments creating every user for both SCRAM mechanisms."""
@@ -229,30 +183,3 @@ class Security:
         context.load_cert_chain(str(self.broker.certificate), str(self.broker.key))
         return {"bootstrap_servers": bootstrap, "security_protocol": "SSL", "ssl_context": context}
 
-
-def worker_acls(principal: str, topics: Topics, app_id: str) -> list[Acl]:
-    """What a worker needs (docs/security.md): its input and output topics made by an admin, everything under its app id its own."""
-    ops = Operation
-    return [
-        *(Acl(principal, op, Resource.TOPIC, name) for name in topics.inputs for op in (ops.READ, ops.WRITE, ops.DESCRIBE)),
-        *(Acl(principal, op, Resource.TOPIC, name) for name in topics.outputs for op in (ops.WRITE, ops.DESCRIBE)),
-        *(Acl(principal, op, Resource.TOPIC, f"{app_id}-", Pattern.PREFIXED) for op in (ops.READ, ops.WRITE, ops.CREATE, ops.DESCRIBE)),
-        Acl(principal, ops.READ, Resource.GROUP, app_id),
-    ]
-
-
-def publisher_acls(principal: str, topics: Topics) -> list[Acl]:
-    """What ``borderflow publish`` and ``simulate``, or any upstream producer, need: writing the input topics."""
-    return [Acl(principal, op, Resource.TOPIC, name) for name in topics.inputs for op in (Operation.WRITE, Operation.DESCRIBE)]
-
-
-def replay_acls(principal: str, topics: Topics, app_id: str) -> list[Acl]:
-    """What ``borderflow replay`` needs: reading the inputs, writing the outputs, and its own app ids under ``<app id>-replay-``."""
-    ops = Operation
-    own = f"{app_id}-replay-"
-    return [
-        *(Acl(principal, op, Resource.TOPIC, name) for name in topics.inputs for op in (ops.READ, ops.DESCRIBE)),
-        *(Acl(principal, op, Resource.TOPIC, name) for name in topics.outputs for op in (ops.WRITE, ops.DESCRIBE)),
-        *(Acl(principal, op, Resource.TOPIC, own, Pattern.PREFIXED) for op in (ops.READ, ops.WRITE, ops.CREATE, ops.DESCRIBE)),
-        Acl(principal, ops.READ, Resource.GROUP, own, Pattern.PREFIXED),
-    ]

@@ -8,11 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import (
-    GroupAuthorizationFailedError,
     KafkaConnectionError,
     KafkaError,
     TopicAlreadyExistsError,
@@ -21,7 +18,6 @@ from aiokafka.errors import (
 
 from streams.kafka.clients import client_options
 from streams.kafka.connection import denial, refusal
-from streams.kafka.topics import internal_topics
 from streams.settings import Settings
 
 
@@ -139,7 +135,7 @@ async def ensure_topics(settings: Settings) -> list[TopicStatus]:
             except TopicAlreadyExistsError:
                 pass  # created concurrently by another client
             else:
-                _refuse_denied_topics(created, "DESCRIBE on TOPIC {name!r}, and CREATE too unless it exists (borderflow topics)")
+                refuse_denied_topics(created, "DESCRIBE on TOPIC {name!r}, and CREATE too unless it exists (borderflow topics)")
         counts = await _partition_counts(admin, names)
         deadline = time.monotonic() + TOPIC_METADATA_WAIT
         # Apache Kafka answers CreateTopics before every broker's metadata holds the new topics
@@ -164,68 +160,13 @@ class PermissionMissing(KafkaRefused):
     """The cluster does not allow this client's principal something it needs: the message names the ACL."""
 
 
-def _refuse_denied_topics(response: Any, needed: str) -> None:
+def refuse_denied_topics(response: Any, needed: str) -> None:
     """Raise :class:`PermissionMissing` if a CreateTopics answer refused a topic for want of an ACL (``needed``, of ``name``)."""
     for entry in response.topic_errors:
         name, code = entry[0], entry[1]
         if code == TopicAuthorizationFailedError.errno:
             refused = denial(TopicAuthorizationFailedError())
             raise PermissionMissing(f"Kafka refused topic {name!r} to this client: {refused}; needed: " + needed.format(name=name))
-
-
-async def check_permissions(settings: Settings) -> None:
-    """What a worker is about to do, tried first, so that a missing ACL is an error naming it, not a worker waiting for ever.
-
-    Its consumer group, reading its input topics, and creating its internal
-    topics (the changelog and Faust's assignor topic) if they are missing.
-    Writing is not tried: a write refused later stops the worker with the
-    refusal (streams/engine/output.py).
-    """
-    client = AIOKafkaClient(**client_options(settings))
-    await client.bootstrap()
-    try:
-        try:
-            await client.coordinator_lookup(CoordinationType.GROUP, settings.app_id)
-        except GroupAuthorizationFailedError:
-            raise PermissionMissing(
-                f"Kafka refused consumer group {settings.app_id!r} to this client: {denial(GroupAuthorizationFailedError())}; "
-                f"needed: READ on GROUP {settings.app_id!r}"
-            ) from None
-        except KafkaError:
-            pass  # a coordinator not elected yet: the consumer waits for it
-    finally:
-        await client.close()
-    await _check_reading(settings)
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        present = set(await admin.list_topics())
-        missing = [name for name in internal_topics(settings.app_id) if name not in present]
-        if missing:
-            response = await admin.create_topics(
-                [NewTopic(name, settings.partitions, settings.replication) for name in missing], validate_only=True
-            )
-            _refuse_denied_topics(response, f"CREATE, READ, WRITE and DESCRIBE on TOPIC prefixed {settings.app_id + '-'!r}")
-    finally:
-        await admin.close()
-
-
-async def _check_reading(settings: Settings) -> None:
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=100, **client_options(settings))
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(name, p) for name in settings.topics.inputs for p in range(settings.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        try:
-            await consumer.getmany(timeout_ms=500)
-        except TopicAuthorizationFailedError as exc:
-            denied = str(exc.args[0]) if exc.args else ", ".join(settings.topics.inputs)  # aiokafka names the topic
-            raise PermissionMissing(
-                f"Kafka refused reading topic {denied!r} to this client: {denial(exc)}; needed: READ on TOPIC {denied!r}"
-            ) from None
-    finally:
-        await consumer.stop()
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: tuple[str, ...]) -> dict[str, int]:

@@ -2,7 +2,7 @@
 
 The node (tests/conftest.py ``secured_kafka``) has no plaintext listener and
 enforces ACLs with StandardAuthorizer; the ACLs granted here are those
-docs/security.md lists (streams/broker/secured.py), and nothing more.
+docs/security.md lists (streams/kafka/acls.py), and nothing more.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import orjson
 import pytest
 
 from streams.broker.apache_kafka import KafkaCluster
-from streams.broker.secured import Acl, CertificateAuthority, Operation, Pattern, Resource, publisher_acls, replay_acls, worker_acls
+from streams.broker.secured import CertificateAuthority
+from streams.kafka.acls import Acl, Operation, Pattern, Resource, publisher_acls, replay_acls, worker_acls
 from streams.kafka.topics import Topics
 from tests.factories import RANDOM_BORDERS, crossing, keyed, random_crossings, scenario
 from tests.support import Model, answers_match, http_get, produce, run_replay, secured_env, secured_options, wait_exact
@@ -174,12 +176,12 @@ def watch_until_exit(worker: Any, timeout: float) -> tuple[int, float, bool]:
     return code, time.monotonic() - started, ready
 
 
-def test_a_worker_refused_its_password_or_one_acl_exits_naming_it_and_never_reports_ready(
+def test_a_worker_refused_its_password_exits_naming_it_and_never_reports_ready(
     secured_kafka: KafkaCluster, deployment: dict[str, str], spawn_worker: Any
 ) -> None:
     security = secured_kafka.security
     assert security is not None
-    topics = grant_deployment(secured_kafka, deployment)
+    grant_deployment(secured_kafka, deployment)
     wrong = "not-" + security.passwords["worker"]
     refused_worker = spawn_worker(
         "wrong-password", **secured_env(secured_kafka, "worker", "SCRAM-SHA-512") | {"BORDERFLOW_SASL_PASSWORD": wrong}
@@ -189,14 +191,37 @@ def test_a_worker_refused_its_password_or_one_acl_exits_naming_it_and_never_repo
     assert code != 0 and not ready and took < NAMED_WITHIN, (code, took, ready, log[-2000:])
     assert "refused SASL SCRAM-SHA-512 authentication as 'worker'" in log and wrong not in log
 
-    # every ACL a worker needs but the one on its consumer group
+
+@pytest.mark.parametrize(
+    ("operation", "resource", "name"),
+    [
+        (Operation.READ, Resource.GROUP, "{app}"),
+        (Operation.READ, Resource.TOPIC, "{prefix}crossings"),
+        (Operation.WRITE, Resource.TOPIC, "{prefix}borderflow-dlq"),
+        (Operation.CREATE, Resource.TOPIC, "{app}-"),
+    ],
+    ids=["group-read", "input-read", "output-write", "internal-create"],
+)
+def test_a_worker_missing_one_acl_exits_naming_it_and_never_reports_ready(
+    secured_kafka: KafkaCluster, deployment: dict[str, str], spawn_worker: Any, operation: Operation, resource: Resource, name: str
+) -> None:
+    """Every ACL of docs/security.md but one, granted to a principal of its own (a certificate's CN)."""
+    security = secured_kafka.security
+    assert security is not None
+    topics = grant_deployment(secured_kafka, deployment)
     app_id = deployment["BORDERFLOW_APP_ID"]
-    secured_kafka.grant([acl for acl in worker_acls("nobody", topics, app_id) if acl.resource is not Resource.GROUP])
-    no_group = spawn_worker("no-group-acl", **secured_env(secured_kafka, "nobody", "SCRAM-SHA-256"))
-    code, took, ready = watch_until_exit(no_group, 60)
-    log = no_group.tail(100_000)
+    lacking = name.format(app=app_id, prefix=deployment["BORDERFLOW_TOPIC_PREFIX"])
+    principal = f"lacks-{operation.name.lower()}-{uuid.uuid4().hex[:6]}"
+    security.add_client(principal)
+    acls = worker_acls(principal, topics, app_id)
+    kept = [acl for acl in acls if (acl.operation, acl.resource, acl.name) != (operation, resource, lacking)]
+    assert len(kept) == len(acls) - 1
+    secured_kafka.grant(kept)
+    worker = spawn_worker(principal, **secured_env(secured_kafka, principal, "mtls"))
+    code, took, ready = watch_until_exit(worker, 60)
+    log = worker.tail(100_000)
     assert code != 0 and not ready and took < NAMED_WITHIN, (code, took, ready, log[-2000:])
-    assert f"READ on GROUP '{app_id}'" in log
+    assert f"needed: {operation.name} on {resource.name} {lacking!r}" in log, log[-2000:]
 
 
 @pytest.mark.soak
