@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.client import AIOKafkaClient, CoordinationType
-from aiokafka.errors import GroupAuthorizationFailedError, IncompatibleBrokerVersion, KafkaError
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import GroupAuthorizationFailedError, IncompatibleBrokerVersion
+from aiokafka.protocol.admin import DescribeGroupsRequest
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Boolean, Int16, Int32, Schema, String
 
@@ -109,6 +110,22 @@ def _needed(acl: Acl) -> str:
     return f"{acl.operation.name} on {acl.resource.name} {acl.name!r}{prefixed}"
 
 
+async def _check_group(client: AIOKafkaClient, settings: Settings, group: Acl) -> None:
+    """:class:`PermissionMissing` if the group is refused to this client.
+
+    DescribeGroups, not FindCoordinator: Kafka checks the group's ACL first and then
+    answers from any broker, whereas FindCoordinator makes a new cluster create its
+    offsets topic, and a worker that then joined while the broker was busy with it
+    could miss its own just-made changelog in the assignment.
+    """
+    response: Any = await client.send(client.get_random_node(), DescribeGroupsRequest([settings.app_id]))
+    if any(described[0] == GroupAuthorizationFailedError.errno for described in response.groups):
+        raise PermissionMissing(
+            f"Kafka refused consumer group {settings.app_id!r} to this client: "
+            f"{denial(GroupAuthorizationFailedError())}; needed: {_needed(group)}"
+        )
+
+
 async def check_permissions(settings: Settings) -> None:
     """Raise :class:`PermissionMissing` naming the first ACL of :func:`worker_acls` this worker's principal lacks."""
     needed = worker_acls("", settings.topics, settings.app_id, settings.forward)
@@ -116,16 +133,7 @@ async def check_permissions(settings: Settings) -> None:
     client = AIOKafkaClient(**client_options(settings))
     await client.bootstrap()
     try:
-        try:
-            await client.coordinator_lookup(CoordinationType.GROUP, settings.app_id)
-        except GroupAuthorizationFailedError:
-            group = next(acl for acl in needed if acl.resource is Resource.GROUP)
-            raise PermissionMissing(
-                f"Kafka refused consumer group {settings.app_id!r} to this client: "
-                f"{denial(GroupAuthorizationFailedError())}; needed: {_needed(group)}"
-            ) from None
-        except KafkaError:
-            pass  # a coordinator not elected yet: the consumer waits for it
+        await _check_group(client, settings, next(acl for acl in needed if acl.resource is Resource.GROUP))
         named = [*settings.topics.inputs, *settings.topics.outputs]
         allowed = await authorized_operations(client, named + list(internal))
     finally:
