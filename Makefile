@@ -20,15 +20,17 @@ install: $(STAMP)
 # delivery tests, docker-compose to validate docker-compose.yml, Chromium for the
 # console's browser test and make screenshots (driven by Playwright from PyPI), and
 # iproute2, nftables and iptables (its NFQUEUE target feeds the delayer) for the
-# network-fault tests' hosts (tests/topology.py).
+# network-fault tests' hosts (tests/topology.py), and openssl for the secured
+# clusters' certificates (streams/broker/secured.py, apache-kafka/make-certs.sh).
 system-deps:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v docker-compose >/dev/null \
 	  && command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null \
 	  && command -v chromium >/dev/null && command -v chromedriver >/dev/null \
-	  && command -v ip >/dev/null && command -v nft >/dev/null && command -v iptables >/dev/null || { \
+	  && command -v ip >/dev/null && command -v nft >/dev/null && command -v iptables >/dev/null \
+	  && command -v openssl >/dev/null || { \
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	    prometheus prometheus-alertmanager docker-compose chromium chromium-driver iproute2 nftables iptables; }
+	    prometheus prometheus-alertmanager docker-compose chromium chromium-driver iproute2 nftables iptables openssl; }
 
 # Java 17 (the broker's runtime) and Maven (to fetch its jars), from Debian's packages when missing.
 java-deps:

@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -15,8 +16,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from cli.common import settings_from
 from streams.broker.apache_kafka import KafkaCluster, kafka_version
 from streams.broker.embedded import EmbeddedBroker, free_port
+from streams.kafka.clients import client_options
 from streams.tools.bench import (
     INPUT_SHAPES,
     Result,
@@ -28,6 +31,7 @@ from streams.tools.bench import (
     run_baseline,
     time_workers,
 )
+from streams.tools.replay import connection_env
 
 
 @click.command()
@@ -119,7 +123,11 @@ def bench(
     embedded: EmbeddedBroker | None = None
     cluster: KafkaCluster | None = None
     broker_dir = None
+    connection: dict[str, Any] = {}  # TLS and SASL of an existing cluster, for every client here
     if kafka is not None:
+        settings = settings_from(kafka=kafka)
+        connection = {name: value for name, value in client_options(settings).items() if name != "bootstrap_servers"}
+        worker_settings |= connection_env(settings)
         described = f"the cluster at {kafka}"
     elif broker_kind == "embedded":
         broker_dir = Path(tempfile.mkdtemp(prefix="borderflow-bench-broker-"))
@@ -140,7 +148,9 @@ def bench(
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"publishing {n_events:,} events", total=n_events)
             codec = None if compression == "none" else compression
-            asyncio.run(prepare(kafka, topic, partitions, events, lambda done: progress.update(task, completed=done), codec, shape))
+            asyncio.run(
+                prepare(kafka, topic, partitions, events, lambda done: progress.update(task, completed=done), codec, shape, connection)
+            )
 
         def settle() -> None:
             # on the embedded broker each contestant starts on a quiet broker, not during the
@@ -156,11 +166,11 @@ def bench(
         results: list[Result] = []
         settle()
         with console.status("(a) bare aiokafka consumer draining the topic"):
-            results.append(asyncio.run(bare_consumer(kafka, topic, n_events)))
+            results.append(asyncio.run(bare_consumer(kafka, topic, n_events, connection)))
         if baseline_events:
             settle()
             with console.status(f"(b) idiomatic Faust agent on {min(baseline_events, n_events):,} events"):
-                results.append(run_baseline(kafka, topic, min(baseline_events, n_events), partitions, timeout))
+                results.append(run_baseline(kafka, topic, min(baseline_events, n_events), partitions, timeout, worker_settings))
         settle()
         with console.status("(c) borderflow worker"):
             results.append(time_workers(kafka, prefix, n_events, [free_port()], partitions, timeout, away, worker_settings))

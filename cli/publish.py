@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.common import kafka_option, settings_from
+from cli.common import kafka_failure, kafka_option, settings_from
 from events.files import Line, read_events
 from streams.kafka.publisher import Publisher
 
@@ -79,7 +79,7 @@ def publish(files: tuple[str, ...], kafka: str | None, dry_run: bool, quiet: boo
     try:
         asyncio.run(run())
     except Exception as exc:  # noqa: BLE001 - any broker failure ends the command with its message
-        raise click.ClickException(f"publishing failed after {accepted} accepted lines: {exc!r}") from None
+        raise kafka_failure(settings, exc, f"publishing failed after {accepted} accepted lines") from None
     reasons = Counter(f"{line.error.field}: {line.error.code}" for _, line in rejected if line.error)
     for name, line in rejected[:100]:
         assert line.error is not None

@@ -12,7 +12,7 @@ import orjson
 from rich.console import Console
 from rich.progress import Progress
 
-from cli.common import kafka_option, settings_from
+from cli.common import kafka_failure, kafka_option, settings_from
 from events.files import read_ndjson
 from streams.kafka.publisher import Publisher
 from streams.tools.simulation import SimEvent, with_statements
@@ -77,5 +77,8 @@ def simulate(kafka: str | None, seed: int, speed: float | None, output: Path | N
                     progress.advance(task)
                 await publisher.flush()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except Exception as exc:  # noqa: BLE001 - any broker failure ends the command with its message
+        raise kafka_failure(settings, exc, "publishing failed") from None
     click.echo(f"published {len(events)} events in {time.monotonic() - started:.1f}s")

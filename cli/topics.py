@@ -7,7 +7,7 @@ import asyncio
 import click
 
 from cli.common import kafka_option, settings_from
-from streams.kafka.admin import TopicMismatch, ensure_topics
+from streams.kafka.admin import KafkaUnreachable, TopicMismatch, wait_for_topics
 
 
 @click.command()
@@ -18,8 +18,8 @@ def topics(kafka: str | None, partitions: int | None, replication: int | None) -
     """Create crossings, departures, statements, borderflow-dlq and window-results."""
     settings = settings_from(kafka=kafka, partitions=partitions, replication=replication)
     try:
-        statuses = asyncio.run(ensure_topics(settings))
-    except TopicMismatch as exc:
+        statuses = asyncio.run(wait_for_topics(settings))
+    except (TopicMismatch, KafkaUnreachable) as exc:
         raise click.ClickException(str(exc)) from None
     for status in statuses:
         click.echo(f"{status.name}: {status.partitions} partitions ({'created' if status.created else 'exists'})")

@@ -9,6 +9,7 @@ import click
 
 from cli.common import kafka_option, settings_from
 from streams.kafka.admin import KafkaUnreachable, TopicMismatch, TopicStatus, wait_for_topics
+from streams.kafka.permissions import check_permissions
 from streams.settings import Settings
 from streams.web.starting import answering_starting
 
@@ -43,4 +44,7 @@ def worker(
 async def _wait_for_kafka(settings: Settings) -> list[TopicStatus]:
     """The topics checked, while /health answers 503; at most BORDERFLOW_STARTUP_TIMEOUT."""
     async with answering_starting(settings, f"waiting for Kafka at {settings.kafka}"):
-        return await wait_for_topics(settings)
+        statuses = await wait_for_topics(settings)
+        if settings.security_protocol != "PLAINTEXT":  # a cluster that authenticates nobody has no principal's ACLs to check
+            await check_permissions(settings)
+        return statuses

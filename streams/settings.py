@@ -5,15 +5,18 @@ from __future__ import annotations
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.times import format_duration, parse_duration, parse_rfc3339
 from streams.core.config import CoreConfig
 from streams.core.windows import ALL, WindowSpec, validate_specs
 from streams.kafka.topics import Topics
+
+#: each secret setting, and the setting naming a file to read it from instead (as Kubernetes and Docker mount secrets)
+SECRET_FILES: Final = {"sasl_password": "sasl_password_file", "ssl_key_password": "ssl_key_password_file"}
 
 
 class Settings(BaseSettings):
@@ -99,11 +102,22 @@ class Settings(BaseSettings):
     evict_dead_members: bool | None = Field(
         None, description="remove group members unreachable for a session timeout (default: only on the embedded broker)"
     )
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: str | None = None
-    ssl_cafile: Path | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how every Kafka client connects: docs/secured-kafka.md"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism (with a SASL_* security protocol)"
+    )
+    sasl_username: str | None = Field(None, description="SASL user name")
+    sasl_password: SecretStr | None = Field(None, description="SASL password", repr=False)
+    sasl_password_file: Path | None = Field(None, description="file holding the SASL password (instead of BORDERFLOW_SASL_PASSWORD)")
+    ssl_cafile: Path | None = Field(None, description="PEM file of the CAs that sign the brokers' certificates (default: the system's)")
+    ssl_certfile: Path | None = Field(None, description="PEM file of this client's certificate chain, for mutual TLS")
+    ssl_keyfile: Path | None = Field(None, description="PEM file of the client certificate's key (default: in BORDERFLOW_SSL_CERTFILE)")
+    ssl_key_password: SecretStr | None = Field(None, description="password of an encrypted private key", repr=False)
+    ssl_key_password_file: Path | None = Field(
+        None, description="file holding the private key's password (instead of BORDERFLOW_SSL_KEY_PASSWORD)"
+    )
 
     @field_validator(
         "grace",
@@ -123,6 +137,50 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return parse_duration(value)
         return value
+
+    @field_validator(
+        "sasl_username", "sasl_password", "sasl_password_file", "ssl_cafile", "ssl_certfile", "ssl_keyfile",
+        "ssl_key_password", "ssl_key_password_file", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _unset_if_empty(cls, value: object) -> object:
+        """An empty variable (``${VAR:-}`` in docker-compose) is an unset one, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("sasl_mechanism", mode="before")
+    @classmethod
+    def _mechanism(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> Self:
+        """Secrets read from their files; the settings of a security protocol all there, and none of another's."""
+        for secret, file_setting in SECRET_FILES.items():
+            path = getattr(self, file_setting)
+            if path is None:
+                continue
+            if getattr(self, secret) is not None:
+                raise ValueError(f"set BORDERFLOW_{secret.upper()} or BORDERFLOW_{file_setting.upper()}, not both")
+            try:
+                text = path.read_text().rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or exc
+                raise ValueError(f"cannot read BORDERFLOW_{file_setting.upper()} ({path}): {reason}") from None
+            if not text:
+                raise ValueError(f"BORDERFLOW_{file_setting.upper()} ({path}) is empty")
+            setattr(self, secret, SecretStr(text))
+        if self.security_protocol.startswith("SASL") and (not self.sasl_username or self.sasl_password is None):
+            raise ValueError(
+                f"BORDERFLOW_SECURITY_PROTOCOL={self.security_protocol} needs BORDERFLOW_SASL_USERNAME "
+                "and BORDERFLOW_SASL_PASSWORD (or BORDERFLOW_SASL_PASSWORD_FILE)"
+            )
+        tls = {"ssl_cafile": self.ssl_cafile, "ssl_certfile": self.ssl_certfile, "ssl_keyfile": self.ssl_keyfile}
+        if not self.security_protocol.endswith("SSL") and any(value is not None for value in tls.values()):
+            given = ", ".join(f"BORDERFLOW_{name.upper()}" for name, value in tls.items() if value is not None)
+            raise ValueError(f"{given} given, but BORDERFLOW_SECURITY_PROTOCOL={self.security_protocol} does not use TLS")
+        if self.ssl_certfile is None and (self.ssl_keyfile is not None or self.ssl_key_password is not None):
+            raise ValueError("a client key (BORDERFLOW_SSL_KEYFILE, BORDERFLOW_SSL_KEY_PASSWORD) needs BORDERFLOW_SSL_CERTFILE")
+        return self
 
     @field_validator("since", "earliest", mode="before")
     @classmethod

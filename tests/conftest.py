@@ -66,6 +66,30 @@ def kafka_cluster(tmp_path: Path) -> Iterator[KafkaCluster]:
 
 
 @pytest.fixture(scope="session")
+def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """One secured Apache Kafka node (SASL_SSL and mutual-TLS listeners, ACLs enforced) for the session."""
+    cluster = KafkaCluster(nodes=1, secured=True, base_dir=tmp_path_factory.mktemp("secured-kafka")).start()
+    BROKERS_USED["secured Kafka"] = (
+        f"Apache Kafka {cluster.version}, one secured KRaft node: SASL_SSL at {cluster.bootstrap}, mTLS at {cluster.tls_bootstrap}"
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def secured_kafka_cluster(tmp_path: Path) -> Iterator[KafkaCluster]:
+    """Three secured Apache Kafka nodes of this test's own."""
+    cluster = KafkaCluster(nodes=3, secured=True, base_dir=tmp_path / "kafka").start()
+    BROKERS_USED["secured cluster"] = f"Apache Kafka {cluster.version}, three secured KRaft nodes started per test"
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
 def embedded_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The embedded broker (noida-db), for the tests of the embedded broker itself."""
     broker = EmbeddedBroker(port=free_port(), data_dir=tmp_path_factory.mktemp("embedded-broker"))

@@ -323,3 +323,36 @@ def librdkafka(
         producer.poll(0)
     assert producer.flush(30) == 0 and not failed, failed
     return [landed[i] for i in range(len(messages))]
+
+
+def secured_env(cluster: Any, principal: str, auth: str) -> dict[str, str]:
+    """``BORDERFLOW_*`` settings of ``principal`` on a secured cluster: ``auth`` a SASL mechanism (over TLS), or ``mtls``."""
+    security = cluster.security
+    if auth == "mtls":
+        identity = security.clients[principal]
+        return {
+            "BORDERFLOW_KAFKA": cluster.tls_bootstrap,
+            "BORDERFLOW_SECURITY_PROTOCOL": "SSL",
+            "BORDERFLOW_SSL_CAFILE": str(security.ca.certificate),
+            "BORDERFLOW_SSL_CERTFILE": str(identity.certificate),
+            "BORDERFLOW_SSL_KEYFILE": str(identity.key),
+        }
+    return {
+        "BORDERFLOW_KAFKA": cluster.bootstrap,
+        "BORDERFLOW_SECURITY_PROTOCOL": "SASL_SSL",
+        "BORDERFLOW_SASL_MECHANISM": auth,
+        "BORDERFLOW_SASL_USERNAME": principal,
+        "BORDERFLOW_SASL_PASSWORD": security.passwords[principal],
+        "BORDERFLOW_SSL_CAFILE": str(security.ca.certificate),
+    }
+
+
+def secured_options(cluster: Any, principal: str, auth: str) -> dict[str, Any]:
+    """The aiokafka settings borderflow's own clients get from :func:`secured_env`, but the bootstrap servers (for :func:`produce`)."""
+    from streams.kafka.clients import client_options
+    from streams.settings import Settings
+
+    env = secured_env(cluster, principal, auth)
+    options = client_options(Settings(**{name.removeprefix("BORDERFLOW_").lower(): value for name, value in env.items()}))
+    del options["bootstrap_servers"]
+    return options

@@ -8,6 +8,13 @@ ports (client and controller listeners). The cluster is formatted once with
 one cluster id; a node that is killed or stopped can be started again on the
 same ports and data.
 
+A secured cluster (``secured=True``) has no plaintext listener: its clients
+connect over SASL_SSL (:attr:`KafkaCluster.bootstrap`, SCRAM-SHA-512,
+SCRAM-SHA-256 or PLAIN) or mutual TLS (:attr:`KafkaCluster.tls_bootstrap`),
+its brokers and controllers to each other over mutual TLS as the only super
+user, and ``StandardAuthorizer`` allows a client only what an ACL grants
+(streams/broker/secured.py).
+
 Every node runs in its own process group and gets SIGTERM if the process that
 started it dies, so no JVM outlives a killed test run or bench.
 """
@@ -29,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.broker.embedded import free_port, own_session_and_die_with_parent, port_open
+from streams.broker.secured import Security, create_acls
+from streams.kafka.acls import Acl
 
 PROJECT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT / "apache-kafka"
@@ -125,6 +134,9 @@ class KafkaNode:
     host: str = "127.0.0.1"
     #: what its JVM is started under (a network namespace's ``ip netns exec``), if anything
     wrapper: tuple[str, ...] = ()
+    #: on a secured cluster: the mutual-TLS client listener's port, and the brokers' own listener's
+    tls_port: int | None = None
+    internal_port: int | None = None
 
     @property
     def address(self) -> str:
@@ -175,7 +187,10 @@ class KafkaCluster:
     #: per node, the address it listens on (default: 127.0.0.1 for all) and what its JVM runs under
     hosts: list[str] | None = None
     wrappers: list[tuple[str, ...]] | None = None
+    #: TLS and SASL on every listener, ACLs enforced (see the module's docstring)
+    secured: bool = False
     members: list[KafkaNode] = field(init=False, default_factory=list)
+    security: Security | None = field(init=False, default=None)
     _own_dir: bool = field(init=False, default=False)
     _formatted: bool = field(init=False, default=False)
 
@@ -186,19 +201,24 @@ class KafkaCluster:
             self.base_dir = Path(tempfile.mkdtemp(prefix="borderflow-kafka-"))
             self._own_dir = True
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        ports = _free_ports(2 * self.nodes)
+        per_node = 4 if self.secured else 2
+        ports = _free_ports(per_node * self.nodes)
         self.members = [
             KafkaNode(
                 node_id=i + 1,
-                port=ports[2 * i],
-                controller_port=ports[2 * i + 1],
+                port=ports[per_node * i],
+                controller_port=ports[per_node * i + 1],
                 data_dir=self.base_dir / f"node-{i + 1}" / "data",
                 log=self.base_dir / f"node-{i + 1}" / "kafka.log",
                 host=self.hosts[i] if self.hosts else "127.0.0.1",
                 wrapper=self.wrappers[i] if self.wrappers else (),
+                tls_port=ports[per_node * i + 2] if self.secured else None,
+                internal_port=ports[per_node * i + 3] if self.secured else None,
             )
             for i in range(self.nodes)
         ]
+        if self.secured:
+            self.security = Security(self.base_dir / "security", [node.host for node in self.members])
 
     @property
     def version(self) -> str:
@@ -206,7 +226,23 @@ class KafkaCluster:
 
     @property
     def bootstrap(self) -> str:
+        """The client listeners: plaintext, or SASL_SSL on a secured cluster."""
         return ",".join(node.address for node in self.members)
+
+    @property
+    def tls_bootstrap(self) -> str:
+        """A secured cluster's mutual-TLS client listeners."""
+        return ",".join(f"{node.host}:{node.tls_port}" for node in self.members if node.tls_port is not None)
+
+    def admin_options(self) -> dict[str, object]:
+        """aiokafka settings of the helper's own clients: plaintext, or as the brokers' principal on a secured cluster."""
+        if self.security is None:
+            return {"bootstrap_servers": self.bootstrap}
+        return self.security.broker_client_options(",".join(f"{node.host}:{node.internal_port}" for node in self.members))
+
+    def grant(self, acls: list[Acl]) -> None:
+        """Create ``acls`` on a secured cluster."""
+        asyncio.run(create_acls(self.admin_options(), acls))
 
     def node(self, node_id: int) -> KafkaNode:
         return self.members[node_id - 1]
@@ -214,16 +250,22 @@ class KafkaCluster:
     def properties(self, node: KafkaNode) -> dict[str, str]:
         """Everything one node is started with."""
         voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.members)
+        if self.security is None:
+            listeners = {
+                "listeners": f"PLAINTEXT://{node.host}:{node.port},CONTROLLER://{node.host}:{node.controller_port}",
+                "advertised.listeners": f"PLAINTEXT://{node.address}",
+            }
+        else:
+            clients = f"SASL_CLIENTS://{node.address},TLS_CLIENTS://{node.host}:{node.tls_port},BROKERS://{node.host}:{node.internal_port}"
+            listeners = {
+                "listeners": f"{clients},CONTROLLER://{node.host}:{node.controller_port}",
+                "advertised.listeners": clients,
+            } | self.security.listener_properties("SASL_CLIENTS", "TLS_CLIENTS", "BROKERS")
         return (
             shared_properties()
             | replication_properties(self.nodes)
-            | {
-                "node.id": str(node.node_id),
-                "controller.quorum.voters": voters,
-                "listeners": f"PLAINTEXT://{node.host}:{node.port},CONTROLLER://{node.host}:{node.controller_port}",
-                "advertised.listeners": f"PLAINTEXT://{node.address}",
-                "log.dirs": str(node.data_dir),
-            }
+            | {"node.id": str(node.node_id), "controller.quorum.voters": voters, "log.dirs": str(node.data_dir)}
+            | listeners
             | self.overrides
         )
 
@@ -284,7 +326,7 @@ class KafkaCluster:
                     raise KafkaNotReady(f"Kafka node {node.node_id} exited with {node.process.returncode}:\n{self.tail(node.node_id)}")
             if all(port_open(self.node(i).host, self.node(i).port) for i in expected):
                 try:
-                    if asyncio.run(_serving(self.bootstrap, expected)):
+                    if asyncio.run(_serving(self.admin_options(), expected)):
                         return
                 except Exception as exc:  # noqa: BLE001 - not up yet; retried until the deadline
                     last = exc
@@ -293,7 +335,7 @@ class KafkaCluster:
 
     def leader_of(self, topic: str, partition: int) -> int:
         """The node that leads ``topic``'s ``partition`` now."""
-        return asyncio.run(_leader(self.bootstrap, topic, partition))
+        return asyncio.run(_leader(self.admin_options(), topic, partition))
 
     def active_controller(self) -> int:
         """The node that is the KRaft quorum's leader, from the quorum state the running nodes keep on disk."""
@@ -320,8 +362,9 @@ class KafkaCluster:
     def _format(self, libs: Path, node: KafkaNode, cluster_id: str) -> None:
         node.data_dir.mkdir(parents=True, exist_ok=True)
         config = self._write_config(node)
+        users = self.security.scram_arguments() if self.security is not None else []
         done = subprocess.run(
-            [java(), *self._jvm(libs, 256), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+            [java(), *self._jvm(libs, 256), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), *users],
             capture_output=True,
             stdin=subprocess.DEVNULL,
             check=False,
@@ -368,10 +411,10 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-async def _serving(bootstrap: str, expected: set[int]) -> bool:
+async def _serving(options: dict[str, object], expected: set[int]) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(request_timeout_ms=5000, **options)
     await admin.start()
     try:
         cluster = await admin.describe_cluster()
@@ -380,10 +423,10 @@ async def _serving(bootstrap: str, expected: set[int]) -> bool:
         await admin.close()
 
 
-async def _leader(bootstrap: str, topic: str, partition: int) -> int:
+async def _leader(options: dict[str, object], topic: str, partition: int) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(request_timeout_ms=5000, **options)
     await admin.start()
     try:
         for described in await admin.describe_topics([topic]):

@@ -6,11 +6,18 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
 
 from streams.kafka.clients import client_options
+from streams.kafka.connection import denial, refusal
 from streams.settings import Settings
 
 
@@ -32,6 +39,10 @@ class TopicMismatch(RuntimeError):
 
 class KafkaUnreachable(RuntimeError):
     pass
+
+
+class KafkaRefused(KafkaUnreachable):
+    """The cluster answered and will not take these settings (credentials, certificates, protocol): retrying will not help."""
 
 
 #: seconds a probe of one bootstrap address waits to connect, then for any answer
@@ -57,6 +68,10 @@ async def wait_for_topics(settings: Settings, timeout: float | None = None) -> l
         except (KafkaConnectionError, KafkaError, OSError) as exc:
             if isinstance(exc, TopicAlreadyExistsError):
                 raise KafkaUnreachable(f"cannot check the topics at {settings.kafka}: {exc!r}") from exc
+            if (cause := await refusal(settings)) is not None:
+                raise KafkaRefused(f"Kafka refused the connection: {cause}") from None
+            if isinstance(exc, KafkaError) and not exc.retriable:
+                raise KafkaUnreachable(f"cannot check the topics at {settings.kafka}: {denial(exc)}") from None
             last = exc
             log.warning("Kafka at %s not reachable yet (%r); retrying for %.0f s more", settings.kafka, exc, remaining)
             await asyncio.sleep(min(RETRY_PAUSE, max(0.0, deadline - time.monotonic())))
@@ -93,9 +108,9 @@ async def probe(server: str, timeout: float = PROBE_TIMEOUT) -> str:
     return "answered a Kafka request (it may have been starting)" if answer else "closed the connection without answering a Kafka request"
 
 
-async def create_topic(bootstrap: str, name: str, partitions: int, replication: int = 1) -> None:
-    """Create one topic (it must not exist yet)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def create_topic(bootstrap: str, name: str, partitions: int, replication: int = 1, **connection: Any) -> None:
+    """Create one topic (it must not exist yet); ``connection``: TLS and SASL options (:func:`client_options` but the servers)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **connection)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, partitions, replication)])
@@ -114,11 +129,13 @@ async def ensure_topics(settings: Settings) -> list[TopicStatus]:
         missing = [n for n in names if n not in existing]
         if missing:
             try:
-                await admin.create_topics(
+                created = await admin.create_topics(
                     [NewTopic(name, settings.partitions, settings.replication, topic_configs=topics.configs(name)) for name in missing]
                 )
             except TopicAlreadyExistsError:
                 pass  # created concurrently by another client
+            else:
+                refuse_denied_topics(created, "DESCRIBE on TOPIC {name!r}, and CREATE too unless it exists (borderflow topics)")
         counts = await _partition_counts(admin, names)
         deadline = time.monotonic() + TOPIC_METADATA_WAIT
         # Apache Kafka answers CreateTopics before every broker's metadata holds the new topics
@@ -137,6 +154,19 @@ async def ensure_topics(settings: Settings) -> list[TopicStatus]:
             )
         result.append(TopicStatus(name, n, name in missing))
     return result
+
+
+class PermissionMissing(KafkaRefused):
+    """The cluster does not allow this client's principal something it needs: the message names the ACL."""
+
+
+def refuse_denied_topics(response: Any, needed: str) -> None:
+    """Raise :class:`PermissionMissing` if a CreateTopics answer refused a topic for want of an ACL (``needed``, of ``name``)."""
+    for entry in response.topic_errors:
+        name, code = entry[0], entry[1]
+        if code == TopicAuthorizationFailedError.errno:
+            refused = denial(TopicAuthorizationFailedError())
+            raise PermissionMissing(f"Kafka refused topic {name!r} to this client: {refused}; needed: " + needed.format(name=name))
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: tuple[str, ...]) -> dict[str, int]:

@@ -30,7 +30,11 @@ class Publisher:
         self.topics = settings.topics
 
     async def __aenter__(self) -> Publisher:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._producer.stop()  # a producer that could not start still holds its client
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

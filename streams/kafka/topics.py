@@ -15,6 +15,11 @@ TYPE_TOPICS: Final = {"crossing": "crossings", "departure": "departures", "state
 CARRIED_WITH: Final = {"checkpoint": "crossing"}
 
 
+def internal_topics(app_id: str) -> tuple[str, ...]:
+    """The topics Faust makes for an app: the state table's changelog and the assignor's leader topic."""
+    return (f"{app_id}-{STATE_TABLE}-changelog", f"{app_id}-__assignor-__leader")
+
+
 @dataclass(frozen=True, slots=True)
 class Topics:
     prefix: str = ""

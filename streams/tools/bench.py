@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -168,11 +168,16 @@ async def prepare(
     progress: Callable[[int], None],
     compression: str | None = "zstd",
     shape: InputShape = INPUT_SHAPES["borderflow"],
+    connection: Mapping[str, Any] | None = None,
 ) -> None:
-    """Publish ``events`` with the batching of ``shape`` and ``compression`` (acknowledged by all replicas, written once)."""
-    await create_topic(bootstrap, topic, partitions)
+    """Publish ``events`` with the batching of ``shape`` and ``compression`` (acknowledged by all replicas, written once).
+
+    ``connection``: TLS and SASL options of every client here (``client_options`` but the servers).
+    """
+    await create_topic(bootstrap, topic, partitions, **(connection or {}))
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
+        **(connection or {}),
         acks="all",
         enable_idempotence=True,
         linger_ms=shape.linger_ms,
@@ -196,9 +201,10 @@ async def prepare(
         await producer.stop()
 
 
-async def bare_consumer(bootstrap: str, topic: str, expected: int) -> Result:
+async def bare_consumer(bootstrap: str, topic: str, expected: int, connection: Mapping[str, Any] | None = None) -> Result:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **(connection or {}),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -334,7 +340,10 @@ def time_workers(
 BASELINE = """
 import sys, time, faust, orjson
 bootstrap, topic, expected, partitions, datadir = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+from streams.engine.app import broker_credentials
+from streams.settings import Settings
 app = faust.App("bench-baseline-" + str(time.time_ns()), broker="kafka://" + bootstrap, store="memory://", web_enabled=False,
+                broker_credentials=broker_credentials(Settings()),  # TLS and SASL from the BORDERFLOW_* variables given
                 datadir=datadir, topic_partitions=partitions, value_serializer="raw", consumer_auto_offset_reset="earliest")
 source = app.topic(topic, value_type=bytes, partitions=partitions)
 counts = app.Table("counts", default=int, partitions=partitions)
@@ -359,14 +368,17 @@ worker.execute_from_commandline()
 """
 
 
-def run_baseline(bootstrap: str, topic: str, expected: int, partitions: int, timeout: float) -> Result:
-    """The idiomatic Faust way: an agent updating a table per event."""
+def run_baseline(
+    bootstrap: str, topic: str, expected: int, partitions: int, timeout: float, settings: Mapping[str, str] | None = None
+) -> Result:
+    """The idiomatic Faust way: an agent updating a table per event. ``settings``: its ``BORDERFLOW_*`` TLS and SASL variables."""
     with tempfile.TemporaryDirectory(prefix="borderflow-baseline-") as workdir:
         started = time.perf_counter()
         process = subprocess.Popen(
             [sys.executable, "-c", BASELINE, bootstrap, topic, str(expected), str(partitions), workdir],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            env=worker_env(settings or {}),
         )
         timer = threading.Timer(timeout, process.kill)
         timer.start()

@@ -22,13 +22,16 @@ from typing import Any
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import SecretStr
 
 from streams.broker.embedded import free_port
 from streams.core.verify import Difference, diff_partition
 from streams.engine.seam import refresh_metadata
 from streams.kafka.clients import client_options
-from streams.settings import Settings
+from streams.settings import SECRET_FILES, Settings
 from streams.tools.launch import WorkerProcess, WorkerStopped, worker_env
+
+CONNECTION_VARIABLES = ("BORDERFLOW_SECURITY_PROTOCOL", "BORDERFLOW_SASL_", "BORDERFLOW_SSL_")
 
 
 class ReplayError(RuntimeError):
@@ -40,9 +43,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {}
     for name in type(settings).model_fields:
         value = getattr(settings, name)
-        if value is None:
-            continue
-        if isinstance(value, timedelta):
+        if value is None or (name in SECRET_FILES and getattr(settings, SECRET_FILES[name]) is not None):
+            continue  # a secret read from a file: the other process reads the file too
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        elif isinstance(value, timedelta):
             text = f"{int(value.total_seconds())}s"
         elif isinstance(value, datetime):
             text = value.isoformat()
@@ -52,6 +57,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
             text = str(value)
         env[f"BORDERFLOW_{name.upper()}"] = text
     return env
+
+
+def connection_env(settings: Settings) -> dict[str, str]:
+    """The ``BORDERFLOW_*`` variables of how ``settings`` connect to Kafka (protocol, SASL, TLS), for another process."""
+    return {name: value for name, value in settings_env(settings).items() if name.startswith(CONNECTION_VARIABLES)}
 
 
 async def input_offsets(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:

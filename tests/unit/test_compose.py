@@ -46,7 +46,7 @@ def test_the_stack_has_kafka_two_workers_simulator_prometheus_alertmanager_and_g
     assert services["kafka"]["image"] == f"apache/kafka:{kafka_version()}"  # the release the tests run
     kafka_env = services["kafka"]["environment"]
     assert (
-        "PLAINTEXT://kafka:9092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+        "CLIENTS://kafka:9092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
         and "HOST://localhost:29092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
     )
     for name in ("kafka", "worker-1", "worker-2", "prometheus", "alertmanager", "grafana"):
@@ -69,14 +69,95 @@ def test_compose_kafka_runs_with_the_test_clusters_settings() -> None:
         tested = cluster.properties(cluster.members[0])
     finally:
         cluster.stop()
-    per_node = {"node.id", "controller.quorum.voters", "listeners", "advertised.listeners", "log.dirs", "listener.security.protocol.map"}
-    assert {k: v for k, v in compose.items() if k not in per_node} == {k: v for k, v in tested.items() if k not in per_node}
+    per_node = {"node.id", "controller.quorum.voters", "listeners", "advertised.listeners", "log.dirs"}
+    # listeners and their security: compared with the secured test cluster's below
+    secured = {"listener.security.protocol.map", "inter.broker.listener.name", "opts"} | {
+        k for k in compose if k.startswith(("ssl.", "sasl."))
+    }
+    assert {k: v for k, v in compose.items() if k not in per_node | secured} == {
+        k: v for k, v in tested.items() if k not in per_node | secured
+    }
     assert compose["process.roles"] == "broker,controller"  # KRaft, no ZooKeeper
     assert compose["inter.broker.listener.name"] in compose["listener.security.protocol.map"]
     assert compose["auto.create.topics.enable"] == "false"
 
 
-def test_kafka_s_plaintext_listener_is_published_on_the_host_s_loopback_only() -> None:
+def listener_protocols(properties: dict[str, str]) -> dict[str, str]:
+    """Listener name -> security protocol, of every listener a node opens."""
+    protocols = dict(pair.split(":") for pair in properties["listener.security.protocol.map"].split(","))
+    return {url.split("://")[0]: protocols[url.split("://")[0]] for url in properties["listeners"].split(",")}
+
+
+def test_compose_kafka_is_secured_as_the_secured_test_cluster_is() -> None:
+    """Clients and brokers over TLS, SASL a mechanism the tested cluster takes; plaintext only for the controller, on loopback."""
+    compose = compose_kafka_properties(resolved()["services"]["kafka"])
+    cluster = KafkaCluster(nodes=1, base_dir=None, secured=True)
+    try:
+        tested = cluster.properties(cluster.members[0])
+    finally:
+        cluster.stop()
+    for properties in (compose, tested):
+        protocols = listener_protocols(properties)
+        assert protocols[properties["inter.broker.listener.name"]] in ("SSL", "SASL_SSL")
+        clients = [name for name in protocols if name != "CONTROLLER" and name != properties["inter.broker.listener.name"]]
+        assert all(protocols[name] in ("SSL", "SASL_SSL") for name in clients)
+        assert all(protocol != "PLAINTEXT" for name, protocol in protocols.items() if name != "CONTROLLER")
+    compose_protocols = listener_protocols(compose)
+    assert set(compose_protocols.values()) == {"SASL_SSL", "PLAINTEXT"}
+    assert "CONTROLLER://localhost:" in compose["listeners"]  # the one plaintext listener, on the container's loopback
+    assert set(compose["sasl.enabled.mechanisms"].split(",")) <= set(tested["sasl.enabled.mechanisms"].split(","))
+    assert compose["ssl.truststore.type"] == tested["ssl.truststore.type"] == "PEM"
+
+
+def test_the_workers_and_simulator_reach_kafka_over_sasl_ssl_with_file_secrets() -> None:
+    config = resolved()
+    for name in ("worker-1", "worker-2", "simulator"):
+        env = config["services"][name]["environment"]
+        assert env["BORDERFLOW_SECURITY_PROTOCOL"] == "SASL_SSL" and env["BORDERFLOW_SASL_MECHANISM"] == "PLAIN"
+        assert env["BORDERFLOW_SSL_CAFILE"].startswith("/run/secrets/") and env["BORDERFLOW_SASL_PASSWORD_FILE"].startswith("/run/secrets/")
+        assert "BORDERFLOW_SASL_PASSWORD" not in env  # from a file, not the environment
+        mounted = {str(secret["source"] if isinstance(secret, dict) else secret) for secret in config["services"][name]["secrets"]}
+        assert {Path(env[v]).name for v in ("BORDERFLOW_SSL_CAFILE", "BORDERFLOW_SASL_PASSWORD_FILE")} <= mounted
+
+
+def test_make_certs_writes_every_secret_compose_names_and_keeps_them(tmp_path: Path) -> None:
+    config = resolved()
+    secrets = tmp_path / "secrets"
+    made = subprocess.run([str(ROOT / "apache-kafka" / "make-certs.sh"), str(secrets)], capture_output=True, text=True, check=False)
+    assert made.returncode == 0, made.stderr
+    kafka = config["services"]["kafka"]
+    env = kafka["environment"]
+    assert any(str(ROOT / "secrets") in str(v) and "/etc/kafka/secrets" in str(v) for v in kafka["volumes"])
+    needed = [
+        env["KAFKA_SSL_KEYSTORE_FILENAME"],
+        env["KAFKA_SSL_KEYSTORE_CREDENTIALS"],
+        env["KAFKA_SSL_KEY_CREDENTIALS"],
+        "client.properties",
+    ]
+    needed += [Path(env["KAFKA_SSL_TRUSTSTORE_LOCATION"]).name, Path(env["KAFKA_OPTS"].split("=", 1)[1]).name]
+    needed += [Path(secret["file"]).name for secret in config["secrets"].values()]
+    for name in needed:
+        assert (secrets / name).is_file() and (secrets / name).stat().st_size > 0, name
+    certificate = subprocess.run(
+        ["openssl", "x509", "-in", str(secrets / "kafka.pem"), "-noout", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "DNS:kafka" in certificate.stdout and "DNS:localhost" in certificate.stdout  # the names the listeners advertise
+    verified = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(secrets / "ca.pem"), str(secrets / "kafka.pem")], capture_output=True, check=False
+    )
+    assert verified.returncode == 0
+    jaas = (secrets / "kafka_server_jaas.conf").read_text()
+    for user in ("broker", "worker", "publisher"):
+        assert f'user_{user}="{(secrets / f"{user}.password").read_text().strip()}"' in jaas
+    before = (secrets / "worker.password").read_text()
+    again = subprocess.run([str(ROOT / "apache-kafka" / "make-certs.sh"), str(secrets)], capture_output=True, check=False)
+    assert again.returncode == 0 and (secrets / "worker.password").read_text() == before  # a rerun keeps the secrets in use
+
+
+def test_kafka_s_only_published_listener_is_on_the_host_s_loopback() -> None:
     ports = [str(p) for p in resolved()["services"]["kafka"]["ports"]]
     assert ports and all("127.0.0.1" in p for p in ports), ports
 
@@ -153,4 +234,3 @@ def test_dockerfile_copies_what_exists_and_runs_the_worker() -> None:
             assert (ROOT / item).exists(), item
     assert 'ENTRYPOINT ["borderflow"]' in text and 'CMD ["worker"]' in text
     assert "/health" in text
-
