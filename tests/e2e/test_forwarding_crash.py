@@ -50,7 +50,8 @@ def test_sigkill_while_forwarding_loses_and_double_counts_nothing(deployment: di
 
     crossings = deployment["BORDERFLOW_TOPIC_PREFIX"] + "crossings"
     published = asyncio.run(input_ends(kafka, crossings))
-    worker = spawn_worker("w1")
+    # small fetches (BORDERFLOW_BATCH_SIZE caps the records a fetch hands on): forwarding spans many batches, so the kill lands in it
+    worker = spawn_worker("w1", BORDERFLOW_BATCH_SIZE="250")
     worker.wait_ready()
     deadline = time.monotonic() + 60
     forwarded = 0.0
