@@ -141,7 +141,8 @@ def access_middleware(policy: AccessPolicy) -> Callable[[web.Request, Handler], 
         if not policy.limited(request.method, request.path, authorization):
             return await handler(request)
         client = request.remote or "unknown"
-        wait = policy.limits.admit(client)
+        # /metrics is written off the loop and reused, and Prometheus must keep scraping through a flood of queries
+        wait = policy.limits.admit(client, shared=request.path != "/metrics")
         if wait is not None:
             return await _refuse(policy, client, wait)
         try:

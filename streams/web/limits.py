@@ -51,8 +51,11 @@ class ClientLimits:
         #: the bucket all clients share
         self._everyone = _Client(tokens=float(total_burst), at=clock())
 
-    def admit(self, client: str) -> float | None:
-        """None if ``client`` may make a request now (call :meth:`done` after it), else the seconds to wait."""
+    def admit(self, client: str, shared: bool = True) -> float | None:
+        """None if ``client`` may make a request now (call :meth:`done` after it), else the seconds to wait.
+
+        ``shared=False``: the request does not draw on the rate all clients share.
+        """
         now = self._clock()
         state = self._clients.get(client)
         if state is None:
@@ -71,10 +74,11 @@ class ClientLimits:
             return 1.0
         if state.tokens < 1.0:
             return (1.0 - state.tokens) / self.rate
-        if everyone.tokens < 1.0:
+        if shared and everyone.tokens < 1.0:
             return (1.0 - everyone.tokens) / self.total_rate
         state.tokens -= 1.0
-        everyone.tokens -= 1.0
+        if shared:
+            everyone.tokens -= 1.0
         state.in_progress += 1
         self._in_progress += 1
         return None

@@ -76,3 +76,10 @@ def test_all_clients_together_share_a_rate_however_many_they_are() -> None:
     assert admitted >= 20 + 10 * 9
     wait = limits.admit("10.0.0.99")
     assert wait is None or 0 < wait <= 0.1
+
+
+def test_a_scrape_does_not_draw_on_the_rate_all_clients_share() -> None:
+    limits = ClientLimits(rate=100, burst=100, concurrent=100, total_concurrent=1000, total_rate=1, total_burst=2, clock=Clock())
+    assert limits.admit("10.0.0.1") is None and limits.admit("10.0.0.2") is None
+    assert limits.admit("10.0.0.3") is not None  # the shared bucket is empty
+    assert limits.admit("10.0.0.4", shared=False) is None  # Prometheus still scrapes
