@@ -21,6 +21,7 @@ Kafka under the suite let go: docs/architecture.md ("The Faust seam").
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, cast
@@ -558,6 +559,26 @@ def partition_rows(table: TableT[bytes, bytes], partition: int) -> Iterator[tupl
         yield from cast(Mapping[bytes, bytes], store).items()
 
 
+async def changelog_marks(
+    consumer: faust.types.ConsumerT, changelog: Iterable[TP], inputs: Iterable[TP]
+) -> tuple[dict[TP, int], dict[TP, int | None]]:
+    """The changelog partitions' end offsets as the broker has them now, and the group's committed offsets of the inputs.
+
+    Asked from Faust's consumer thread, which owns the aiokafka consumer. The
+    highwater Faust's consumer reports is the one of its last fetch of the
+    partition, which may be older than the records since written.
+    """
+    changelog, inputs = list(changelog), list(inputs)
+
+    async def asked() -> tuple[dict[TP, int], dict[TP, int | None]]:
+        aiokafka_consumer = consumer._thread._ensure_consumer()  # type: ignore[attr-defined]  # noqa: SLF001
+        ends = await aiokafka_consumer.end_offsets(changelog) if changelog else {}
+        committed = await asyncio.gather(*(aiokafka_consumer.committed(tp) for tp in inputs))
+        return {TP(tp.topic, tp.partition): end for tp, end in ends.items()}, dict(zip(inputs, committed, strict=True))
+
+    return cast(tuple[dict[TP, int], dict[TP, int | None]], await consumer._thread.call_thread(asked))  # type: ignore[attr-defined]
+
+
 async def refresh_metadata(consumer: AIOKafkaConsumer) -> None:
     """Have a plain aiokafka consumer fetch the cluster's metadata now (a topic just made; aiokafka has no public refresh)."""
     await consumer._client.force_metadata_update()
@@ -575,6 +596,7 @@ __all__ = [
     "DeclaredTableManager",
     "IdempotentProducer",
     "ShortPollConsumerThread",
+    "changelog_marks",
     "consumer_record",
     "current_event",
     "partition_rows",
