@@ -16,7 +16,8 @@ instead from a standby replica of it that a serving worker of the newest
 generation holds (:func:`serving`): the one that lags least, once. Its figure
 is the state its changelog had reached there, never ahead of the owner's, and
 the answer names the partition, the worker and how many changelog records
-it lags, so it is never presented as current.
+it lags, so it is never presented as current. A replica whose lag cannot be
+shown (:func:`standby_lag`) is not offered at all.
 """
 
 from __future__ import annotations
@@ -36,6 +37,28 @@ class StandbyAnswer(Generic[T]):
     #: changelog records of the partition not yet applied to the replica
     lag: int
     body: T
+
+
+def standby_lag(
+    applied: int | None, changelog_end: int | None, inputs_applied: dict[str, int], inputs_committed: dict[str, int | None]
+) -> int | None:
+    """How many changelog records a standby replica lags its changelog's end, or None when it cannot be shown current.
+
+    ``applied`` is the last changelog offset the replica's store holds,
+    ``changelog_end`` the offset the broker will give the next record.
+    ``inputs_applied`` is, per input topic, the last input offset the
+    replica's state has applied, and ``inputs_committed`` the offset the
+    owner committed (the next to read): an owner commits only what its
+    changelog already holds, so a replica that has not applied up to the
+    commit misses records it cannot count, whatever its changelog offset
+    says. An offset unknown, or beyond the changelog's end, proves nothing.
+    """
+    if applied is None or changelog_end is None or not 0 <= applied < changelog_end:
+        return None
+    for topic, committed in inputs_committed.items():
+        if committed is not None and committed > 0 and inputs_applied.get(topic, -1) < committed - 1:
+            return None
+    return changelog_end - 1 - applied
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from faust.types.stores import StoreT
 
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
+from streams.core.ownership import standby_lag
 from streams.core.records import SeriesCode, state_prefix
 from streams.core.state import PartitionState
 from streams.engine import metrics
@@ -34,7 +35,7 @@ from streams.engine.checkpoint import Checkpoint
 from streams.engine.fastpath import Admission, FetchedBatch, GapGuard
 from streams.engine.membership import GroupMembership, Ownership, recovery_state
 from streams.engine.output import DirectOutput, Record, header_text
-from streams.engine.seam import BatchingConsumer, partition_rows, table_context, underlying_producer
+from streams.engine.seam import BatchingConsumer, changelog_marks, partition_rows, table_context, underlying_producer
 from streams.engine.seam import current_event as _current_event
 from streams.kafka.topics import Topics
 
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 MAX_PENDING_SNAPSHOTS = 64
 #: seconds a standby replica's states, once read from the store, are answered from before being read again
 STANDBY_REFRESH = 1.0
+#: seconds the changelog ends and committed input offsets that show a standby replica current are used before asking again
+STANDBY_MARKS_TTL = 1.0
+#: seconds to wait for them; without them no standby replica is offered
+STANDBY_MARKS_TIMEOUT = 3.0
 
 
 @contextmanager
@@ -136,6 +141,17 @@ class Standby:
     states: list[PartitionState]
 
 
+@dataclass(frozen=True, slots=True)
+class _StandbyMarks:
+    """What a standby replica is measured against, as the broker said at ``at``."""
+
+    at: float
+    #: changelog partition -> the offset its next record will get
+    ends: dict[int, int]
+    #: (input topic, partition) -> the owner's committed offset (the next to read), None if none
+    committed: dict[tuple[str, int], int | None]
+
+
 class Runtime:
     def __init__(
         self,
@@ -166,6 +182,8 @@ class Runtime:
         self.checkpoint = Checkpoint(self.output, app.crash)
         self.checkpoint.on_failure(self.states.clear)  # what memory holds may be ahead of the store
         self._standbys: dict[int, Standby] = {}
+        self._marks: _StandbyMarks | None = None
+        self._marks_lock = asyncio.Lock()
 
     # -- ownership -----------------------------------------------------------
     def on_revoked(self, partitions: set[int]) -> None:
@@ -209,32 +227,83 @@ class Runtime:
             self._load(missing)
         return [s for s in self.states.values() if s.partition in owned]
 
-    def standbys(self) -> list[tuple[Standby, int]]:
-        """Each standby replica this worker keeps, with how many changelog records it lags; none while it cannot serve.
+    async def standbys(self) -> list[tuple[Standby, int]]:
+        """Each standby replica this worker keeps that is shown current, with how many changelog records it lags.
 
-        A replica's states are read from the store again only when it has
-        applied more records and :data:`STANDBY_REFRESH` has passed since the
-        last read, so a stream of queries during a restart costs one read a
-        second per partition. A replica whose lag is unknown is left out.
+        A replica counts only when its lag is measured against the changelog's
+        end offset as the broker reports it, and its state has applied
+        everything its partition's owner committed (:func:`standby_lag`):
+        one that cannot be shown so is left out, and its partition stays
+        missing rather than answered short. Both marks are asked of the broker
+        at most once every :data:`STANDBY_MARKS_TTL` (again at once when a
+        replica has passed them). A replica's states are read from the store
+        again only when it has applied more records and
+        :data:`STANDBY_REFRESH` has passed since the last read, so a stream of
+        queries during a restart costs one read a second per partition.
         """
         if self.unavailable() is not None:
             return []
-        now = asyncio.get_running_loop().time()
-        found = []
-        held = {tp.partition for tp in self.app.assignor.assigned_standbys() if tp.topic == self.changelog_topic}
+        held = sorted(tp.partition for tp in self.app.assignor.assigned_standbys() if tp.topic == self.changelog_topic)
         for partition in [p for p in self._standbys if p not in held]:
             del self._standbys[partition]
-        for partition in sorted(held):
-            tp = TP(self.changelog_topic, partition)
-            # what the store holds: Faust counts a standby's records as they arrive, before they are written
-            offset, highwater = self.state_table.persisted_offset(tp), self.app.consumer.highwater(tp)
-            if offset is None or highwater is None or highwater < 0:
-                continue
-            cached = self._standbys.get(partition)
-            if cached is None or (cached.offset != offset and now - cached.read_at >= STANDBY_REFRESH):
-                cached = self._standbys[partition] = Standby(partition, offset, now, self._read_standby(partition))
-            found.append((cached, max(0, highwater - 1 - cached.offset)))
-        return found
+        if not held:
+            return []
+        marks = await self._standby_marks(held, fresh=False)
+        if marks is None or self.unavailable() is not None:
+            return []
+        measured = {p: self._measured_standby(p, marks) for p in held}
+        if any(applied is not None and applied >= marks.ends.get(p, 0) for p, (_, _, applied) in measured.items()):
+            marks = await self._standby_marks(held, fresh=True)  # the replica is ahead of the ends last asked for
+            if marks is None or self.unavailable() is not None:
+                return []
+            measured = {p: self._measured_standby(p, marks) for p in held}
+        return [(replica, lag) for replica, lag, _ in measured.values() if replica is not None and lag is not None]
+
+    async def _standby_marks(self, partitions: list[int], *, fresh: bool) -> _StandbyMarks | None:
+        """The changelog ends and committed input offsets of ``partitions``, at most :data:`STANDBY_MARKS_TTL` old.
+
+        None when the broker did not tell them in time.
+        """
+        async with self._marks_lock:
+            now = asyncio.get_running_loop().time()
+            marks = self._marks
+            if marks is None or fresh or now - marks.at > STANDBY_MARKS_TTL or not set(partitions) <= marks.ends.keys():
+                changelog = [TP(self.changelog_topic, p) for p in partitions]
+                inputs = [TP(topic, p) for topic in self.topics.inputs for p in partitions]
+                try:
+                    ends, committed = await asyncio.wait_for(changelog_marks(self.app.consumer, changelog, inputs), STANDBY_MARKS_TIMEOUT)
+                except Exception as exc:  # noqa: BLE001 - any failure only means no replica can be shown current
+                    log.warning("standby replicas not offered: the changelog ends or committed offsets could not be read (%r)", exc)
+                    return None
+                marks = self._marks = _StandbyMarks(
+                    now,
+                    {tp.partition: end for tp, end in ends.items() if end is not None},
+                    {(tp.topic, tp.partition): offset for tp, offset in committed.items()},
+                )
+            return marks
+
+    def _measured_standby(self, partition: int, marks: _StandbyMarks) -> tuple[Standby | None, int | None, int | None]:
+        """The replica of ``partition`` as last read, its lag by ``marks`` (None: not shown current), and its store's offset."""
+        applied = self.state_table.persisted_offset(TP(self.changelog_topic, partition))
+        if applied is None:
+            return None, None, None
+        now = asyncio.get_running_loop().time()
+        cached = self._standbys.get(partition)
+        if cached is None or (cached.offset != applied and now - cached.read_at >= STANDBY_REFRESH):
+            cached = self._standbys[partition] = Standby(partition, applied, now, self._read_standby(partition))
+        lag = self._standby_lag(cached, marks)
+        if lag is None and cached.offset != applied:  # the states last read may be what fell short: read them again first
+            cached = self._standbys[partition] = Standby(partition, applied, now, self._read_standby(partition))
+            lag = self._standby_lag(cached, marks)
+        return cached, lag, applied
+
+    def _standby_lag(self, replica: Standby, marks: _StandbyMarks) -> int | None:
+        return standby_lag(
+            replica.offset,
+            marks.ends.get(replica.partition),
+            {state.topic: state.progress.offset for state in replica.states},
+            {topic: marks.committed.get((topic, replica.partition)) for topic in self.topics.inputs},
+        )
 
     def _read_standby(self, partition: int) -> list[PartitionState]:
         tps = [(topic, partition) for topic in self.topics.inputs]

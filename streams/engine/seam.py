@@ -21,6 +21,7 @@ Kafka under the suite let go: docs/architecture.md ("The Faust seam").
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, cast
@@ -355,7 +356,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
             await super().on_partitions_revoked(revoked)
 
     async def rewind(self, first_offsets: Mapping[TP, int]) -> None:
-        """Fetch these input partitions again from these offsets: records fetched and not handed on must come back.
+        """Fetch these partitions again from these offsets: records fetched and not handed on must come back.
 
         aiokafka's position is already past them, and nothing else is sure to
         send it back: Faust seeks to the committed offset, which a new group
@@ -363,7 +364,8 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         :class:`GapGuard` only acts when a later batch arrives, which may
         never happen. Seeking an input partition is always safe: records
         before the state's next offset are skipped by offset, and a gap is
-        read again. Partitions no longer assigned are left alone (their next
+        read again; so is seeking a changelog partition, whose records Faust
+        applies only past the offset it has seen. Partitions no longer assigned are left alone (their next
         assignment starts from the committed offsets). The seeks run in the
         consumer thread, between its fetches: a seek from this thread could
         be undone by a fetch under way there.
@@ -404,6 +406,34 @@ class BatchingConsumer(aiokafka_driver.Consumer):
             if unread:
                 yield tp, unread
 
+    def _left_behind(
+        self, records: Mapping[TP, list[Any]], handed_on: set[TP], stopped_at: Mapping[TP, int], inputs: BatchInputs
+    ) -> dict[TP, int]:
+        """Where each partition fetched and not wholly handed on must be read again from.
+
+        A changelog partition's records left behind are read again as an
+        input's are: aiokafka's position is past them, and a standby replica
+        that never got them would hold a gap while its offset says it is
+        complete (nothing else seeks a standby back until the next rebalance).
+        Changelog records read before (Faust's read-offset rule) are not
+        left behind.
+        """
+        left = {}
+        for tp, tp_records in records.items():
+            if not tp_records or tp in handed_on:
+                continue
+            if tp in stopped_at:
+                left[tp] = stopped_at[tp]
+                continue
+            if tp.topic in inputs.topics:
+                left[tp] = tp_records[0].offset
+                continue
+            last_read = self._read_offset[tp]
+            unread = [r.offset for r in tp_records if last_read is None or r.offset >= last_read]
+            if unread:
+                left[tp] = unread[0]
+        return left
+
     async def _drain_messages(self, fetcher: Any) -> None:  # the loop Faust's Fetcher service runs
         """Hand each fetched input partition's records to the agent as one batch; rewind those not handed on.
 
@@ -428,6 +458,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                 if not records or self.should_stop:
                     continue
                 handed_on: set[TP] = set()
+                stopped_at: dict[TP, int] = {}
                 if self.flow_active:
                     generation = self.app.consumer_generation_id
                     for tp, tp_records in self._batches_of(records, active, generation, inputs):
@@ -437,12 +468,18 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                             outcome = await self.wait_first(put, self.suspend_flow.wait())
                             if put not in outcome.done or not outcome.results[outcome.done.index(put)]:
                                 break  # flow stopped first, or the queue was cleared: the batch was not queued
-                            handed_on.add(tp)
                         else:
                             for record in tp_records:
-                                await self.wait_first(callback(self._to_message(tp, record)), self.suspend_flow.wait())
+                                delivery = callback(self._to_message(tp, record))
+                                outcome = await self.wait_first(delivery, self.suspend_flow.wait())
+                                if delivery not in outcome.done:
+                                    stopped_at[tp] = record.offset
+                                    break
+                            if tp in stopped_at:
+                                break  # flow stopped first: this record and the rest were not handed to the tables
+                        handed_on.add(tp)
                         read_offset[tp] = tp_records[-1].offset
-                left = {tp: recs[0].offset for tp, recs in records.items() if recs and tp.topic in inputs.topics and tp not in handed_on}
+                left = self._left_behind(records, handed_on, stopped_at, inputs)
                 if left:
                     await self.rewind(left)
                 if not self.flow_active:
@@ -558,6 +595,26 @@ def partition_rows(table: TableT[bytes, bytes], partition: int) -> Iterator[tupl
         yield from cast(Mapping[bytes, bytes], store).items()
 
 
+async def changelog_marks(
+    consumer: faust.types.ConsumerT, changelog: Iterable[TP], inputs: Iterable[TP]
+) -> tuple[dict[TP, int], dict[TP, int | None]]:
+    """The changelog partitions' end offsets as the broker has them now, and the group's committed offsets of the inputs.
+
+    Asked from Faust's consumer thread, which owns the aiokafka consumer. The
+    highwater Faust's consumer reports is the one of its last fetch of the
+    partition, which may be older than the records since written.
+    """
+    changelog, inputs = list(changelog), list(inputs)
+
+    async def asked() -> tuple[dict[TP, int], dict[TP, int | None]]:
+        aiokafka_consumer = consumer._thread._ensure_consumer()  # type: ignore[attr-defined]  # noqa: SLF001
+        ends = await aiokafka_consumer.end_offsets(changelog) if changelog else {}
+        committed = await asyncio.gather(*(aiokafka_consumer.committed(tp) for tp in inputs))
+        return {TP(tp.topic, tp.partition): end for tp, end in ends.items()}, dict(zip(inputs, committed, strict=True))
+
+    return cast(tuple[dict[TP, int], dict[TP, int | None]], await consumer._thread.call_thread(asked))  # type: ignore[attr-defined]
+
+
 async def refresh_metadata(consumer: AIOKafkaConsumer) -> None:
     """Have a plain aiokafka consumer fetch the cluster's metadata now (a topic just made; aiokafka has no public refresh)."""
     await consumer._client.force_metadata_update()
@@ -575,6 +632,7 @@ __all__ = [
     "DeclaredTableManager",
     "IdempotentProducer",
     "ShortPollConsumerThread",
+    "changelog_marks",
     "consumer_record",
     "current_event",
     "partition_rows",

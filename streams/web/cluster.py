@@ -73,13 +73,14 @@ async def local_snapshots(runtime: Runtime, wanted: dict[str, int], wait: float)
     return answers
 
 
-def owner_envelope(
+async def owner_envelope(
     runtime: Runtime, worker: str, answer: Callable[[], Any], standby: Callable[[list[PartitionState]], Any] | None = None
 ) -> dict[str, Any]:
     """This worker's answer for its own partitions, with the generation it owns them in; no answer while it cannot serve them.
 
-    With ``standby``, also its answer for each standby replica it keeps,
-    from that replica's states, with the replica's lag.
+    With ``standby``, also its answer for each standby replica it keeps that
+    is shown current (:meth:`Runtime.standbys`), from that replica's states,
+    with the replica's lag.
     """
     ownership = runtime.ownership()
     envelope: dict[str, Any] = {"worker": worker, "generation": ownership.generation, "partitions": sorted(ownership.partitions)}
@@ -91,7 +92,7 @@ def owner_envelope(
         return envelope | {"unavailable": str(exc)}
     if standby is not None:
         envelope["standbys"] = [
-            {"partition": replica.partition, "lag": lag, "answer": standby(replica.states)} for replica, lag in runtime.standbys()
+            {"partition": replica.partition, "lag": lag, "answer": standby(replica.states)} for replica, lag in await runtime.standbys()
         ]
     return envelope
 
@@ -222,7 +223,7 @@ class Cluster:
             peers = self._peers()
             asked = [*params, (STANDBY_PARAMETER, "1")] if with_standbys else params
             envelopes = await self._fetch(path, asked, body, unanswered=unanswered)
-            answers = [_owner_answer(owner_envelope(self.runtime, self.me, local, standby if with_standbys else None), self.me)]
+            answers = [_owner_answer(await owner_envelope(self.runtime, self.me, local, standby if with_standbys else None), self.me)]
             return answers + [_owner_answer(envelope, url) for url, envelope in zip(peers, envelopes, strict=True)]
 
         try:
@@ -307,4 +308,3 @@ class Cluster:
 def local_statements(runtime: Runtime) -> list[dict[str, Any]]:
     """The statements of the statement partitions this worker owns."""
     return [s for st in runtime.local_states() if st.topic == runtime.topics.statements for s in st.statements.values()]
-

@@ -159,12 +159,12 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
                 }
 
             standby = encoded if request.query.get(STANDBY_PARAMETER) else None
-            return _json(self, owner_envelope(runtime, cluster.me, lambda: encoded(runtime.local_states()), standby))
+            return _json(self, await owner_envelope(runtime, cluster.me, lambda: encoded(runtime.local_states()), standby))
 
     @app.page(INTERNAL_STATEMENTS)
     class LocalStatements(StateView):
         async def get(self, request: Request) -> Response:
-            return _json(self, owner_envelope(runtime, cluster.me, lambda: local_statements(runtime)))
+            return _json(self, await owner_envelope(runtime, cluster.me, lambda: local_statements(runtime)))
 
     del Health, Metrics, BorderCounts, CountryCounts, NetInflow, Statements, Partials, LocalStatements
 
@@ -199,7 +199,7 @@ def _install_ingest(app: faust.App, runtime: Runtime, cluster: Cluster, ingest: 
                 wanted = seen_request(await request.read())
             except BadParameter as exc:
                 return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
-            return _json(self, owner_envelope(runtime, cluster.me, lambda: sorted(local_seen(runtime.local_states(), wanted))))
+            return _json(self, await owner_envelope(runtime, cluster.me, lambda: sorted(local_seen(runtime.local_states(), wanted))))
 
     del Events, Seen
 
@@ -212,7 +212,7 @@ def _install_replay_views(app: faust.App, runtime: Runtime, cluster: Cluster) ->
         async def get(self, request: Request) -> Response:
             if request.query.get("all"):
                 return _json(self, await cluster.offsets())
-            return _json(self, owner_envelope(runtime, cluster.me, runtime.offsets))
+            return _json(self, await owner_envelope(runtime, cluster.me, runtime.offsets))
 
     @app.page(INTERNAL_SNAPSHOT)
     class Snapshot(StateView):

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from deploy import local_run
 from deploy.local_run import LocalStatefulSet, Pod
 from streams.broker.apache_kafka import KafkaCluster
 from tests.e2e.test_broker_faults import Feed
@@ -32,6 +33,7 @@ from tests.support import H, Model, as_windows, http_get, produce, unique, wait_
 
 pytestmark = pytest.mark.e2e
 PARTITIONS = 12
+PODS = 3
 #: checkpoints whose events are all in before the roll, and those whose events arrive during it
 SETTLED = [f"settled-{i}" for i in range(12)]
 ARRIVING = [f"arriving-{i}" for i in range(12)]
@@ -152,7 +154,7 @@ def statefulset(kafka_cluster: KafkaCluster, tmp_path: Path) -> Iterator[LocalSt
     sts = LocalStatefulSet(
         kafka_cluster.bootstrap,
         tmp_path / "pods",
-        replicas=3,
+        replicas=PODS,
         overrides={
             "BORDERFLOW_APP_ID": unique("app"),
             "BORDERFLOW_TOPIC_PREFIX": prefix,
@@ -174,6 +176,38 @@ def p99(values: list[float]) -> float:
 
 
 def test_a_rolling_restart_keeps_counts_exact_and_queries_answered(statefulset: LocalStatefulSet) -> None:
+    roll_and_judge(statefulset)
+
+
+#: seconds the last pod starts after the others in the late-joiner test: they have counted the settled events by then
+LATE_START = 6.0
+
+
+def test_a_pod_that_joined_late_stands_in_with_complete_replicas(statefulset: LocalStatefulSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last pod joins once the settled events are counted: the group rebalances and its standby replicas start then.
+
+    Fetched while the flow stopped for that rebalance, a standby partition's
+    first changelog records were once dropped and never read again; the
+    replica then stood in for its restarting owner with its offset at the
+    changelog's end and those checkpoints missing (a wrong answer in every
+    run). The roll must answer them exactly.
+    """
+    late = f"borderflow-{PODS - 1}.log"
+    started: set[str] = set()
+
+    class LateLastPod(local_run.WorkerProcess):
+        def start(self) -> local_run.WorkerProcess:
+            if self.log.name == late and late not in started:
+                time.sleep(LATE_START)
+            started.add(self.log.name)
+            return super().start()
+
+    monkeypatch.setattr(local_run, "WorkerProcess", LateLastPod)
+    roll_and_judge(statefulset)
+
+
+def roll_and_judge(statefulset: LocalStatefulSet) -> None:
+    """Publish, start the pods, roll them under load and queries, and judge every answer and what the roll cost."""
     env = statefulset.environment(0, 0)
     create_topics(env | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     prefix = env["BORDERFLOW_TOPIC_PREFIX"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.ownership import Incomplete, OwnerAnswer, StandbyAnswer, current_owners, serving
+from streams.core.ownership import Incomplete, OwnerAnswer, StandbyAnswer, current_owners, serving, standby_lag
 
 
 def answer(worker: str, generation: int, partitions: set[int], unavailable: str | None = None) -> OwnerAnswer[str]:
@@ -99,3 +99,29 @@ def test_no_standby_of_an_older_generation_or_for_a_partition_claimed_twice() ->
     with pytest.raises(Incomplete) as raised:
         serving(twice, 4)
     assert raised.value.missing == [1]
+
+
+C, D = "crossings", "departures"
+
+
+def test_a_replica_lags_by_the_records_between_its_store_and_the_changelog_s_end() -> None:
+    assert standby_lag(41, 42, {C: 1240, D: 300}, {C: 1241, D: 301}) == 0
+    assert standby_lag(36, 42, {C: 1240, D: 300}, {C: 1241, D: 301}) == 5
+
+
+def test_a_replica_behind_what_its_owner_committed_is_not_current_whatever_its_offset_says() -> None:
+    """The wrong answer of the rolling restart: a replica that held nothing, its changelog offset at the end."""
+    assert standby_lag(41, 42, {C: -1, D: -1}, {C: 1241, D: None}) is None
+    assert standby_lag(41, 42, {C: 1239, D: 300}, {C: 1241, D: 301}) is None
+
+
+def test_an_input_never_committed_asks_nothing_of_the_replica() -> None:
+    assert standby_lag(41, 42, {C: 1240}, {C: 1241, D: None, "statements": 0}) == 0
+
+
+def test_an_unknown_or_impossible_offset_shows_nothing() -> None:
+    committed: dict[str, int | None] = {C: 1241}
+    assert standby_lag(None, 42, {C: 1240}, committed) is None  # the store has applied nothing yet
+    assert standby_lag(41, None, {C: 1240}, committed) is None  # the broker did not say where the changelog ends
+    assert standby_lag(42, 42, {C: 1240}, committed) is None  # a store ahead of its changelog is from another life of it
+    assert standby_lag(-1, 0, {C: 1240}, committed) is None
