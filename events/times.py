@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +33,17 @@ def parse_rfc3339(text: str) -> datetime:
 def format_utc(moment: datetime | float) -> str:
     """Format an instant (datetime or Unix seconds) as RFC 3339 in UTC with ``Z``, the year always in four digits."""
     if not isinstance(moment, datetime):
-        moment = datetime.fromtimestamp(moment, tz=UTC)
+        return _format_seconds(moment)
+    return _format_datetime(moment)
+
+
+#: window boundaries repeat in every answer about them: a query formats hundreds per key
+@functools.lru_cache(maxsize=16384)
+def _format_seconds(seconds: float) -> str:
+    return _format_datetime(datetime.fromtimestamp(seconds, tz=UTC))
+
+
+def _format_datetime(moment: datetime) -> str:
     moment = moment.astimezone(UTC)
     # not strftime("%Y"): the C library writes year 1 as "1", which no RFC 3339 reader takes
     text = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from events.times import format_utc, parse_rfc3339
 from streams.core.config import CoreConfig
@@ -72,4 +76,13 @@ def test_the_earliest_defaults_to_the_unix_epoch_and_is_read_as_rfc_3339() -> No
 def test_times_are_written_with_four_digit_years(text: str, spelled: str) -> None:
     moment = parse_rfc3339(text)
     assert format_utc(moment) == format_utc(moment.timestamp()) == spelled
+    assert parse_rfc3339(spelled) == moment
+
+
+@given(st.floats(min_value=-62135596800, max_value=253402300799, allow_nan=False).map(lambda s: round(s, 6)))
+@settings(max_examples=300)
+def test_seconds_are_formatted_like_the_instant_they_name_however_often_asked(seconds: float) -> None:
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    spelled = format_utc(moment)
+    assert format_utc(seconds) == spelled and format_utc(seconds) == spelled  # the second answer comes from the cache
     assert parse_rfc3339(spelled) == moment
