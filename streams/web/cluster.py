@@ -97,6 +97,17 @@ async def owner_envelope(
     return envelope
 
 
+def unanswered_reason(exc: Exception) -> str:
+    """Why a peer gave no answer, in words for the operator who reads the 503."""
+    if isinstance(exc, NotReady):
+        return "is recovering its state or rebalancing"
+    if isinstance(exc, TimeoutError):
+        return "did not answer in time"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"answered HTTP {exc.status}"
+    return f"could not be reached ({exc})" if str(exc) else f"could not be reached ({type(exc).__name__})"
+
+
 def _owner_answer(envelope: Any, url: str) -> OwnerAnswer[Any]:
     """A peer's envelope read back; anything malformed is an unavailable answer, not an error."""
     try:
@@ -217,7 +228,7 @@ class Cluster:
         """
 
         def unanswered(url: str, exc: Exception) -> dict[str, Any]:
-            return {"unavailable": f"did not answer ({type(exc).__name__})"}
+            return {"generation": -1, "partitions": [], "unavailable": unanswered_reason(exc)}
 
         async def gathered(with_standbys: bool) -> list[OwnerAnswer[Any]]:
             peers = self._peers()

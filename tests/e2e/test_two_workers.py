@@ -72,6 +72,11 @@ def test_two_workers_split_answer_for_all_and_survive_one_dying(
         assert sum(len(w.metric_lines("borderflow_statement_value", **labels)) for w in (first, second)) == 1
 
     second.kill()
+    status, body = http_get(first.url + "/counts/countries/GE?window=24h")  # needs every partition, half of them the dead worker's
+    if status == 503:  # unless the survivor took them over already: then the answer is whole
+        reason = body["error"].partition(second.url + ": ")[2]
+        assert reason.startswith(("could not be reached", "did not answer in time")), body
+    print(f"a query needing the dead worker's partitions, at once: {status} {body.get('error', '')}")
     took = wait_until(lambda: owned(first) == {0, 1, 2, 3}, 60, f"the survivor never took the dead worker's partitions:\n{first.tail()}")
     wait_until(lambda: answers_match(first, model, BORDERS), 30, "the survivor's answers are wrong after taking over")
     print(f"partitions moved to the survivor {took:.1f} s after SIGKILL")
