@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -130,6 +131,50 @@ PEER_CONNECTIONS: Final = 16
 PEER_KEEPALIVE_SECONDS: Final = 30.0
 
 
+#: a peer that let a query time out is asked with this timeout for a while: later queries fail fast, not each after the full wait
+SILENT_PEER_TIMEOUT: Final = 1.0
+#: how long that lasts; then the peer is given the full timeout again
+SILENT_PEER_MEMORY: Final = 30.0
+
+
+class SilentPeers:
+    """The peers that recently let a query time out.
+
+    A worker cut off or frozen keeps its place in the group until its
+    session ends; every query needing its partitions would wait out the full
+    timeout meanwhile. After one such timeout, queries ask that peer with
+    :data:`SILENT_PEER_TIMEOUT` for :data:`SILENT_PEER_MEMORY` seconds, or
+    until it answers. The memory is not extended by a short timeout, so a
+    peer that is only slow is given the full timeout again once it lapses.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until: dict[str, float] = {}
+
+    def timeout(self, url: str, normal: float) -> float:
+        until = self._until.get(url)
+        if until is not None and self._clock() >= until:
+            del self._until[url]
+            until = None
+        return normal if until is None else min(normal, SILENT_PEER_TIMEOUT)
+
+    def timed_out(self, url: str) -> None:
+        now = self._clock()
+        self._until = {peer: until for peer, until in self._until.items() if until > now}
+        self._until.setdefault(url, now + SILENT_PEER_MEMORY)
+
+    def answered(self, url: str) -> None:
+        self._until.pop(url, None)
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def __contains__(self, url: str) -> bool:
+        until = self._until.get(url)
+        return until is not None and self._clock() < until
+
+
 class Cluster:
     """Scatter-gather over the workers that own the partitions."""
 
@@ -141,6 +186,7 @@ class Cluster:
         #: every input topic's partition count: an answer must cover each partition once
         self.partitions = partitions
         self._client: aiohttp.ClientSession | None = None
+        self.silent = SilentPeers()
 
     def _session(self) -> aiohttp.ClientSession:
         """One client for every query, so that connections to the peers are kept and reused, not opened per query."""
@@ -173,22 +219,25 @@ class Cluster:
         body: Any = None,
         timeout_s: float = 10,
         unanswered: Callable[[str, Exception], Any] | None = None,
+        fail_fast: bool = True,
     ) -> list[Any]:
         """Every peer's JSON answer to GET ``path`` (or POST of ``body``).
 
         A peer that is recovering or does not answer makes the whole answer
         :class:`NotReady`, unless ``unanswered`` says what stands in its place.
+        With ``fail_fast``, a peer that recently let a query time out is given
+        a short timeout (:class:`SilentPeers`).
         """
         peers = self._peers()
         if not peers:
             return []
-        timeout = aiohttp.ClientTimeout(total=timeout_s)
         method = "GET" if body is None else "POST"
         data = None if body is None else orjson.dumps(body)
         session = self._session()
 
         async def ask(url: str) -> Any:
-            async with session.request(method, url + path, params=params, data=data, timeout=timeout) as response:
+            wait = self.silent.timeout(url, timeout_s) if fail_fast else timeout_s
+            async with session.request(method, url + path, params=params, data=data, timeout=aiohttp.ClientTimeout(total=wait)) as response:
                 if response.status == 503:
                     raise NotReady(f"worker {url} is recovering its state or rebalancing; retry shortly")
                 response.raise_for_status()
@@ -197,10 +246,16 @@ class Cluster:
         async def one(url: str) -> Any:
             try:
                 try:
-                    return await ask(url)
+                    answer = await ask(url)
                 except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                    return await ask(url)  # a kept connection the peer had closed (it restarted): once more, on a new one
+                    answer = await ask(url)  # a kept connection the peer had closed (it restarted): once more, on a new one
+                self.silent.answered(url)
+                return answer
             except (aiohttp.ClientError, TimeoutError, NotReady, orjson.JSONDecodeError) as exc:
+                if isinstance(exc, TimeoutError):
+                    self.silent.timed_out(url)
+                elif isinstance(exc, NotReady | aiohttp.ClientResponseError):  # it answered, if not with a body
+                    self.silent.answered(url)
                 if unanswered is not None:
                     return unanswered(url, exc)
                 if isinstance(exc, NotReady):
@@ -288,7 +343,7 @@ class Cluster:
         """``topic|partition -> snapshot at offset`` from the owners (see Runtime.snapshot_at)."""
         params = [("at", f"{tp}|{offset}") for tp, offset in wanted.items()] + [("wait", str(wait))]
         found = await local_snapshots(self.runtime, wanted, wait)
-        for answer in await self._fetch(INTERNAL_SNAPSHOT, params, timeout_s=wait + 10):
+        for answer in await self._fetch(INTERNAL_SNAPSHOT, params, timeout_s=wait + 10, fail_fast=False):
             for tp, result in answer.items():
                 if result.get("status") != "not-owned":
                     found[tp] = result
