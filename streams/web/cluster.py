@@ -220,13 +220,15 @@ class Cluster:
         timeout_s: float = 10,
         unanswered: Callable[[str, Exception], Any] | None = None,
         fail_fast: bool = True,
+        skip: frozenset[str] = frozenset(),
     ) -> list[Any]:
         """Every peer's JSON answer to GET ``path`` (or POST of ``body``).
 
         A peer that is recovering or does not answer makes the whole answer
         :class:`NotReady`, unless ``unanswered`` says what stands in its place.
         With ``fail_fast``, a peer that recently let a query time out is given
-        a short timeout (:class:`SilentPeers`).
+        a short timeout (:class:`SilentPeers`). Peers in ``skip`` are not
+        asked: they stand as having timed out.
         """
         peers = self._peers()
         if not peers:
@@ -244,6 +246,8 @@ class Cluster:
                 return orjson.loads(await response.read())
 
         async def one(url: str) -> Any:
+            if url in skip and unanswered is not None:
+                return unanswered(url, TimeoutError())
             try:
                 try:
                     answer = await ask(url)
@@ -285,20 +289,23 @@ class Cluster:
         def unanswered(url: str, exc: Exception) -> dict[str, Any]:
             return {"generation": -1, "partitions": [], "unavailable": unanswered_reason(exc)}
 
-        async def gathered(with_standbys: bool) -> list[OwnerAnswer[Any]]:
+        async def gathered(with_standbys: bool, skip: frozenset[str] = frozenset()) -> list[OwnerAnswer[Any]]:
             peers = self._peers()
             asked = [*params, (STANDBY_PARAMETER, "1")] if with_standbys else params
-            envelopes = await self._fetch(path, asked, body, unanswered=unanswered)
+            envelopes = await self._fetch(path, asked, body, unanswered=unanswered, skip=skip)
             answers = [_owner_answer(await owner_envelope(self.runtime, self.me, local, standby if with_standbys else None), self.me)]
             return answers + [_owner_answer(envelope, url) for url, envelope in zip(peers, envelopes, strict=True)]
 
+        owners = await gathered(False)
         try:
-            served = serving(await gathered(False), self.partitions, standbys=False)
+            served = serving(owners, self.partitions, standbys=False)
         except Incomplete:
             if standby is None:
                 raise
-            # replicas are read only when an owner is missing: reading them costs each worker a load of their states
-            served = serving(await gathered(True), self.partitions)
+            # replicas are read only when an owner is missing: reading them costs each worker a load of their states;
+            # a peer that has just let this query time out is not waited for twice
+            silent = frozenset(a.worker for a in owners if a.unavailable == unanswered_reason(TimeoutError()))
+            served = serving(await gathered(True, silent), self.partitions)
         stand_ins = [{"partition": p, "worker": worker, "lag": replica.lag} for p, (worker, replica) in sorted(served.standbys.items())]
         return [a.body for a in served.owners] + [replica.body for _, replica in served.standbys.values()], stand_ins
 

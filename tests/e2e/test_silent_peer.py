@@ -48,8 +48,8 @@ def test_queries_fail_fast_while_a_peer_is_frozen_and_answer_once_it_thaws(
         os.kill(second.process.pid, signal.SIGCONT)
     for _, status, body in later:
         assert status == 503 and f"{second.url}: did not answer in time" in body["error"], body
-    assert 9 <= first_took <= 15, f"the first query took {first_took:.1f} s, not the peer timeout"
-    assert all(took < 3 for took, _, _ in later), [f"{took:.1f} s" for took, _, _ in later]
+    assert 9 <= first_took <= 13, f"the first query took {first_took:.1f} s, not the peer timeout"
+    assert all(took < 2.5 for took, _, _ in later), [f"{took:.1f} s" for took, _, _ in later]
     thawed = wait_until(lambda: answers_match(first, model, BORDERS), 30, "no whole answer after the peer thawed")
     print(
         f"peer frozen: the first query 503 after {first_took:.1f} s, the next {', '.join(f'{t:.1f}' for t, _, _ in later)} s; "
