@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import faust
 import orjson
@@ -109,9 +109,6 @@ def _message_record(message: faust.types.Message) -> _Original:
     pairs = cast(list[tuple[str, bytes]], list(headers.items()) if isinstance(headers, dict) else list(headers or ()))
     timestamp = None if message.timestamp is None else int(message.timestamp * 1000)
     return message.key, message.value, pairs, timestamp
-
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
