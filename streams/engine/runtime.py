@@ -28,7 +28,7 @@ from faust.types.stores import StoreT
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
 from streams.core.ownership import standby_lag
-from streams.core.records import SeriesCode, state_prefix
+from streams.core.records import SeriesCode, key_prefix, state_prefix
 from streams.core.state import PartitionState
 from streams.engine import metrics
 from streams.engine.checkpoint import Checkpoint
@@ -64,12 +64,6 @@ def _as_event_of(event: faust.types.EventT) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
-
-
-def _partition_prefix(key: bytes) -> bytes:
-    """``b"S|crossings|3|"`` for ``b"S|crossings|3|b|upper-lars"``."""
-    parts = key.split(b"|", 3)
-    return b"|".join(parts[:3]) + b"|"
 
 
 #: (offset, value, timestamp in ms) of the records aiokafka's batch reader makes
@@ -316,7 +310,7 @@ class Runtime:
         prefixes = {prefix: tp for tp in tps for prefix in state_prefix(*tp)}
         rows: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
         for key, value in table_rows:
-            tp = prefixes.get(_partition_prefix(key))
+            tp = prefixes.get(key_prefix(key))
             if tp is not None:
                 rows[tp].append((key, value))
         states = {}
