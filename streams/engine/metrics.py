@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from events.checkpoints import Checkpoint
 from events.model import EVENT_TYPES
-from streams.core.effects import Effects
+from streams.core.effects import JUDGED_OUTCOMES, Effects
 from streams.core.records import Series, SeriesCode
 from streams.core.state import PartitionState
 from streams.core.windows import bucket_start
@@ -56,13 +56,12 @@ INGEST_LINES = Counter(
 )
 INGEST_REQUESTS = Counter("borderflow_ingest_requests", "POST /events requests, by HTTP status code", ["code"], registry=REGISTRY)
 #: the label values each counter can take, created at 0 so that every panel shows 0 rather than no data and rate() works at once
-EVENT_OUTCOMES: Final = ("accepted", "duplicate", "late", "invalid")
 DEAD_LETTER_REASONS: Final = ("invalid", "late", "future", "out-of-range")
 INGEST_STATUSES: Final = ("accepted", "duplicate", "rejected")
 INGEST_CODES: Final = ("202", "400", "401", "403", "408", "409", "413", "415", "422", "503")
 for _type in EVENT_TYPES:
     FORWARDED.labels(type=_type)
-    for _outcome in EVENT_OUTCOMES:
+    for _outcome in JUDGED_OUTCOMES:
         EVENTS.labels(type=_type, outcome=_outcome)
 for _reason in DEAD_LETTER_REASONS:
     DEAD_LETTERS.labels(reason=_reason)
@@ -109,7 +108,7 @@ BATCH_SECONDS = Histogram("borderflow_batch_seconds", "Time to process one batch
 
 def observe_batch(event_type: str, effects: Effects) -> None:
     for outcome, n in effects.outcomes.items():
-        if outcome not in ("skipped", "forwarded"):  # forwarded: judged (and counted here) at home
+        if outcome in JUDGED_OUTCOMES:  # a forwarded message is counted at home, a skipped one was counted before
             EVENTS.labels(type=event_type, outcome=outcome).inc(n)
 
 
