@@ -165,7 +165,7 @@ def reconcile(statement: Mapping[str, Any], buckets: Mapping[int, int] | None) -
 
 
 def window_spec(config: CoreConfig, name: str | None) -> WindowSpec:
-    name = name or config.windows[0].name
+    name = name or config.bucket.name
     try:
         return config.window(name)
     except KeyError:

@@ -238,9 +238,9 @@ def create_app(settings: Settings) -> faust.App:
         # counted from memory: len() of the RocksDB store would walk every key on every scrape
         lambda: {STATE_TABLE: sum(s.record_count for s in owned_states()), "dedup_ids": sum(s.dedup_size for s in owned_states())},
         config.bucket_seconds,
-        config.windows[1].size,
+        config.rolling.size,
         highwater,
         lambda: runtime.unavailable() is None,
-        (config.windows[0].name, config.windows[1].name),
+        (config.bucket.name, config.rolling.name),
     )
     return app
