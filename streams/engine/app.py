@@ -13,6 +13,7 @@ from streams.core.queries import (
     StatementView,
     gauged_statements,
 )
+from streams.core.reading import read
 from streams.core.state import PartitionState
 from streams.engine import metrics
 from streams.engine.fastpath import BatchInputs, FetchedBatch
@@ -233,14 +234,16 @@ def create_app(settings: Settings) -> faust.App:
             return []
 
     metrics.STATE.attach(
-        owned_states,
-        lambda: statement_views,
+        readings=lambda: read(owned_states()),
+        statements=lambda: statement_views,
         # counted from memory: len() of the RocksDB store would walk every key on every scrape
-        lambda: {STATE_TABLE: sum(s.record_count for s in owned_states()), "dedup_ids": sum(s.dedup_size for s in owned_states())},
-        config.bucket_seconds,
-        config.rolling.size,
-        highwater,
-        lambda: runtime.unavailable() is None,
-        (config.bucket.name, config.rolling.name),
+        table_sizes=lambda: {
+            STATE_TABLE: sum(s.record_count for s in owned_states()),
+            "dedup_ids": sum(s.dedup_size for s in owned_states()),
+        },
+        bucket=config.bucket,
+        rolling=config.rolling,
+        highwater=highwater,
+        ready=lambda: runtime.unavailable() is None,
     )
     return app

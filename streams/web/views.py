@@ -20,8 +20,8 @@ from streams.core.queries import (
     window_spec,
     windows_of,
 )
+from streams.core.reading import PartitionReading, read
 from streams.core.records import SeriesCode
-from streams.core.state import PartitionState
 from streams.core.windows import WindowSpec
 from streams.engine import metrics
 from streams.engine.runtime import NotReady, Runtime
@@ -152,14 +152,14 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
             names: list[str] = request.query.getall("series", [])  # type: ignore[attr-defined]  # aiohttp MultiDict
             wanted = [(series_code, key) for series_code, _, key in (name.partition(":") for name in names)]
 
-            def encoded(states: list[PartitionState]) -> dict[str, Any]:
-                body = local_partials(states, wanted)
+            def encoded(readings: list[PartitionReading]) -> dict[str, Any]:
+                body = local_partials(readings, wanted)
                 return {
                     name: [{**p, "buckets": {str(b): c for b, c in p["buckets"].items()}} for p in parts] for name, parts in body.items()
                 }
 
             standby = encoded if request.query.get(STANDBY_PARAMETER) else None
-            return _json(self, await owner_envelope(runtime, cluster.me, lambda: encoded(runtime.local_states()), standby))
+            return _json(self, await owner_envelope(runtime, cluster.me, lambda: encoded(read(runtime.local_states())), standby))
 
     @app.page(INTERNAL_STATEMENTS)
     class LocalStatements(StateView):
@@ -199,7 +199,7 @@ def _install_ingest(app: faust.App, runtime: Runtime, cluster: Cluster, ingest: 
                 wanted = seen_request(await request.read())
             except BadParameter as exc:
                 return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
-            return _json(self, await owner_envelope(runtime, cluster.me, lambda: sorted(local_seen(runtime.local_states(), wanted))))
+            return _json(self, await owner_envelope(runtime, cluster.me, lambda: sorted(local_seen(read(runtime.local_states()), wanted))))
 
     del Events, Seen
 
