@@ -19,7 +19,7 @@ from streams.engine import metrics
 from streams.engine.fastpath import BatchInputs, FetchedBatch
 from streams.engine.membership import GroupMembership
 from streams.engine.runtime import NotReady, Runtime, is_ready
-from streams.engine.seam import BatchChannel, BorderflowApp, DeclaredTableManager, read_bare
+from streams.engine.seam import BatchChannel, BorderflowApp, ConsumerParts, DeclaredTableManager, read_bare
 from streams.kafka.clients import client_options
 from streams.kafka.topics import STATE_TABLE
 from streams.settings import Settings
@@ -64,13 +64,15 @@ def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
     return None
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings) -> BorderflowApp:
     """The app for ``settings``, whose broker is known (:func:`streams.broker.defects.resolve_broker`)."""
     if settings.broker == "auto" or settings.evict_dead_members is None:
         raise ValueError("create_app needs settings whose broker is resolved: streams.broker.defects.resolve_broker")
     config = settings.core()
+    parts = ConsumerParts(fetch_max_wait_ms=settings.fetch_max_wait_ms)
     app = BorderflowApp(
         settings.app_id,
+        consumer_parts=parts,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
         broker_credentials=broker_credentials(settings),
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
@@ -110,7 +112,6 @@ def create_app(settings: Settings) -> faust.App:
         loghandlers=[],
         TableManager=DeclaredTableManager,
     )
-    app.fetch_max_wait_ms = settings.fetch_max_wait_ms  # before the worker starts its consumer
     state = app.Table(
         STATE_TABLE,
         key_type=bytes,
@@ -121,8 +122,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     membership = GroupMembership(app, settings.session_timeout.total_seconds())
     runtime = Runtime(app, config, settings.topics, state, lambda: is_ready(app), membership=membership, forward=settings.forward)
-    app.borderflow_runtime = runtime  # type: ignore[attr-defined]
-    app.checkpoint = runtime.checkpoint  # the batch consumer commits through it
+    parts.checkpoint = runtime.checkpoint
 
     def make_agent(topic_name: str) -> None:
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
@@ -148,7 +148,7 @@ def create_app(settings: Settings) -> faust.App:
                     await runtime.process_fetched(batch)
 
         app.agent(batches, name="borderflow.inputs")(process_input)
-        app.batch_inputs = BatchInputs(topic_names, batches.put, runtime.checkpoint.lock)  # type: ignore[arg-type]  # a channel carries any value
+        parts.inputs = BatchInputs(topic_names, batches.put)  # type: ignore[arg-type]  # a channel carries any value
         read_bare(topic_names)
 
     if settings.fast_path:
