@@ -97,7 +97,7 @@ class Settings(BaseSettings):
         None, description="stable group.instance.id (default: hostname-webport; hostname-address-webport for a non-loopback address)"
     )
     broker: Literal["auto", "kafka", "embedded"] = Field(
-        "auto", description="which broker this is, for the embedded broker's workarounds: auto detects it (streams/broker/defects.py)"
+        "auto", description="which broker this is, for the embedded broker's workarounds: auto detects it (streams/defects.py)"
     )
     evict_dead_members: bool | None = Field(
         None, description="remove group members unreachable for a session timeout (default: only on the embedded broker)"

@@ -15,7 +15,7 @@ offsets without the delivery check).
 The rest of the engine uses what this module makes (the batch consumer, its
 channel, the idempotent producer, the table manager, the app) through their
 public methods. No override here is there for the embedded broker alone; its
-workarounds are in ``streams/broker/defects.py`` and run only on it. What Apache
+workarounds are in ``streams/defects.py`` and run only on it. What Apache
 Kafka under the suite let go: docs/architecture.md ("The Faust seam").
 """
 

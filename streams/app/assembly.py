@@ -8,13 +8,13 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from streams.broker.defects import DeadMemberEvictor, group_instance_id
 from streams.core.queries import (
     StatementView,
     gauged_statements,
 )
 from streams.core.reading import read
 from streams.core.state import PartitionState
+from streams.defects import DeadMemberEvictor, group_instance_id
 from streams.engine import metrics
 from streams.engine.fastpath import BatchInputs, FetchedBatch
 from streams.engine.membership import GroupMembership
@@ -65,9 +65,9 @@ def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
 
 
 def create_app(settings: Settings) -> BorderflowApp:
-    """The app for ``settings``, whose broker is known (:func:`streams.broker.defects.resolve_broker`)."""
+    """The app for ``settings``, whose broker is known (:func:`streams.defects.resolve_broker`)."""
     if settings.broker == "auto" or settings.evict_dead_members is None:
-        raise ValueError("create_app needs settings whose broker is resolved: streams.broker.defects.resolve_broker")
+        raise ValueError("create_app needs settings whose broker is resolved: streams.defects.resolve_broker")
     config = settings.core()
     parts = ConsumerParts(fetch_max_wait_ms=settings.fetch_max_wait_ms)
     app = BorderflowApp(

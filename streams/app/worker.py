@@ -8,8 +8,8 @@ from pathlib import Path
 
 import faust
 
-from streams.broker.defects import resolve_broker
-from streams.engine.app import create_app
+from streams.app.assembly import create_app
+from streams.defects import resolve_broker
 from streams.engine.checkpoint import mark_clean_stop, prepare_local_state
 from streams.settings import Settings
 
