@@ -24,7 +24,7 @@ from streams.core.queries import (
     observed_series,
     reconcile_all,
 )
-from streams.core.reading import PartitionReading, read
+from streams.core.reading import Partial, PartitionReading, read
 from streams.core.state import merge_partials
 from streams.engine.runtime import NotReady, Runtime
 
@@ -238,9 +238,7 @@ class Cluster:
         stand_ins = [{"partition": p, "worker": worker, "lag": replica.lag} for p, (worker, replica) in sorted(served.standbys.items())]
         return [a.body for a in served.owners] + [replica.body for _, replica in served.standbys.values()], stand_ins
 
-    async def partials(
-        self, series: list[tuple[str, str]]
-    ) -> tuple[dict[str, tuple[dict[int, int], int, float | None]], list[dict[str, Any]]]:
+    async def partials(self, series: list[tuple[str, str]]) -> tuple[dict[str, Partial], list[dict[str, Any]]]:
         """``series name -> (buckets, total, stream time)`` summed over every partition, and the partitions read from standbys."""
         answers, stand_ins = await self._from_owners(
             INTERNAL_PARTIALS,
@@ -248,13 +246,13 @@ class Cluster:
             lambda: local_partials(read(self.runtime.local_states()), series),
             standby=lambda readings: local_partials(readings, series),
         )
-        merged: dict[str, tuple[dict[int, int], int, float | None]] = {}
+        merged: dict[str, Partial] = {}
         for series_code, key in series:
             name = f"{series_code}:{key}"
             parts = [part for answer in answers for part in answer.get(name, [])]
             buckets, total = merge_partials(parts)
             times = [p["stream_time"] for p in parts if p.get("stream_time") is not None]
-            merged[name] = (buckets, total, max(times) if times else None)
+            merged[name] = Partial(buckets, total, max(times) if times else None)
         return merged, stand_ins
 
     async def seen(self, ids_by_topic: dict[str, list[str]]) -> set[str]:
