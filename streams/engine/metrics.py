@@ -34,7 +34,6 @@ from streams.core.records import Series, SeriesCode
 from streams.core.windows import WindowSpec, bucket_start
 
 if TYPE_CHECKING:
-    from events.ingest_body import LineResult
     from streams.core.queries import StatementView
 
 #: every metric but the state's gauges (:data:`STATE`), which :func:`capture` adds
@@ -113,9 +112,10 @@ def observe_batch(event_type: str, effects: Effects) -> None:
             EVENTS.labels(type=event_type, outcome=outcome).inc(n)
 
 
-def observe_ingest(results: Iterable[LineResult]) -> None:
-    for line in results:
-        INGEST_LINES.labels(status=line.status).inc()
+def observe_ingest(statuses: Iterable[str]) -> None:
+    """Count the lines of a ``POST /events`` body by what each became (accepted, duplicate, rejected)."""
+    for status in statuses:
+        INGEST_LINES.labels(status=status).inc()
 
 
 @dataclass(frozen=True, slots=True)

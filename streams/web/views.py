@@ -9,7 +9,6 @@ import orjson
 from faust.web import Request, Response, View
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from events.ingest_body import BodyError, media_type
 from streams.core.ownership import Incomplete
 from streams.core.queries import WindowQuery, net_inflow_windows, windows_of
 from streams.core.reading import PartitionReading, read
@@ -33,6 +32,7 @@ from streams.web.cluster import (
 )
 from streams.web.console import install_console
 from streams.web.ingest import Ingest
+from streams.web.ingest_body import BodyError, media_type
 from streams.web.parameters import BadParameter, seen_request, snapshot_request, window_query
 
 

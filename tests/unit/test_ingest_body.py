@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.ingest_body import BodyError, RecentIds, media_type, parse_body, report
 from streams.settings import Settings
 from streams.web.access import is_loopback
 from streams.web.ingest import ingest_refusal
+from streams.web.ingest_body import BodyError, RecentIds, media_type, parse_body, report
 from tests.factories import CROSSING, STATEMENT
 
 LIMIT = 64 * 1024
