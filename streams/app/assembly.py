@@ -12,8 +12,7 @@ from streams.core.queries import (
     StatementView,
     gauged_statements,
 )
-from streams.core.reading import read
-from streams.core.state import PartitionState
+from streams.core.reading import PartitionReading, read
 from streams.defects import DeadMemberEvictor, group_instance_id
 from streams.engine import metrics
 from streams.engine.fastpath import BatchInputs, FetchedBatch
@@ -226,21 +225,18 @@ def create_app(settings: Settings) -> BorderflowApp:
         except Exception:  # noqa: BLE001 - not assigned yet, or the consumer is restarting
             return None
 
-    def owned_states() -> list[PartitionState]:
+    def owned() -> list[PartitionReading]:
         """For the gauges: nothing while recovering (a gauge is better absent than wrong)."""
         try:
-            return runtime.local_states()
+            return read(runtime.local_states())
         except NotReady:
             return []
 
     metrics.STATE.attach(
-        readings=lambda: read(owned_states()),
+        readings=owned,
         statements=lambda: statement_views,
         # counted from memory: len() of the RocksDB store would walk every key on every scrape
-        table_sizes=lambda: {
-            STATE_TABLE: sum(s.record_count for s in owned_states()),
-            "dedup_ids": sum(s.dedup_size for s in owned_states()),
-        },
+        table_sizes=lambda: {STATE_TABLE: sum(r.record_count for r in owned()), "dedup_ids": sum(r.dedup_size for r in owned())},
         bucket=config.bucket,
         rolling=config.rolling,
         highwater=highwater,

@@ -81,6 +81,16 @@ class PartitionReading:
         """``border``'s registration as this partition's input stands (run time, or shipped), or None."""
         return self._state.registered(border)
 
+    @property
+    def record_count(self) -> int:
+        """How many state records the partition holds (its share of the table)."""
+        return self._state.record_count
+
+    @property
+    def dedup_size(self) -> int:
+        """How many event ids its dedup index holds."""
+        return self._state.dedup_size
+
     def has_seen(self, event_id: str) -> bool:
         """Whether the partition's dedup index holds ``event_id`` (it was counted, within the dedup horizon)."""
         return event_id in self._state.dedup

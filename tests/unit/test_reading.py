@@ -23,7 +23,8 @@ def test_a_reading_shows_the_partials_keys_and_stream_time_of_what_was_applied()
     assert reading.partial(SeriesCode.BORDER, "upper-lars") == Partial({T0: 2, T0 + 2 * H: 3}, 5, T0 + 2 * H)
     assert reading.partial(SeriesCode.BORDER, "vaalimaa") is None
     assert dict(reading.series())[(SeriesCode.ENTRIES, "GE")].total == 5
-    assert reading.has_seen("a") and not reading.has_seen("z")
+    assert reading.has_seen("a") and not reading.has_seen("z") and reading.dedup_size == 3  # the registration's id too
+    assert reading.record_count == state.record_count >= 3 + 1 + 1  # series, registration, progress
     assert set(reading.registrations) == {"zz-1"} and reading.registered("zz-1") is not None
 
 
