@@ -154,7 +154,7 @@ def bench(
 
         def settle() -> None:
             # on the embedded broker each contestant starts on a quiet broker, not during the
-            # rewrite an earlier one's writes caused (streams/broker/defects.py, defect 4)
+            # rewrite an earlier one's writes caused (streams/defects.py, defect 4)
             if embedded is not None:
                 with console.status("waiting for the embedded broker to finish rewriting its store"):
                     embedded.wait_quiet()

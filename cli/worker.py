@@ -26,7 +26,7 @@ def worker(
 ) -> None:
     """Run one worker: consume the input topics, keep the counts, serve HTTP and metrics."""
     settings = settings_from(kafka=kafka, app_id=app_id, data_dir=data_dir, web_host=web_host, web_port=web_port, log_level=log_level)
-    from streams.engine.worker import run_worker
+    from streams.app.worker import run_worker
 
     try:
         # before Faust subscribes: a subscription to a missing topic could auto-create it with the wrong partition count

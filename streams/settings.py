@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.times import format_duration, parse_duration, parse_rfc3339
 from streams.core.config import CoreConfig
-from streams.core.windows import ALL, WindowSpec, validate_specs
+from streams.core.windows import WindowSpec, validate_specs
 from streams.kafka.topics import Topics
 
 #: each secret setting, and the setting naming a file to read it from instead (as Kubernetes and Docker mount secrets)
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
         None, description="stable group.instance.id (default: hostname-webport; hostname-address-webport for a non-loopback address)"
     )
     broker: Literal["auto", "kafka", "embedded"] = Field(
-        "auto", description="which broker this is, for the embedded broker's workarounds: auto detects it (streams/broker/defects.py)"
+        "auto", description="which broker this is, for the embedded broker's workarounds: auto detects it (streams/defects.py)"
     )
     evict_dead_members: bool | None = Field(
         None, description="remove group members unreachable for a session timeout (default: only on the embedded broker)"
@@ -216,13 +216,10 @@ class Settings(BaseSettings):
 
     def core(self) -> CoreConfig:
         bucket_seconds = int(self.bucket.total_seconds())
-        windows = (
-            WindowSpec(_name(self.bucket), bucket_seconds, bucket_seconds),
-            WindowSpec(_name(self.rolling), int(self.rolling.total_seconds()), int(self.rolling_step.total_seconds())),
-            WindowSpec(ALL, 0, 0),
-        )
-        validate_specs(windows, bucket_seconds)
-        longest = max(spec.size for spec in windows)
+        bucket = WindowSpec(_name(self.bucket), bucket_seconds, bucket_seconds)
+        rolling = WindowSpec(_name(self.rolling), int(self.rolling.total_seconds()), int(self.rolling_step.total_seconds()))
+        validate_specs((bucket, rolling), bucket_seconds)
+        longest = max(bucket.size, rolling.size)
         if self.retention < self.grace + timedelta(seconds=longest):
             raise ValueError(
                 f"BORDERFLOW_RETENTION ({format_duration(self.retention)}) must be at least BORDERFLOW_GRACE plus the longest window "
@@ -230,7 +227,8 @@ class Settings(BaseSettings):
             )
         return CoreConfig(
             bucket_seconds=bucket_seconds,
-            windows=windows,
+            bucket=bucket,
+            rolling=rolling,
             grace=int(self.grace.total_seconds()),
             since=None if self.since is None else self.since.timestamp(),
             retention=int(self.retention.total_seconds()),

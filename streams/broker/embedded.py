@@ -5,7 +5,7 @@ directory and survives a restart: the default of ``make demo`` and
 ``borderflow broker``, needing nothing but Python. The tests and the bench
 run Apache Kafka (:mod:`streams.broker.apache_kafka`). The embedded broker's known
 defects, and how borderflow works around them on it alone, are in
-:mod:`streams.broker.defects`.
+:mod:`streams.defects`.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class EmbeddedBroker:
     def wait_quiet(self, still: float = 1.0, timeout: float = 120.0) -> bool:
         """Wait until the broker has used almost no CPU for ``still`` seconds; False if it was still busy at ``timeout``.
 
-        After writes the broker rewrites its whole store (``streams/broker/defects.py``,
+        After writes the broker rewrites its whole store (``streams/defects.py``,
         defect 4); whatever runs next on this machine would share the CPU with that.
         """
         assert self.process is not None

@@ -14,11 +14,10 @@ class CoreConfig:
     """What the processing semantics depend on (durations in seconds)."""
 
     bucket_seconds: int = 3600
-    windows: tuple[WindowSpec, ...] = (
-        WindowSpec("1h", 3600, 3600),
-        WindowSpec("24h", 86400, 3600),
-        WindowSpec(ALL, 0, 0),
-    )
+    #: the tumbling window of one base bucket (BORDERFLOW_BUCKET)
+    bucket: WindowSpec = WindowSpec("1h", 3600, 3600)
+    #: the rolling window (BORDERFLOW_ROLLING, BORDERFLOW_ROLLING_STEP)
+    rolling: WindowSpec = WindowSpec("24h", 86400, 3600)
     grace: int = 6 * 3600
     since: float | None = None
     retention: int = 30 * 86400
@@ -34,6 +33,11 @@ class CoreConfig:
     checkpoints: Mapping[str, Checkpoint] = field(default_factory=registered)
     #: unregistered checkpoints one partition counts at most (None: no bound); a crossing at one more is refused
     unregistered_checkpoints: int | None = None
+    #: every window family, in this order: the bucket, the rolling window, and ``all`` since BORDERFLOW_SINCE
+    windows: tuple[WindowSpec, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "windows", (self.bucket, self.rolling, WindowSpec(ALL, 0, 0)))
 
     def window(self, name: str) -> WindowSpec:
         for spec in self.windows:

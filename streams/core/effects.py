@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
-#: ``forwarded``: valid, but outside its home partition, so judged there (see :mod:`events.partitioning`)
+#: what became of a message: ``skipped``, applied before (a redelivery); ``forwarded``, valid but outside its
+#: home partition, so judged there (see :mod:`events.partitioning`)
 Outcome = Literal["accepted", "duplicate", "late", "invalid", "skipped", "forwarded"]
+#: the outcomes a message is judged to, once, where it is judged: at home, the first time it is applied
+JUDGED_OUTCOMES: Final[tuple[Outcome, ...]] = ("accepted", "duplicate", "late", "invalid")
 
 
 @dataclass(frozen=True, slots=True)

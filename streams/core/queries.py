@@ -1,101 +1,41 @@
-"""Answers to the HTTP queries, pure: from merged partial series to JSON shapes."""
+"""Answers to the HTTP queries, pure: from merged partial series to JSON shapes.
+
+Their parameters are parsed in ``streams/web/parameters.py``.
+"""
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
-
-import orjson
 
 from events.times import format_utc, parse_rfc3339
 from streams.core.config import CoreConfig
+from streams.core.reading import Partial
 from streams.core.records import SeriesCode
 from streams.core.windows import WindowSpec, bucket_start, window_count, window_counts
 
 
-class BadParameter(ValueError):
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"{name}: {reason}")
-        self.name = name
-        self.reason = reason
+@dataclass(frozen=True, slots=True)
+class WindowQuery:
+    """Which windows a counts or net-inflow query asks for: a window family, and the window starts in ``[start, end)``."""
+
+    spec: WindowSpec
+    start: float | None = None
+    end: float | None = None
+
+    def wants(self, window_start: float) -> bool:
+        return (self.start is None or window_start >= self.start) and (self.end is None or window_start < self.end)
 
 
-#: longest a caller may wait for a snapshot at a future offset
-MAX_SNAPSHOT_WAIT = 300.0
-#: snapshot requests one call may make (one per input partition is all a replay asks)
-MAX_SNAPSHOT_OFFSETS = 256
-_CANONICAL_INT = re.compile(r"0|[1-9][0-9]{0,18}")
-
-
-def snapshot_request(at: Iterable[str], wait: str | None, default_wait: float = 30.0) -> tuple[dict[str, int], float]:
-    """``at=topic|partition|offset`` values and ``wait=seconds``, parsed strictly.
-
-    Numbers are plain decimals (no ``00`` beside ``0``, no signs, no ``nan``):
-    one spelling each, so a caller cannot make many requests look different.
-    """
-    wanted: dict[str, int] = {}
-    for item in at:
-        topic, _, offset = item.rpartition("|")
-        name, _, partition = topic.rpartition("|")
-        if not name or not _CANONICAL_INT.fullmatch(partition) or not _CANONICAL_INT.fullmatch(offset):
-            raise BadParameter("at", "expected topic|partition|offset with non-negative decimal partition and offset")
-        wanted[topic] = int(offset)
-        if len(wanted) > MAX_SNAPSHOT_OFFSETS:
-            raise BadParameter("at", f"at most {MAX_SNAPSHOT_OFFSETS} partitions per request")
-    seconds = default_wait
-    if wait is not None:
-        try:
-            seconds = float(wait)
-        except ValueError:
-            raise BadParameter("wait", "expected seconds") from None
-        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SNAPSHOT_WAIT:
-            raise BadParameter("wait", f"expected a finite number of seconds from 0 to {MAX_SNAPSHOT_WAIT:.0f}")
-    return wanted, seconds
-
-
-#: event ids one ``/internal/seen`` call may ask about (an ingest body of the largest size holds fewer)
-MAX_SEEN_IDS = 200_000
-
-
-def seen_request(body: bytes) -> dict[str, list[str]]:
-    """The ``{topic: [event_id, ...]}`` body of ``POST /internal/seen``, checked before it is used."""
-    try:
-        wanted = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise BadParameter("$", "expected a JSON object of topic -> list of event ids") from None
-    if not isinstance(wanted, dict):
-        raise BadParameter("$", "expected a JSON object of topic -> list of event ids")
-    total = 0
-    for topic, ids in wanted.items():
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise BadParameter(topic[:100], "expected a list of event ids (strings)")
-        total += len(ids)
-        if total > MAX_SEEN_IDS:
-            raise BadParameter("$", f"at most {MAX_SEEN_IDS} event ids per request")
-    return wanted
-
-
-def windows_of(
-    buckets: Mapping[int, int],
-    total: int,
-    stream_time: float | None,
-    spec: WindowSpec,
-    config: CoreConfig,
-    start: float | None,
-    end: float | None,
-) -> list[dict[str, Any]]:
-    """Non-empty windows of one family, filtered to starts in ``[start, end)``."""
+def windows_of(partial: Partial, query: WindowQuery, config: CoreConfig) -> list[dict[str, Any]]:
+    """Non-empty windows of a series (summed over its partitions) that ``query`` asks for."""
+    spec = query.spec
     if spec.cumulative:
-        rows = [(*_cumulative_span(stream_time, config), total)] if total else []
+        rows = [(*_cumulative_span(partial.stream_time, config), partial.total)] if partial.total else []
     else:
-        rows = [(s, s + spec.size, c) for s, c in sorted(window_counts(buckets, spec, config.bucket_seconds).items())]
-    return [
-        {"start": format_utc(s), "end": format_utc(e), "count": c}
-        for s, e, c in rows
-        if c and (start is None or s >= start) and (end is None or s < end)
-    ]
+        rows = [(s, s + spec.size, c) for s, c in sorted(window_counts(partial.buckets, spec, config.bucket_seconds).items())]
+    return [{"start": format_utc(s), "end": format_utc(e), "count": c} for s, e, c in rows if c and query.wants(s)]
 
 
 def _cumulative_span(stream_time: float | None, config: CoreConfig) -> tuple[float, float]:
@@ -104,27 +44,21 @@ def _cumulative_span(stream_time: float | None, config: CoreConfig) -> tuple[flo
     return first, bucket_start(stream_time if stream_time is not None else first, config.bucket_seconds) + config.bucket_seconds
 
 
-def net_inflow_windows(
-    entries: Mapping[int, int],
-    departures: Mapping[int, int],
-    totals: tuple[int, int],
-    stream_time: float | None,
-    spec: WindowSpec,
-    config: CoreConfig,
-    start: float | None,
-    end: float | None,
-) -> list[dict[str, Any]]:
+def net_inflow_windows(entries: Partial, departures: Partial, query: WindowQuery, config: CoreConfig) -> list[dict[str, Any]]:
+    """A country's entries, departures and their difference in each window ``query`` asks for where either is non-zero."""
+    spec = query.spec
     if spec.cumulative:
-        first, last = _cumulative_span(stream_time, config)
-        rows = {first: (last, *totals)} if any(totals) else {}
+        times = [t for t in (entries.stream_time, departures.stream_time) if t is not None]
+        first, last = _cumulative_span(max(times) if times else None, config)
+        rows = {first: (last, entries.total, departures.total)} if entries.total or departures.total else {}
     else:
-        e_counts = window_counts(entries, spec, config.bucket_seconds)
-        d_counts = window_counts(departures, spec, config.bucket_seconds)
+        e_counts = window_counts(entries.buckets, spec, config.bucket_seconds)
+        d_counts = window_counts(departures.buckets, spec, config.bucket_seconds)
         rows = {s: (s + spec.size, e_counts.get(s, 0), d_counts.get(s, 0)) for s in e_counts.keys() | d_counts.keys()}
     return [
         {"start": format_utc(s), "end": format_utc(e), "entries": n_in, "departures": n_out, "net": n_in - n_out}
         for s, (e, n_in, n_out) in sorted(rows.items())
-        if (n_in or n_out) and (start is None or s >= start) and (end is None or s < end)
+        if (n_in or n_out) and query.wants(s)
     ]
 
 
@@ -162,14 +96,6 @@ def reconcile(statement: Mapping[str, Any], buckets: Mapping[int, int] | None) -
     out["observed"] = observed
     out["ratio"] = (statement["value"] / observed) if observed else None
     return out
-
-
-def window_spec(config: CoreConfig, name: str | None) -> WindowSpec:
-    name = name or config.windows[0].name
-    try:
-        return config.window(name)
-    except KeyError:
-        raise BadParameter("window", f"unknown window {name!r}: expected one of {[w.name for w in config.windows]}") from None
 
 
 #: statement gauges (country, metric, source) one worker shows at most: the most recently issued

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 import orjson
 
@@ -70,27 +70,64 @@ class Progress:
         return cls(obj["o"], obj["st"], -math.inf if closed is None else closed)
 
 
-# State keys. One table holds dedup segments, series, statements, registrations and progress,
-# so that one changelog partition orders all of a partition's writes.
+# State keys: ``tag|topic|partition|rest``. One table holds dedup segments, series, statements,
+# registrations and progress, so that one changelog partition orders all of a partition's writes.
+#: the tags of the state records: checkpoint registrations, dedup segments, series, statements, progress
+STATE_TAGS: Final = "CDSTP"
+
+
+class StateKey(NamedTuple):
+    """A state key's parts."""
+
+    #: one of :data:`STATE_TAGS`
+    tag: str
+    topic: str
+    partition: int
+    #: ``series_code|key``, a statement's event id, a checkpoint's slug, a dedup segment, or ``progress``
+    rest: str
+
+
+def _state_key(tag: str, topic: str, partition: int, rest: str) -> bytes:
+    return f"{tag}|{topic}|{partition}|{rest}".encode()
+
+
+def parse_state_key(key: bytes) -> StateKey:
+    """The parts of a key made by one of the functions below."""
+    tag, topic, partition, rest = key.decode().split("|", 3)
+    return StateKey(tag, topic, int(partition), rest)
+
+
 def series_key(topic: str, partition: int, series_code: str, key: str) -> bytes:
-    return f"S|{topic}|{partition}|{series_code}|{key}".encode()
+    return _state_key("S", topic, partition, f"{series_code}|{key}")
+
+
+def parse_series_rest(rest: str) -> tuple[SeriesCode, str]:
+    """The series code and key of a series record's :attr:`StateKey.rest`."""
+    series_code, _, key = rest.partition("|")
+    return SeriesCode(series_code), key
 
 
 def statement_key(topic: str, partition: int, event_id: str) -> bytes:
-    return f"T|{topic}|{partition}|{event_id}".encode()
+    return _state_key("T", topic, partition, event_id)
 
 
 def checkpoint_key(topic: str, partition: int, slug: str) -> bytes:
-    return f"C|{topic}|{partition}|{slug}".encode()
+    return _state_key("C", topic, partition, slug)
 
 
 def progress_key(topic: str, partition: int) -> bytes:
-    return f"P|{topic}|{partition}|progress".encode()
+    return _state_key("P", topic, partition, "progress")
 
 
 def dedup_key(topic: str, partition: int, segment: str) -> bytes:
-    return f"D|{topic}|{partition}|{segment}".encode()
+    return _state_key("D", topic, partition, segment)
 
 
 def state_prefix(topic: str, partition: int) -> tuple[bytes, ...]:
-    return tuple(f"{series_code}|{topic}|{partition}|".encode() for series_code in "CDSTP")
+    """The prefixes of every state key of one partition, each as :func:`key_prefix` gives it."""
+    return tuple(_state_key(tag, topic, partition, "") for tag in STATE_TAGS)
+
+
+def key_prefix(key: bytes) -> bytes:
+    """``b"S|crossings|3|"`` for ``b"S|crossings|3|b|upper-lars"``: the key's tag, topic and partition."""
+    return b"|".join(key.split(b"|", 3)[:3]) + b"|"

@@ -45,6 +45,8 @@ from streams.core.records import (
     SeriesCode,
     checkpoint_key,
     dedup_key,
+    parse_series_rest,
+    parse_state_key,
     progress_key,
     series_key,
     statement_key,
@@ -142,7 +144,7 @@ class PartitionState:
         """Restore from table records (keys already filtered to this partition)."""
         parsed: list[tuple[str, str, bytes]] = []
         for key, value in records:
-            tag, _, _, rest = key.decode().split("|", 3)
+            tag, _, _, rest = parse_state_key(key)
             if tag == "P":  # first: the dedup index needs to know how far the partition was applied
                 self.progress = Progress.decode(value)
             else:
@@ -154,8 +156,8 @@ class PartitionState:
             if tag == "D":
                 self.dedup.load(int(rest), value, self.progress.offset)
             elif tag == "S":
-                series_code, _, name = rest.partition("|")
-                series = self.series[(SeriesCode(series_code), name)] = Series.decode(value)
+                series_code, name = parse_series_rest(rest)
+                series = self.series[(series_code, name)] = Series.decode(value)
                 self._series_ahead_through = max(self._series_ahead_through, series.offset)
                 if series_code == SeriesCode.BORDER:
                     self._admit(name)

@@ -89,11 +89,9 @@ class GapGuard:
 class BatchInputs:
     """Which topics bypass the per-message path, and what receives their batches."""
 
-    def __init__(self, topics: Iterable[str], deliver: Callable[[FetchedBatch], Awaitable[None]], busy: asyncio.Lock) -> None:
+    def __init__(self, topics: Iterable[str], deliver: Callable[[FetchedBatch], Awaitable[None]]) -> None:
         self.topics = frozenset(topics)
         self.deliver = deliver
-        #: held by the agent while it applies a batch
-        self.busy = busy
 
 
 async def put_batch(inputs: BatchInputs, batch: FetchedBatch) -> bool:

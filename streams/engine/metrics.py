@@ -27,13 +27,13 @@ from prometheus_client.registry import Collector
 
 from events.checkpoints import Checkpoint
 from events.model import EVENT_TYPES
-from streams.core.effects import Effects
+from streams.core.config import CoreConfig
+from streams.core.effects import JUDGED_OUTCOMES, Effects
+from streams.core.reading import PartitionReading
 from streams.core.records import Series, SeriesCode
-from streams.core.state import PartitionState
-from streams.core.windows import bucket_start
+from streams.core.windows import WindowSpec, bucket_start
 
 if TYPE_CHECKING:
-    from events.ingest_body import LineResult
     from streams.core.queries import StatementView
 
 #: every metric but the state's gauges (:data:`STATE`), which :func:`capture` adds
@@ -56,13 +56,12 @@ INGEST_LINES = Counter(
 )
 INGEST_REQUESTS = Counter("borderflow_ingest_requests", "POST /events requests, by HTTP status code", ["code"], registry=REGISTRY)
 #: the label values each counter can take, created at 0 so that every panel shows 0 rather than no data and rate() works at once
-EVENT_OUTCOMES: Final = ("accepted", "duplicate", "late", "invalid")
 DEAD_LETTER_REASONS: Final = ("invalid", "late", "future", "out-of-range")
 INGEST_STATUSES: Final = ("accepted", "duplicate", "rejected")
 INGEST_CODES: Final = ("202", "400", "401", "403", "408", "409", "413", "415", "422", "503")
 for _type in EVENT_TYPES:
     FORWARDED.labels(type=_type)
-    for _outcome in EVENT_OUTCOMES:
+    for _outcome in JUDGED_OUTCOMES:
         EVENTS.labels(type=_type, outcome=_outcome)
 for _reason in DEAD_LETTER_REASONS:
     DEAD_LETTERS.labels(reason=_reason)
@@ -109,13 +108,14 @@ BATCH_SECONDS = Histogram("borderflow_batch_seconds", "Time to process one batch
 
 def observe_batch(event_type: str, effects: Effects) -> None:
     for outcome, n in effects.outcomes.items():
-        if outcome not in ("skipped", "forwarded"):  # forwarded: judged (and counted here) at home
+        if outcome in JUDGED_OUTCOMES:  # a forwarded message is counted at home, a skipped one was counted before
             EVENTS.labels(type=event_type, outcome=outcome).inc(n)
 
 
-def observe_ingest(results: Iterable[LineResult]) -> None:
-    for line in results:
-        INGEST_LINES.labels(status=line.status).inc()
+def observe_ingest(statuses: Iterable[str]) -> None:
+    """Count the lines of a ``POST /events`` body by what each became (accepted, duplicate, rejected)."""
+    for status in statuses:
+        INGEST_LINES.labels(status=status).inc()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,35 +143,39 @@ class StateCapture:
     ready: bool
 
 
+_DEFAULT_CONFIG: Final = CoreConfig()
+
+
 class StateCollector(Collector):
     """Event-time gauges from the owned partitions' state, computed per scrape."""
 
     def __init__(self) -> None:
-        self.attach(lambda: (), lambda: (), dict, 3600, 86400)
+        self.attach()
 
     def attach(
         self,
-        states: Callable[[], Iterable[PartitionState]],
-        statements: Callable[[], Iterable[StatementView]],
-        table_sizes: Callable[[], dict[str, int]],
-        bucket_seconds: int,
-        rolling: int,
+        *,
+        readings: Callable[[], Iterable[PartitionReading]] = lambda: (),
+        statements: Callable[[], Iterable[StatementView]] = lambda: (),
+        table_sizes: Callable[[], dict[str, int]] = dict,
+        bucket: WindowSpec = _DEFAULT_CONFIG.bucket,
+        rolling: WindowSpec = _DEFAULT_CONFIG.rolling,
         highwater: Callable[[str, int], int | None] = lambda topic, partition: None,
         ready: Callable[[], bool] = lambda: False,
-        window_names: tuple[str, str] = ("1h", "24h"),
     ) -> None:
         """Point the gauges at a worker's state (one worker per process).
 
-        ``window_names`` label the bucket holding stream time and the rolling
-        window ending there: the configured windows' names (``BORDERFLOW_BUCKET``,
-        ``BORDERFLOW_ROLLING``), which the dashboards and rules select on.
+        The window gauges show the ``bucket`` holding stream time and the
+        ``rolling`` window ending there, labelled with their names
+        (``BORDERFLOW_BUCKET``, ``BORDERFLOW_ROLLING``), which the dashboards
+        and rules select on.
         """
-        self._window_names = window_names
-        self._states = states
+        self._window_names = (bucket.name, rolling.name)
+        self._readings = readings
         self._statements = statements
         self._table_sizes = table_sizes
-        self._bucket_seconds = bucket_seconds
-        self._rolling = rolling
+        self._bucket_seconds = bucket.size
+        self._rolling = rolling.size
         self._highwater = highwater
         self._ready = ready
 
@@ -181,15 +185,15 @@ class StateCollector(Collector):
     def inputs(self) -> list[dict[str, Any]]:
         """Each owned partition's applied offset, lag and stream time (what the lag and stream-time gauges show)."""
         out = []
-        for state in self._states():
-            highwater = self._highwater(state.topic, state.partition)
+        for reading in self._readings():
+            highwater = self._highwater(reading.topic, reading.partition)
             out.append(
                 {
-                    "topic": state.topic,
-                    "partition": state.partition,
-                    "offset": state.progress.offset,
-                    "lag": None if highwater is None else max(0, highwater - state.progress.offset - 1),
-                    "stream_time": state.progress.stream_time,
+                    "topic": reading.topic,
+                    "partition": reading.partition,
+                    "offset": reading.offset,
+                    "lag": None if highwater is None else max(0, highwater - reading.offset - 1),
+                    "stream_time": reading.stream_time,
                 }
             )
         return sorted(out, key=lambda item: (item["topic"], item["partition"]))
@@ -201,15 +205,15 @@ class StateCollector(Collector):
         """On the event loop: the owned partitions' progress and series, copied by reference (cheap: no bucket is read)."""
         partitions = tuple(
             PartitionCapture(
-                state.topic,
-                state.partition,
-                state.progress.offset,
-                state.progress.stream_time,
-                self._highwater(state.topic, state.partition),
-                tuple(state.series.items()),
-                state.registered,
+                reading.topic,
+                reading.partition,
+                reading.offset,
+                reading.stream_time,
+                self._highwater(reading.topic, reading.partition),
+                reading.series(),
+                reading.registered,
             )
-            for state in self._states()
+            for reading in self._readings()
         )
         return StateCapture(partitions, tuple(self._statements()), dict(self._table_sizes()), self._ready())
 

@@ -13,12 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
-import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import faust
 import orjson
@@ -28,15 +26,22 @@ from faust.types.stores import StoreT
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
 from streams.core.ownership import standby_lag
-from streams.core.records import SeriesCode, state_prefix
+from streams.core.records import SeriesCode, key_prefix, state_prefix
 from streams.core.state import PartitionState
 from streams.engine import metrics
 from streams.engine.checkpoint import Checkpoint
 from streams.engine.fastpath import Admission, FetchedBatch, GapGuard
 from streams.engine.membership import GroupMembership, Ownership, recovery_state
 from streams.engine.output import DirectOutput, Record, header_text
-from streams.engine.seam import BatchingConsumer, changelog_marks, partition_rows, table_context, underlying_producer
-from streams.engine.seam import current_event as _current_event
+from streams.engine.seam import (
+    BatchingConsumer,
+    as_current_event,
+    changelog_marks,
+    partition_rows,
+    table_context,
+    table_event,
+    underlying_producer,
+)
 from streams.kafka.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -48,28 +53,6 @@ STANDBY_REFRESH = 1.0
 STANDBY_MARKS_TTL = 1.0
 #: seconds to wait for them; without them no standby replica is offered
 STANDBY_MARKS_TIMEOUT = 3.0
-
-
-@contextmanager
-def _as_event_of(event: faust.types.EventT) -> Iterator[None]:
-    """Make ``event`` Faust's current event while writing a batch's state.
-
-    Faust tables pick the changelog partition (and RocksDB the local
-    database) from the current event, which only exists inside per-event
-    iteration. A batch holds events from several partitions, so each
-    partition's writes are made in the context of one of its own events.
-    """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
-
-
-def _partition_prefix(key: bytes) -> bytes:
-    """``b"S|crossings|3|"`` for ``b"S|crossings|3|b|upper-lars"``."""
-    parts = key.split(b"|", 3)
-    return b"|".join(parts[:3]) + b"|"
 
 
 #: (offset, value, timestamp in ms) of the records aiokafka's batch reader makes
@@ -109,9 +92,6 @@ def _message_record(message: faust.types.Message) -> _Original:
     pairs = cast(list[tuple[str, bytes]], list(headers.items()) if isinstance(headers, dict) else list(headers or ()))
     timestamp = None if message.timestamp is None else int(message.timestamp * 1000)
     return message.key, message.value, pairs, timestamp
-
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +299,7 @@ class Runtime:
         prefixes = {prefix: tp for tp in tps for prefix in state_prefix(*tp)}
         rows: dict[tuple[str, int], list[tuple[bytes, bytes]]] = defaultdict(list)
         for key, value in table_rows:
-            tp = prefixes.get(_partition_prefix(key))
+            tp = prefixes.get(key_prefix(key))
             if tp is not None:
                 rows[tp].append((key, value))
         states = {}
@@ -439,8 +419,7 @@ class Runtime:
         for event in events:
             by_partition[event.message.partition].append(event.message)
         for partition, messages in by_partition.items():
-            last = messages[-1]
-            context = faust.Event(self.app, last.key, last.value, last.headers, last)
+            context = table_event(self.app, messages[-1])
             writes, effects = self._apply(topic, partition, map(_message_fields, messages), context)
             needed = _offsets_to_copy(effects)
             originals = {m.offset: _message_record(m) for m in messages if m.offset in needed} if needed else {}
@@ -462,8 +441,7 @@ class Runtime:
         if admission is Admission.REREAD:
             return _FetchAgain(next_offset, gap=True)
         last = batch.records[-1]
-        message = table_context(consumer, batch.tp, last)
-        context = faust.Event(self.app, last.key, last.value, last.headers, message)
+        context = table_event(self.app, table_context(consumer, batch.tp, last))
         writes, effects = self._apply(topic, partition, map(_bare_fields, batch.records), context)
         needed = _offsets_to_copy(effects)
         originals = {r.offset: _bare_record(r) for r in batch.records if r.offset in needed} if needed else {}
@@ -492,7 +470,7 @@ class Runtime:
         state.close_windows(effects)
         writes = state.flush()
         store = self.state_table.data
-        with _as_event_of(context):  # the store picks the partition's database from the current event
+        with as_current_event(context):  # the store picks the partition's database from the current event
             for key, value in writes:
                 if value is not None:
                     store[key] = value

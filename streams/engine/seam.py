@@ -15,7 +15,7 @@ offsets without the delivery check).
 The rest of the engine uses what this module makes (the batch consumer, its
 channel, the idempotent producer, the table manager, the app) through their
 public methods. No override here is there for the embedded broker alone; its
-workarounds are in ``streams/broker/defects.py`` and run only on it. What Apache
+workarounds are in ``streams/defects.py`` and run only on it. What Apache
 Kafka under the suite let go: docs/architecture.md ("The Faust seam").
 """
 
@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import faust
@@ -32,7 +35,7 @@ from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.consumer import group_coordinator as aiokafka_group
 from aiokafka.structs import ConsumerRecord
 from faust.stores.rocksdb import Store as RocksDBStore
-from faust.streams import _current_event as current_event
+from faust.streams import _current_event
 from faust.tables import TableManager
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
@@ -291,7 +294,7 @@ class ShortPollConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        wait_ms: int | None = getattr(self.app, "fetch_max_wait_ms", None)
+        wait_ms = cast(BorderflowApp, self.app).consumer_parts.fetch_max_wait_ms
         if wait_ms is not None:
             consumer._fetch_max_wait_ms = wait_ms  # read by start(), which makes the fetcher
         return consumer
@@ -324,35 +327,39 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         self._reread_epochs[tp] = self.reread_epoch(tp) + 1  # before the seek is queued: no fetch queued later predates it
         await self.rewind({tp: offset})
 
+    @property
+    def parts(self) -> ConsumerParts:
+        """The checkpoint and batch inputs the app was assembled with."""
+        return cast(BorderflowApp, self.app).consumer_parts
+
     def mark_processed(self, tp: TP, offset: int) -> None:
         """Everything up to ``offset`` in ``tp`` is applied and its state queued to the changelog (the checkpoint's mark)."""
-        self._checkpoint().processed(tp, offset)
+        checkpoint = self.parts.checkpoint
+        assert checkpoint is not None, "batches are processed only by an app assembled with its checkpoint"
+        checkpoint.processed(tp, offset)
         self._acked[tp]  # noqa: B018 - the commit loop visits the partitions found here
 
-    def _checkpoint(self) -> Checkpoint:
-        return cast(Checkpoint, self.app.checkpoint)  # type: ignore[attr-defined]  # set by create_app
-
     async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        checkpoint: Checkpoint | None = getattr(self.app, "checkpoint", None)
+        checkpoint = self.parts.checkpoint
         if checkpoint is not None:  # what the offsets cover must have reached Kafka, the direct output included
             await checkpoint.before_commit(self.app.producer.flush)
         return await super()._commit_offsets(offsets, start_new_transaction)
 
     def _new_offset(self, tp: TP) -> int | None:
-        checkpoint: Checkpoint | None = getattr(self.app, "checkpoint", None)
+        checkpoint = self.parts.checkpoint
         offset = None if checkpoint is None else checkpoint.commit_offset(tp)
         return offset if offset is not None else super()._new_offset(tp)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
-        inputs: BatchInputs | None = getattr(self.app, "batch_inputs", None)
-        if inputs is None:
+        checkpoint = self.parts.checkpoint
+        if self.parts.inputs is None or checkpoint is None:
             await super().on_partitions_revoked(revoked)
             return
         # No batch may run from here until flow stops (inside Faust's revocation): one that did
         # would write state the partitions' next owner may never read, and mark it processed.
-        async with inputs.busy:
+        async with checkpoint.lock:
             await self.app.producer.flush()
-            self._checkpoint().forget(revoked)
+            checkpoint.forget(revoked)
             await super().on_partitions_revoked(revoked)
 
     async def rewind(self, first_offsets: Mapping[TP, int]) -> None:
@@ -442,7 +449,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         during the fetch (a rebalance began), when its partition was paused
         meanwhile (recovery), or when flow stops while the channel is full.
         """
-        inputs: BatchInputs | None = getattr(self.app, "batch_inputs", None)
+        inputs = self.parts.inputs
         if inputs is None:
             await super()._drain_messages(fetcher)
             return
@@ -526,23 +533,58 @@ class DeclaredTableManager(TableManager):
             await self.recovery.start()
 
 
-class BorderflowApp(faust.App):
-    """A Faust app whose consumer delivers :attr:`batch_inputs` topics in whole batches."""
+@dataclass(slots=True)
+class ConsumerParts:
+    """What the app's batch consumer works with, given to :class:`BorderflowApp` by the app's assembly.
 
-    batch_inputs: BatchInputs | None = None
-    #: how long the broker may hold the worker's fetch (set by create_app; None keeps Faust's 1.5 s)
+    The checkpoint and the batch inputs are made after the app (they need
+    it), so the assembly sets them once it has them, before the worker starts.
+    """
+
+    #: how long the broker may hold the worker's fetch (None keeps Faust's 1.5 s)
     fetch_max_wait_ms: int | None = None
-    #: the exactness protocol the consumer commits through (set by create_app)
+    #: the exactness protocol the consumer commits through; its lock is held while a batch is applied
     checkpoint: Checkpoint | None = None
+    #: the topics delivered in whole batches, and where to (None: Faust's per-message path)
+    inputs: BatchInputs | None = None
+
+
+class BorderflowApp(faust.App):
+    """A Faust app whose consumer delivers the :class:`ConsumerParts`' input topics in whole batches."""
+
+    def __init__(self, app_id: str, *, consumer_parts: ConsumerParts, **options: Any) -> None:
+        self.consumer_parts = consumer_parts
+        super().__init__(app_id, **options)
 
     def _new_transport(self) -> Any:
-        # always this transport: Faust may create it before batch_inputs is set (app.topics needs it)
+        # always this transport: Faust may create it before the batch inputs are set (app.topics needs it)
         return BatchingTransport(self.conf.broker_consumer, self)
 
 
 def table_context(consumer: BatchingConsumer, tp: TP, record: Any) -> faust.types.Message:
     """Faust's Message for a bare record: the context a table write of its batch is made in."""
     return consumer._to_message(tp, consumer_record(tp, record))
+
+
+def table_event(app: faust.App, message: faust.types.Message) -> faust.types.EventT:
+    """Faust's event for ``message``, which :func:`as_current_event` makes current."""
+    return faust.Event(app, message.key, message.value, message.headers, message)
+
+
+@contextmanager
+def as_current_event(event: faust.types.EventT) -> Iterator[None]:
+    """Make ``event`` Faust's current event while writing a batch's state.
+
+    Faust tables pick the changelog partition (and RocksDB the local
+    database) from the current event, which only exists inside per-event
+    iteration. A batch holds events from several partitions, so each
+    partition's writes are made in the context of one of its own events.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 def underlying_producer(app: faust.App) -> Any:
@@ -629,16 +671,18 @@ __all__ = [
     "BatchingConsumer",
     "BatchingTransport",
     "BorderflowApp",
+    "ConsumerParts",
     "DeclaredTableManager",
     "IdempotentProducer",
     "ShortPollConsumerThread",
+    "as_current_event",
     "changelog_marks",
     "consumer_record",
-    "current_event",
     "partition_rows",
     "read_bare",
     "refresh_metadata",
     "table_context",
+    "table_event",
     "underlying_producer",
     "watch_heartbeats",
 ]

@@ -1,4 +1,4 @@
-"""Kafka client settings shared by every client: admin, producers, consumers, bench, and Faust's (streams/engine/app.py)."""
+"""Kafka client settings shared by every client: admin, producers, consumers, bench, and Faust's (streams/app/assembly.py)."""
 
 from __future__ import annotations
 

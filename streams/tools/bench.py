@@ -340,7 +340,7 @@ def time_workers(
 BASELINE = """
 import sys, time, faust, orjson
 bootstrap, topic, expected, partitions, datadir = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-from streams.engine.app import broker_credentials
+from streams.app.assembly import broker_credentials
 from streams.settings import Settings
 app = faust.App("bench-baseline-" + str(time.time_ns()), broker="kafka://" + bootstrap, store="memory://", web_enabled=False,
                 broker_credentials=broker_credentials(Settings()),  # TLS and SASL from the BORDERFLOW_* variables given

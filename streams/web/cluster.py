@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -25,7 +25,8 @@ from streams.core.queries import (
     observed_series,
     reconcile_all,
 )
-from streams.core.state import PartitionState, merge_partials
+from streams.core.reading import Partial, PartitionReading, read
+from streams.core.state import merge_partials
 from streams.engine.runtime import NotReady, Runtime
 
 log = logging.getLogger(__name__)
@@ -39,24 +40,24 @@ INTERNAL_OVERVIEW = "/internal/overview"
 STANDBY_PARAMETER = "standby"
 
 
-def local_partials(states: Iterable[PartitionState], series: Iterable[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
+def local_partials(readings: Iterable[PartitionReading], series: Iterable[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
-    states = list(states)
+    readings = list(readings)
     for series_code, key in series:
         parts = []
-        for state in states:
-            one = state.series.get((series_code, key))
+        for reading in readings:
+            one = reading.partial(series_code, key)
             if one is not None:
-                parts.append({"buckets": one.buckets, "total": one.total, "stream_time": state.progress.stream_time})
+                parts.append({"buckets": one.buckets, "total": one.total, "stream_time": one.stream_time})
         out[f"{series_code}:{key}"] = parts
     return out
 
 
-def local_seen(states: Iterable[PartitionState], ids_by_topic: dict[str, list[str]]) -> set[str]:
+def local_seen(readings: Iterable[PartitionReading], ids_by_topic: dict[str, list[str]]) -> set[str]:
     found = set()
-    for state in states:
-        for event_id in ids_by_topic.get(state.topic, ()):
-            if event_id in state.dedup:
+    for reading in readings:
+        for event_id in ids_by_topic.get(reading.topic, ()):
+            if reading.has_seen(event_id):
                 found.add(event_id)
     return found
 
@@ -75,7 +76,7 @@ async def local_snapshots(runtime: Runtime, wanted: dict[str, int], wait: float)
 
 
 async def owner_envelope(
-    runtime: Runtime, worker: str, answer: Callable[[], Any], standby: Callable[[list[PartitionState]], Any] | None = None
+    runtime: Runtime, worker: str, answer: Callable[[], Any], standby: Callable[[list[PartitionReading]], Any] | None = None
 ) -> dict[str, Any]:
     """This worker's answer for its own partitions, with the generation it owns them in; no answer while it cannot serve them.
 
@@ -93,7 +94,8 @@ async def owner_envelope(
         return envelope | {"unavailable": str(exc)}
     if standby is not None:
         envelope["standbys"] = [
-            {"partition": replica.partition, "lag": lag, "answer": standby(replica.states)} for replica, lag in await runtime.standbys()
+            {"partition": replica.partition, "lag": lag, "answer": standby(read(replica.states))}
+            for replica, lag in await runtime.standbys()
         ]
     return envelope
 
@@ -274,7 +276,7 @@ class Cluster:
         params: list[tuple[str, str]],
         local: Callable[[], Any],
         body: Any = None,
-        standby: Callable[[list[PartitionState]], Any] | None = None,
+        standby: Callable[[list[PartitionReading]], Any] | None = None,
     ) -> tuple[list[Any], list[dict[str, Any]]]:
         """The answers of the current owners of every partition, this worker's own among them (``local()``).
 
@@ -309,30 +311,28 @@ class Cluster:
         stand_ins = [{"partition": p, "worker": worker, "lag": replica.lag} for p, (worker, replica) in sorted(served.standbys.items())]
         return [a.body for a in served.owners] + [replica.body for _, replica in served.standbys.values()], stand_ins
 
-    async def partials(
-        self, series: list[tuple[str, str]]
-    ) -> tuple[dict[str, tuple[dict[int, int], int, float | None]], list[dict[str, Any]]]:
+    async def partials(self, series: list[tuple[str, str]]) -> tuple[dict[str, Partial], list[dict[str, Any]]]:
         """``series name -> (buckets, total, stream time)`` summed over every partition, and the partitions read from standbys."""
         answers, stand_ins = await self._from_owners(
             INTERNAL_PARTIALS,
             [("series", f"{k}:{v}") for k, v in series],
-            lambda: local_partials(self.runtime.local_states(), series),
-            standby=lambda states: local_partials(states, series),
+            lambda: local_partials(read(self.runtime.local_states()), series),
+            standby=lambda readings: local_partials(readings, series),
         )
-        merged: dict[str, tuple[dict[int, int], int, float | None]] = {}
+        merged: dict[str, Partial] = {}
         for series_code, key in series:
             name = f"{series_code}:{key}"
             parts = [part for answer in answers for part in answer.get(name, [])]
             buckets, total = merge_partials(parts)
             times = [p["stream_time"] for p in parts if p.get("stream_time") is not None]
-            merged[name] = (buckets, total, max(times) if times else None)
+            merged[name] = Partial(buckets, total, max(times) if times else None)
         return merged, stand_ins
 
     async def seen(self, ids_by_topic: dict[str, list[str]]) -> set[str]:
         """The ids that some worker's stream has already counted (within the dedup horizon)."""
         found: set[str] = set()
         answers, _ = await self._from_owners(
-            INTERNAL_SEEN, [], lambda: sorted(local_seen(self.runtime.local_states(), ids_by_topic)), ids_by_topic
+            INTERNAL_SEEN, [], lambda: sorted(local_seen(read(self.runtime.local_states()), ids_by_topic)), ids_by_topic
         )
         for answer in answers:
             found.update(answer)
@@ -378,6 +378,7 @@ class Cluster:
         return reconcile_all(items, lambda series_code, country: partials[f"{series_code}:{country}"][0])
 
 
-def local_statements(runtime: Runtime) -> list[dict[str, Any]]:
+def local_statements(runtime: Runtime) -> list[Mapping[str, Any]]:
     """The statements of the statement partitions this worker owns."""
-    return [s for st in runtime.local_states() if st.topic == runtime.topics.statements for s in st.statements.values()]
+    readings = read(runtime.local_states())
+    return [s for reading in readings if reading.topic == runtime.topics.statements for s in reading.statements()]

@@ -25,6 +25,7 @@ from faust.web import Request, Response, View
 
 from events.checkpoints import registered
 from events.times import format_utc
+from streams.core.reading import read
 from streams.core.records import SeriesCode
 from streams.engine import metrics
 from streams.engine.runtime import NotReady, Runtime
@@ -53,17 +54,17 @@ SECURITY_HEADERS: Final = {
 def local_overview(app: faust.App, runtime: Runtime) -> dict[str, Any]:
     """This worker's part of ``/overview``: readiness, partitions, inputs, counters and the keys it has counts for."""
     try:
-        states = runtime.local_states()
+        readings = read(runtime.local_states())
     except NotReady:
-        states = []
+        readings = []
     borders: set[str] = set()
     countries: set[str] = set()
     names: dict[str, str] = {}
-    for state in states:
-        names.update((slug, point.name) for slug, point in state.registrations.items())
-        for series_code, key in state.series:
+    for reading in readings:
+        names.update((slug, point.name) for slug, point in reading.registrations.items())
+        for series_code, key in reading.keys():
             (borders if series_code == SeriesCode.BORDER else countries).add(key)
-        countries.update(item["country"] for item in state.statements.values())
+        countries.update(item["country"] for item in reading.statements())
     unavailable = runtime.unavailable()
     return {
         "worker": str(app.conf.canonical_url).rstrip("/"),

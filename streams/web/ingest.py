@@ -14,11 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from events.ingest_body import BodyError, LineResult, RecentIds, parse_body, report
 from streams.engine import metrics
 from streams.kafka.publisher import Publisher
 from streams.settings import Settings
 from streams.web.access import bearer_matches, is_loopback
+from streams.web.ingest_body import BodyError, LineResult, RecentIds, parse_body, report
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Ingest:
                 self._recent.add(line.event.event_id, line.event.event_time)
         finally:
             self._in_flight -= mine
-        metrics.observe_ingest(results)
+        metrics.observe_ingest(line.status for line in results)
         return report(results)
 
     def _refuse_in_flight(self, results: Iterable[LineResult]) -> None:

@@ -9,20 +9,10 @@ import orjson
 from faust.web import Request, Response, View
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from events.ingest_body import BodyError, media_type
-from events.times import parse_rfc3339
 from streams.core.ownership import Incomplete
-from streams.core.queries import (
-    BadParameter,
-    net_inflow_windows,
-    seen_request,
-    snapshot_request,
-    window_spec,
-    windows_of,
-)
+from streams.core.queries import WindowQuery, net_inflow_windows, windows_of
+from streams.core.reading import PartitionReading, read
 from streams.core.records import SeriesCode
-from streams.core.state import PartitionState
-from streams.core.windows import WindowSpec
 from streams.engine import metrics
 from streams.engine.runtime import NotReady, Runtime
 from streams.settings import Settings
@@ -42,6 +32,8 @@ from streams.web.cluster import (
 )
 from streams.web.console import install_console
 from streams.web.ingest import Ingest
+from streams.web.ingest_body import BodyError, media_type
+from streams.web.parameters import BadParameter, seen_request, snapshot_request, window_query
 
 
 class StateView(View):
@@ -69,16 +61,6 @@ def _json(view: View, body: Any, status: int = 200) -> Response:
     return view.bytes(orjson.dumps(body), content_type="application/json", status=status)
 
 
-def _time_param(request: Request, name: str) -> float | None:
-    value = request.query.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        return parse_rfc3339(value).timestamp()
-    except ValueError:
-        raise BadParameter(name, f"not an RFC 3339 date-time with an offset: {value[:40]!r}") from None
-
-
 def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, cluster: Cluster) -> None:
     config = settings.core()
 
@@ -101,20 +83,17 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
         async def get(self, request: Request) -> Response:
             return self.bytes(await exposition.latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-    def window_query(request: Request) -> tuple[WindowSpec, float | None, float | None]:
-        """``window``, ``start`` and ``end`` of a counts or net-inflow query; :class:`BadParameter` naming the bad one."""
-        return window_spec(config, request.query.get("window")), _time_param(request, "start"), _time_param(request, "end")
+    def query_of(request: Request) -> WindowQuery:
+        return window_query(config, request.query.get("window"), request.query.get("start"), request.query.get("end"))
 
     async def counts(view: View, request: Request, label: str, series_code: str, key: str) -> Response:
         try:
-            spec, start, end = window_query(request)
+            query = query_of(request)
         except BadParameter as exc:
             return _json(view, {"error": str(exc), "parameter": exc.name}, 400)
-        name = f"{series_code}:{key}"
         got, stand_ins = await cluster.partials([(series_code, key)])
-        buckets, total, stream_time = got[name]
-        windows = windows_of(buckets, total, stream_time, spec, config, start, end)
-        return _json(view, {label: key, "window": spec.name, "windows": windows} | with_standbys(stand_ins))
+        windows = windows_of(got[f"{series_code}:{key}"], query, config)
+        return _json(view, {label: key, "window": query.spec.name, "windows": windows} | with_standbys(stand_ins))
 
     @app.page("/counts/borders/{border}")
     class BorderCounts(StateView):
@@ -130,15 +109,12 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
     class NetInflow(StateView):
         async def get(self, request: Request, country: str) -> Response:
             try:
-                spec, start, end = window_query(request)
+                query = query_of(request)
             except BadParameter as exc:
                 return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
             got, stand_ins = await cluster.partials([(SeriesCode.ENTRIES, country), (SeriesCode.DEPARTURES, country)])
-            e_buckets, e_total, e_time = got[f"{SeriesCode.ENTRIES}:{country}"]
-            d_buckets, d_total, d_time = got[f"{SeriesCode.DEPARTURES}:{country}"]
-            times = [t for t in (e_time, d_time) if t is not None]
-            windows = net_inflow_windows(e_buckets, d_buckets, (e_total, d_total), max(times) if times else None, spec, config, start, end)
-            return _json(self, {"country": country, "window": spec.name, "windows": windows} | with_standbys(stand_ins))
+            windows = net_inflow_windows(got[f"{SeriesCode.ENTRIES}:{country}"], got[f"{SeriesCode.DEPARTURES}:{country}"], query, config)
+            return _json(self, {"country": country, "window": query.spec.name, "windows": windows} | with_standbys(stand_ins))
 
     @app.page("/statements")
     class Statements(StateView):
@@ -152,14 +128,14 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
             names: list[str] = request.query.getall("series", [])  # type: ignore[attr-defined]  # aiohttp MultiDict
             wanted = [(series_code, key) for series_code, _, key in (name.partition(":") for name in names)]
 
-            def encoded(states: list[PartitionState]) -> dict[str, Any]:
-                body = local_partials(states, wanted)
+            def encoded(readings: list[PartitionReading]) -> dict[str, Any]:
+                body = local_partials(readings, wanted)
                 return {
                     name: [{**p, "buckets": {str(b): c for b, c in p["buckets"].items()}} for p in parts] for name, parts in body.items()
                 }
 
             standby = encoded if request.query.get(STANDBY_PARAMETER) else None
-            return _json(self, await owner_envelope(runtime, cluster.me, lambda: encoded(runtime.local_states()), standby))
+            return _json(self, await owner_envelope(runtime, cluster.me, lambda: encoded(read(runtime.local_states())), standby))
 
     @app.page(INTERNAL_STATEMENTS)
     class LocalStatements(StateView):
@@ -199,7 +175,7 @@ def _install_ingest(app: faust.App, runtime: Runtime, cluster: Cluster, ingest: 
                 wanted = seen_request(await request.read())
             except BadParameter as exc:
                 return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
-            return _json(self, await owner_envelope(runtime, cluster.me, lambda: sorted(local_seen(runtime.local_states(), wanted))))
+            return _json(self, await owner_envelope(runtime, cluster.me, lambda: sorted(local_seen(read(runtime.local_states()), wanted))))
 
     del Events, Seen
 

@@ -35,8 +35,8 @@ def flow_stops_during_fetch() -> None:
     async def fetch_then_stop_flow(self: BatchingConsumer, timeout: float) -> Any:
         nonlocal injected
         records, active = await fetch(self, timeout)
-        inputs = self.app.batch_inputs  # type: ignore[attr-defined]
-        if not injected and records and any(tp.topic in inputs.topics for tp in records):
+        inputs = self.parts.inputs
+        if not injected and records and inputs is not None and any(tp.topic in inputs.topics for tp in records):
             injected = True
             self.app.flow_control.suspend()
             self.stop_flow()

@@ -2,7 +2,7 @@
 
 Each test runs on both brokers: on the embedded broker (noida-db) it shows the
 defect, on Apache Kafka that the workaround is not needed there. The
-workarounds (``streams/broker/defects.py``) are exercised by the worker tests:
+workarounds (``streams/defects.py``) are exercised by the worker tests:
 ``test_crash_recovery.py`` (static membership: a SIGKILLed worker restarted
 next to a peer) and ``test_two_workers.py`` (eviction of a dead worker).
 """

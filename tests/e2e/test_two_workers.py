@@ -18,7 +18,7 @@ BORDERS = ("upper-lars", "vaalimaa", "zhaisan", "altanbulag")
 def test_two_workers_split_answer_for_all_and_survive_one_dying(
     deployment: dict[str, str], spawn_worker: Any, broker: str, request: pytest.FixtureRequest
 ) -> None:
-    """On the embedded broker the dead worker leaves the group only through the evictor (streams/broker/defects.py)."""
+    """On the embedded broker the dead worker leaves the group only through the evictor (streams/defects.py)."""
     kafka = request.getfixturevalue("embedded_kafka" if broker == "embedded" else "kafka")
     deployment["BORDERFLOW_KAFKA"] = kafka
     create_topics(deployment)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from streams.broker.defects import resolve_broker
+from streams.defects import resolve_broker
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from typing import cast
 import pytest
 from aiokafka.consumer import fetcher as aiokafka_fetcher
 
-from streams.engine.app import create_app
+from streams.app.assembly import create_app
 from streams.engine.seam import BatchingConsumer
 from streams.settings import Settings
 from tests.support import unique

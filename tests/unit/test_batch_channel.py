@@ -40,7 +40,7 @@ async def _put_into_a_full_queue_then_clear() -> bool:
     app.flow_control.resume()
     channel = faust.Channel(app, maxsize=1)  # Faust's own: cleared, its putters cancelled, when flow resumes
     channel.clone(is_iterator=True)
-    inputs = BatchInputs(["crossings"], channel.put, asyncio.Lock())
+    inputs = BatchInputs(["crossings"], channel.put)
     await channel.put("queued")
     put = asyncio.create_task(put_batch(inputs, FetchedBatch(TP("crossings", 0), [])))
     await asyncio.sleep(0.01)  # the put waits for room

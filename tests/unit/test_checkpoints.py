@@ -14,6 +14,7 @@ from events.checkpoints import registered
 from events.validation import InvalidEvent, validate
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
+from streams.core.records import SeriesCode
 from streams.core.state import PartitionState
 from tests.factories import T0, crossing, registration
 
@@ -47,8 +48,8 @@ def test_a_registered_checkpoint_between_other_countries_is_dead_lettered_naming
     )
     assert reasons(effects) == ["invalid:border"]
     assert "joins GE and RU, not RU and KZ" in effects.dead_letters[0].detail
-    assert state.series[("b", "upper-lars")].total == 7
-    assert ("e", "KZ") not in state.series
+    assert state.series[(SeriesCode.BORDER, "upper-lars")].total == 7
+    assert (SeriesCode.ENTRIES, "KZ") not in state.series
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -57,11 +58,11 @@ def test_unregistered_checkpoints_up_to_the_bound_then_too_many_checkpoints(fast
     flood = [crossing(f"f-{i}", T0 + i, f"zz-card-{i}", "RU", "GE") for i in range(50)]
     effects = run(state, flood, fast=fast)
     assert reasons(effects) == ["too-many-checkpoints"] * 47
-    assert sorted(key for code, key in state.series if code == "b") == ["zz-card-0", "zz-card-1", "zz-card-2"]
+    assert sorted(key for code, key in state.series if code == SeriesCode.BORDER) == ["zz-card-0", "zz-card-1", "zz-card-2"]
     # a checkpoint already counted stays counted, and a registered one is always counted
     later = run(state, [crossing("g", T0 + 60, "zz-card-1", "RU", "GE"), crossing("h", T0 + 61, "vaalimaa", "RU", "FI")], 100, fast)
     assert not later.dead_letters
-    assert state.series[("b", "zz-card-1")].total == 2 and state.series[("b", "vaalimaa")].total == 1
+    assert state.series[(SeriesCode.BORDER, "zz-card-1")].total == 2 and state.series[(SeriesCode.BORDER, "vaalimaa")].total == 1
 
 
 def test_the_bound_survives_a_reload_from_the_table() -> None:
@@ -73,7 +74,7 @@ def test_the_bound_survives_a_reload_from_the_table() -> None:
     again.load([(key, value) for key, value in state.flush() if value is not None])
     effects = run(again, [crossing("c", T0 + 1, "zz-3"), crossing("d", T0 + 2, "zz-2")], first_offset=10)
     assert reasons(effects) == ["too-many-checkpoints"]
-    assert again.series[("b", "zz-2")].total == 2
+    assert again.series[(SeriesCode.BORDER, "zz-2")].total == 2
 
 
 def test_the_shipped_registry_covers_the_simulated_world() -> None:
@@ -100,7 +101,7 @@ def test_a_checkpoint_registered_at_run_time_is_judged_from_its_place_in_the_inp
     )
     assert reasons(effects) == ["too-many-checkpoints", "invalid:border", "too-many-checkpoints"]
     assert "zz-2 (Zz Two) joins KZ and RU, not RU and GE" in effects.dead_letters[1].detail
-    assert state.series[("b", "zz-2")].total == 1
+    assert state.series[(SeriesCode.BORDER, "zz-2")].total == 1
     assert state.registered("zz-2") is not None and state.registered("zz-2").name == "Zz Two"  # type: ignore[union-attr]
     assert state.progress.stream_time == T0 + 1, "an operator's registration time never moves stream time"
 
@@ -120,7 +121,7 @@ def test_registering_a_counted_checkpoint_frees_its_unregistered_slot(fast: bool
         fast=fast,
     )
     assert reasons(effects) == ["too-many-checkpoints", "invalid:border"]
-    assert state.series[("b", "zz-1")].total == 1 and state.series[("b", "zz-2")].total == 1
+    assert state.series[(SeriesCode.BORDER, "zz-1")].total == 1 and state.series[(SeriesCode.BORDER, "zz-2")].total == 1
 
 
 def test_the_later_registration_holds_whatever_order_they_arrive_in() -> None:
@@ -153,7 +154,7 @@ def test_registrations_survive_a_reload_and_a_replay_compares_them() -> None:
     assert again.snapshot() == state.snapshot() and again.snapshot()["checkpoints"]["zz-2"]["name"] == "Two"
     effects = run(again, [crossing("b", T0, "zz-3"), crossing("c", T0, "zz-2", "RU", "GE"), crossing("d", T0, "zz-2", "KZ", "RU")], 10)
     assert reasons(effects) == ["invalid:border"]
-    assert again.series[("b", "zz-3")].total == 1 and again.series[("b", "zz-2")].total == 1
+    assert again.series[(SeriesCode.BORDER, "zz-3")].total == 1 and again.series[(SeriesCode.BORDER, "zz-2")].total == 1
     # the same registration again is a duplicate, as any event id
     assert run(again, [registration("r", T0, "zz-2", ("RU", "KZ"), "Two")], 20).outcomes == {"duplicate": 1}
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
+from streams.core.records import SeriesCode
 from streams.core.state import PartitionState
 from tests.factories import T0, crossing_bytes
 from tests.support import H
@@ -39,7 +40,7 @@ def test_duplicates_are_counted_once_and_late_events_not_at_all() -> None:
         ],
     )
     assert effects.outcomes == {"accepted": 2, "duplicate": 1, "late": 1}
-    assert state.series[("b", "upper-lars")].buckets == {T0: 5, T0 + 10 * H: 2}
+    assert state.series[(SeriesCode.BORDER, "upper-lars")].buckets == {T0: 5, T0 + 10 * H: 2}
     assert [d.reason for d in effects.dead_letters] == ["late"]
 
 
@@ -56,7 +57,11 @@ def test_closed_windows_are_emitted_once_when_stream_time_passes_end_plus_grace(
     second = Effects()
     state.process(2, crossing_bytes("c", T0 + 7 * H), second)
     state.close_windows(second)
-    assert [(r.series_code, r.start, r.count) for r in second.results if r.window == "1h"] == [("b", T0, 3), ("e", T0, 3), ("x", T0, 3)]
+    assert [(r.series_code, r.start, r.count) for r in second.results if r.window == "1h"] == [
+        (SeriesCode.BORDER, T0, 3),
+        (SeriesCode.ENTRIES, T0, 3),
+        (SeriesCode.EXITS, T0, 3),
+    ]
     third = Effects()
     state.process(3, crossing_bytes("d", T0 + 7 * H + 1), third)
     state.close_windows(third)
@@ -71,7 +76,7 @@ def test_dedup_forgets_ids_past_the_horizon_and_retention_drops_old_buckets() ->
     state.process(1, crossing_bytes("z", T0 + 5 * H), effects)
     state.close_windows(effects)
     assert state.dedup_size == 1
-    assert T0 not in state.series[("b", "upper-lars")].buckets
+    assert T0 not in state.series[(SeriesCode.BORDER, "upper-lars")].buckets
 
 
 def replay(table: dict[bytes, bytes]) -> PartitionState:

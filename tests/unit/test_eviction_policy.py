@@ -1,8 +1,8 @@
-"""Which group members the embedded-broker workaround evicts (streams/broker/defects.py)."""
+"""Which group members the embedded-broker workaround evicts (streams/defects.py)."""
 
 from __future__ import annotations
 
-from streams.broker.defects import Answer, EvictionPolicy
+from streams.defects import Answer, EvictionPolicy
 
 OK, REFUSED, SILENT = Answer.ANSWERED, Answer.REFUSED, Answer.SILENT
 

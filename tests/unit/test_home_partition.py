@@ -13,6 +13,7 @@ from events.codec import decode
 from events.partitioning import home_partition, murmur2, partition_for_key
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
+from streams.core.records import SeriesCode
 from streams.core.state import PartitionState
 from tests.factories import T0
 from tests.factories import crossing_bytes as crossing
@@ -82,7 +83,7 @@ def test_a_redelivered_event_away_from_home_is_forwarded_again() -> None:
     state.process_many([(offset, value, -1) for offset, value in enumerate(values)], again)
     assert again.forwards == [(0, home), (2, home)]
     assert again.outcomes == {"skipped": 3}
-    assert state.series[("b", BORDERS_HOME[away])].total == 1
+    assert state.series[(SeriesCode.BORDER, BORDERS_HOME[away])].total == 1
 
 
 #: a border whose home is each partition of four
@@ -150,7 +151,7 @@ def test_copies_anywhere_with_crashes_mid_forward_count_each_event_once(
     totals: dict[str, int] = defaultdict(int)
     for p, state in states.items():
         for (kind, border), series in state.series.items():
-            if kind == "b":
+            if kind == SeriesCode.BORDER:
                 assert partition_for_key(border.encode(), partitions) == p  # counted only at home
                 totals[border] += series.total
     expected: dict[str, int] = defaultdict(int)

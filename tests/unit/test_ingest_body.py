@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.ingest_body import BodyError, RecentIds, media_type, parse_body, report
 from streams.settings import Settings
 from streams.web.access import is_loopback
 from streams.web.ingest import ingest_refusal
+from streams.web.ingest_body import BodyError, RecentIds, media_type, parse_body, report
 from tests.factories import CROSSING, STATEMENT
 
 LIMIT = 64 * 1024
@@ -141,7 +141,7 @@ def test_ingest_is_refused_on_a_non_loopback_address_without_a_token(host: str, 
 
 
 def test_kafka_tls_and_sasl_settings_reach_every_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    from streams.engine.app import broker_credentials
+    from streams.app.assembly import broker_credentials
     from streams.kafka.clients import client_options
 
     monkeypatch.setenv("BORDERFLOW_SECURITY_PROTOCOL", "SASL_SSL")

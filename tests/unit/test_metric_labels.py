@@ -7,7 +7,9 @@ from prometheus_client import generate_latest
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
 from streams.core.queries import MAX_STATEMENT_GAUGES, gauged_statements
+from streams.core.reading import read
 from streams.core.state import PartitionState
+from streams.core.windows import WindowSpec
 from streams.engine import metrics
 from tests.factories import T0, crossing_bytes
 from tests.support import H
@@ -36,7 +38,7 @@ def test_window_labels_are_the_configured_windows_names() -> None:
     values = [crossing_bytes("a", T0 + 600, count=2), crossing_bytes("b", T0 + 2400, count=3), crossing_bytes("c", T0 + 5 * H, count=7)]
     state.process_many([(i, v, -1) for i, v in enumerate(values)], Effects())
     collector = metrics.StateCollector()
-    collector.attach(lambda: [state], list, dict, 1800, 12 * H, window_names=("30m", "12h"))
+    collector.attach(readings=lambda: read([state]), bucket=WindowSpec("30m", 1800, 1800), rolling=WindowSpec("12h", 12 * H, 1800))
     families = {family.name: family for family in collector.collect()}
     crossings = {sample.labels["window"]: sample.value for sample in families["borderflow_crossings"].samples}
     assert crossings == {"30m": 7, "12h": 2 + 3 + 7}  # the half hour holding stream time, and the 12 h ending with it

@@ -12,6 +12,7 @@ from events.model import SCHEMA_VERSION
 from events.validation import InvalidEvent, validate
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
+from streams.core.records import SeriesCode
 from streams.core.state import PartitionState
 from tests.factories import CROSSING
 
@@ -58,4 +59,4 @@ def test_the_stream_dead_letters_a_future_version_and_counts_the_rest() -> None:
     assert effects.outcomes == {"invalid": 1, "accepted": 1}
     (letter,) = effects.dead_letters
     assert letter.reason == "invalid:schema_version" and "unsupported" in letter.detail and letter.value == future
-    assert state.series[("b", "upper-lars")].total == CROSSING["count"]
+    assert state.series[(SeriesCode.BORDER, "upper-lars")].total == CROSSING["count"]

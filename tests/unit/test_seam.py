@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.engine import seam
 from streams.engine.seam import INSTANCE_ATTRIBUTES, PINNED, PRIVATE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,3 +90,68 @@ def test_the_seam_uses_every_member_it_lists() -> None:
         assert name in source.replace(f'"{name}"', ""), name
     for _module, _owner, name in INSTANCE_ATTRIBUTES:
         assert f".{name}" in source, name
+
+
+def _held_back() -> set[str]:
+    """Names the seam binds to a private object of Faust, mode or aiokafka (``from faust.streams import _current_event``)."""
+    held = set()
+    for node in ast.walk(ast.parse(SEAM.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in THIRD_PARTY:
+            held |= {a.asname or a.name for a in node.names if a.name.startswith("_")}
+    return held
+
+
+def seam_use_offenses(source: str, where: str) -> list[str]:
+    """How ``source`` takes from the seam what is not its public API: a private object, a member renamed, a name not exported.
+
+    A renamed import (``from streams.engine.seam import current_event as _current_event``)
+    hides private state behind a name of the importer's own, where the checks on
+    underscore attributes above no longer see it.
+    """
+    exported, held = set(seam.__all__), _held_back()
+    offenses = []
+    seam_modules = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module == "streams.engine.seam":
+            for alias in node.names:
+                if alias.asname not in (None, alias.name):
+                    offenses.append(f"{where}:{node.lineno}: {alias.name} imported as {alias.asname}")
+                if alias.name in held or alias.name not in exported:
+                    offenses.append(f"{where}:{node.lineno}: {alias.name} is not the seam's to give")
+        elif isinstance(node, ast.ImportFrom) and node.module == "streams.engine":
+            seam_modules |= {alias.asname or alias.name for alias in node.names if alias.name == "seam"}
+        elif isinstance(node, ast.Import):
+            seam_modules |= {alias.asname for alias in node.names if alias.name == "streams.engine.seam" and alias.asname}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in seam_modules:
+            if node.attr in held or node.attr not in exported:
+                offenses.append(f"{where}:{node.lineno}: seam.{node.attr} is not the seam's to give")
+    return offenses
+
+
+def test_no_module_takes_private_state_from_the_seam() -> None:
+    """What the seam holds of Faust's privates stays in it: other modules use its exported functions and classes, by their names."""
+    offenders = []
+    for path in [*(ROOT / "streams").rglob("*.py"), *(ROOT / "cli").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]:
+        if path != SEAM and path != Path(__file__):
+            offenders += seam_use_offenses(path.read_text(), str(path.relative_to(ROOT)))
+    assert not offenders
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from streams.engine.seam import current_event as _current_event",
+        "from streams.engine.seam import table_event as make_event",
+        "from streams.engine.seam import _current_event",
+        "from streams.engine import seam\nseam._current_event.set(None)",
+        "from streams.engine import seam as s\ns.aiokafka_fetcher",
+    ],
+)
+def test_the_check_catches_private_state_taken_from_the_seam(source: str) -> None:
+    assert seam_use_offenses(source, "example.py")
+
+
+def test_the_check_lets_the_seams_api_through() -> None:
+    source = "from streams.engine.seam import BatchingConsumer, table_event\nfrom streams.engine import seam\nseam.read_bare"
+    assert not seam_use_offenses(source, "ok.py")

@@ -1,10 +1,10 @@
-"""``/internal/snapshot`` parameters, parsed strictly (streams/core/queries.py: snapshot_request)."""
+"""``/internal/snapshot`` parameters, parsed strictly (streams/web/parameters.py: snapshot_request)."""
 
 from __future__ import annotations
 
 import pytest
 
-from streams.core.queries import MAX_SNAPSHOT_OFFSETS, BadParameter, snapshot_request
+from streams.web.parameters import MAX_SNAPSHOT_OFFSETS, BadParameter, snapshot_request
 
 
 def test_offsets_and_wait_are_read() -> None:

@@ -1,5 +1,10 @@
 """Known defects of the embedded broker (noida-db 0.2.3) and their workarounds, in one place.
 
+A worker's assembly (``streams/app/``) depends on this module: which broker it
+has, the static member id it joins with, the evictor. It depends only on the
+Kafka clients and the settings (an import-linter contract in pyproject.toml),
+apart from ``streams/broker/``, the brokers borderflow starts itself.
+
 The workarounds that change what a worker does (eviction, leaving on stop)
 run only when the broker is the embedded one. A worker learns which broker
 it has at start (:func:`detect_broker`, or ``BORDERFLOW_BROKER=kafka|embedded``
@@ -225,7 +230,7 @@ class DeadMemberEvictor:
             for member_id in evict:
                 await remove(member_id)
                 self.evicted += 1
-                log.warning("evicted unreachable group member %s (see streams/broker/defects.py)", member_id)
+                log.warning("evicted unreachable group member %s (see streams/defects.py)", member_id)
             return evict
 
     async def leave(self) -> list[str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import faust
 
-from streams.broker.defects import resolve_broker
-from streams.engine.app import create_app
+from streams.app.assembly import create_app
+from streams.defects import resolve_broker
 from streams.engine.checkpoint import mark_clean_stop, prepare_local_state
 from streams.settings import Settings
 
@@ -35,8 +35,10 @@ def run_worker(settings: Settings) -> None:
     state_dir.chmod(0o700)  # the counts, the dedup index and the statements: this worker's user only
     prepare_local_state(state_dir, Path(app.conf.tabledir))
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False, override_logging=False)
+    checkpoint = app.consumer_parts.checkpoint
+    assert checkpoint is not None, "create_app gives the consumer its checkpoint"
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:
-        mark_clean_stop(state_dir, exit_.code, app.checkpoint)  # type: ignore[attr-defined]
+        mark_clean_stop(state_dir, exit_.code, checkpoint)
         raise

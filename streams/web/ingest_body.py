@@ -1,6 +1,8 @@
 """The body of ``POST /events``: media types, lines, and what each line became.
 
 Pure functions, so the endpoint's rules can be tested without a server: the
+events' own wire format (one event, validated) is ``events/``; the HTTP side
+(media types, status codes, the ingest's memory of recent ids) is here. The
 HTTP view in ``streams/web/ingest.py`` reads the body, calls :func:`parse_body`,
 checks the valid lines for duplicates, publishes them, and answers with
 :func:`report`.

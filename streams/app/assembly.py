@@ -8,17 +8,17 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from streams.broker.defects import DeadMemberEvictor, group_instance_id
 from streams.core.queries import (
     StatementView,
     gauged_statements,
 )
-from streams.core.state import PartitionState
+from streams.core.reading import PartitionReading, read
+from streams.defects import DeadMemberEvictor, group_instance_id
 from streams.engine import metrics
 from streams.engine.fastpath import BatchInputs, FetchedBatch
 from streams.engine.membership import GroupMembership
 from streams.engine.runtime import NotReady, Runtime, is_ready
-from streams.engine.seam import BatchChannel, BorderflowApp, DeclaredTableManager, read_bare
+from streams.engine.seam import BatchChannel, BorderflowApp, ConsumerParts, DeclaredTableManager, read_bare
 from streams.kafka.clients import client_options
 from streams.kafka.topics import STATE_TABLE
 from streams.settings import Settings
@@ -63,13 +63,15 @@ def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
     return None
 
 
-def create_app(settings: Settings) -> faust.App:
-    """The app for ``settings``, whose broker is known (:func:`streams.broker.defects.resolve_broker`)."""
+def create_app(settings: Settings) -> BorderflowApp:
+    """The app for ``settings``, whose broker is known (:func:`streams.defects.resolve_broker`)."""
     if settings.broker == "auto" or settings.evict_dead_members is None:
-        raise ValueError("create_app needs settings whose broker is resolved: streams.broker.defects.resolve_broker")
+        raise ValueError("create_app needs settings whose broker is resolved: streams.defects.resolve_broker")
     config = settings.core()
+    parts = ConsumerParts(fetch_max_wait_ms=settings.fetch_max_wait_ms)
     app = BorderflowApp(
         settings.app_id,
+        consumer_parts=parts,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
         broker_credentials=broker_credentials(settings),
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
@@ -109,7 +111,6 @@ def create_app(settings: Settings) -> faust.App:
         loghandlers=[],
         TableManager=DeclaredTableManager,
     )
-    app.fetch_max_wait_ms = settings.fetch_max_wait_ms  # before the worker starts its consumer
     state = app.Table(
         STATE_TABLE,
         key_type=bytes,
@@ -120,8 +121,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     membership = GroupMembership(app, settings.session_timeout.total_seconds())
     runtime = Runtime(app, config, settings.topics, state, lambda: is_ready(app), membership=membership, forward=settings.forward)
-    app.borderflow_runtime = runtime  # type: ignore[attr-defined]
-    app.checkpoint = runtime.checkpoint  # the batch consumer commits through it
+    parts.checkpoint = runtime.checkpoint
 
     def make_agent(topic_name: str) -> None:
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes, partitions=settings.partitions)
@@ -147,7 +147,7 @@ def create_app(settings: Settings) -> faust.App:
                     await runtime.process_fetched(batch)
 
         app.agent(batches, name="borderflow.inputs")(process_input)
-        app.batch_inputs = BatchInputs(topic_names, batches.put, runtime.checkpoint.lock)  # type: ignore[arg-type]  # a channel carries any value
+        parts.inputs = BatchInputs(topic_names, batches.put)  # type: ignore[arg-type]  # a channel carries any value
         read_bare(topic_names)
 
     if settings.fast_path:
@@ -225,22 +225,21 @@ def create_app(settings: Settings) -> faust.App:
         except Exception:  # noqa: BLE001 - not assigned yet, or the consumer is restarting
             return None
 
-    def owned_states() -> list[PartitionState]:
+    def owned() -> list[PartitionReading]:
         """For the gauges: nothing while recovering (a gauge is better absent than wrong)."""
         try:
-            return runtime.local_states()
+            return read(runtime.local_states())
         except NotReady:
             return []
 
     metrics.STATE.attach(
-        owned_states,
-        lambda: statement_views,
+        readings=owned,
+        statements=lambda: statement_views,
         # counted from memory: len() of the RocksDB store would walk every key on every scrape
-        lambda: {STATE_TABLE: sum(s.record_count for s in owned_states()), "dedup_ids": sum(s.dedup_size for s in owned_states())},
-        config.bucket_seconds,
-        config.windows[1].size,
-        highwater,
-        lambda: runtime.unavailable() is None,
-        (config.windows[0].name, config.windows[1].name),
+        table_sizes=lambda: {STATE_TABLE: sum(r.record_count for r in owned()), "dedup_ids": sum(r.dedup_size for r in owned())},
+        bucket=config.bucket,
+        rolling=config.rolling,
+        highwater=highwater,
+        ready=lambda: runtime.unavailable() is None,
     )
     return app
