@@ -34,7 +34,7 @@ from events.checkpoints import Checkpoint
 from events.codec import decode, to_json
 from events.model import Crossing, Departure, Event, Registration, Statement
 from events.partitioning import home_key, partition_for_key
-from events.validation import Counted, InvalidEvent, fast_crossing, fast_departure
+from events.validation import InvalidEvent, read_json
 from streams.core.config import CoreConfig
 from streams.core.dedup import DedupIndex
 from streams.core.effects import DeadLetter, Effects, Outcome, WindowResult
@@ -69,8 +69,27 @@ _TIME_FIELDS: Final = {"crossing": "occurred_at", "departure": "occurred_at", "s
 _HOMES_KEPT: Final = 65536
 
 
-FastValidator = Callable[[object], Counted | None]
-_FAST_VALIDATORS: Final[dict[str, FastValidator]] = {"crossing": fast_crossing, "departure": fast_departure}
+#: a counted event's essentials: event_id, event time (Unix seconds), count, and
+#: the series keys: (border, to_country, from_country) or (country,)
+Counted = tuple[str, float, int, tuple[str, ...]]
+FastValidator = Callable[[bytes], Counted | None]
+
+
+def _crossing(value: bytes) -> Counted | None:
+    event = read_json(value)
+    if type(event) is not Crossing:
+        return None
+    return event.event_id, event.occurred_at, event.count, (event.border, event.to_country, event.from_country)
+
+
+def _departure(value: bytes) -> Counted | None:
+    event = read_json(value)
+    if type(event) is not Departure:
+        return None
+    return event.event_id, event.occurred_at, event.count, (event.country,)
+
+
+_FAST_VALIDATORS: Final[dict[str, FastValidator]] = {"crossing": _crossing, "departure": _departure}
 #: the series a counted event's keys go to, in the order the fast validators give the keys
 _SERIES_OF_TYPE: Final = {
     "crossing": (SeriesCode.BORDER, SeriesCode.ENTRIES, SeriesCode.EXITS),
@@ -121,7 +140,7 @@ class PartitionState:
             return None
         fast = _FAST_VALIDATORS.get(self.event_type)
         try:
-            counted = fast(orjson.loads(value)) if fast is not None and value is not None else None
+            counted = fast(value) if fast is not None and value is not None else None
             if counted is not None:
                 home = self._home_of(counted[3][0])
             else:
@@ -220,7 +239,7 @@ class PartitionState:
             self.config.since,
             self.config.max_event_bytes,
         )
-        loads, decode_error, floor = orjson.loads, orjson.JSONDecodeError, math.floor
+        floor = math.floor
         ids: list[str] = []
         offsets: list[int] = []
         cells: dict[tuple[tuple[str, ...], int, bool], int] = {}
@@ -240,10 +259,7 @@ class PartitionState:
             if offset <= last or value is None or len(value) > max_bytes:
                 odd = (offset, value, timestamp_ms)
                 break
-            try:
-                counted = fast(loads(value))
-            except decode_error:
-                counted = None
+            counted = fast(value)
             if counted is None:
                 odd = (offset, value, timestamp_ms)
                 break
