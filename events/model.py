@@ -7,8 +7,9 @@ constraint can state (two countries that must differ, printable text, the
 calendar behind a timestamp), and two that msgspec would check slower (the
 slug and timestamp patterns), are in each record's ``__post_init__``, which
 also turns the timestamps into Unix seconds (float, UTC) for the hot path.
-Unknown extra fields are ignored: the records refuse them, so that
-:mod:`events.validation` reads a message with any through JSON in full first.
+Unknown extra fields are ignored. The records themselves refuse them, so
+that :mod:`events.validation` reads a message that has any in full, as JSON,
+before the record reads the fields it knows: msgspec would skip them unread.
 
 :mod:`events.validation` reads messages with these records and names the
 field of a rejected one; ``events/schema/*.json`` describe the same rules
@@ -113,7 +114,7 @@ def _whole(record: msgspec.Struct, count: float) -> None:
 
 
 class _Message(msgspec.Struct, frozen=True, tag_field="type", forbid_unknown_fields=True):
-    """What every message has: its type (the tag) and the schema version it was written in."""
+    """A message: its ``type`` is the tag that picks the record."""
 
 
 class Crossing(_Message, frozen=True, tag="crossing"):

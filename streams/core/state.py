@@ -230,7 +230,7 @@ class PartitionState:
         is_duplicate, record = dedup.is_duplicate, dedup.record
         grace, bucket_seconds, since, max_bytes = config.grace, config.bucket_seconds, config.since, config.max_event_bytes
         earliest, max_future, time_field = config.earliest, config.max_future, _TIME_FIELDS[self.event_type]
-        partitions, here, forwards = config.partitions, self.partition, effects.forwards
+        partitions, here, homes, forwards = config.partitions, self.partition, self._homes, effects.forwards
         #: a crossing at a checkpoint not yet counted here, or between other countries than its registered ones, is judged by process
         checkpoints, unknown = (self._checkpoints if self.event_type == "crossing" else None), _UNKNOWN
         cells: dict[tuple[tuple[str, ...], int, bool], int] = {}
@@ -240,19 +240,20 @@ class PartitionState:
         odd = None
         for offset, value, timestamp_ms in messages:
             event = None if offset <= last or value is None or len(value) > max_bytes else read_json(value)
-            if type(event) is not kind:
+            if not isinstance(event, kind):
                 odd = (offset, value, timestamp_ms)
                 break
-            assert isinstance(event, Crossing | Departure)
             if partitions is not None:
-                home = self._home_of(home_key(event))
+                key = home_key(event)
+                home = homes.get(key)
+                if home is None:
+                    home = self._home_of(key)
                 if home != here:
                     forwards.append((offset, home))
                     forwarded += 1
                     last = offset
                     continue
-            if checkpoints is not None:
-                assert isinstance(event, Crossing)
+            if checkpoints is not None and isinstance(event, Crossing):
                 countries = checkpoints.get(event.border, unknown)  # None: counted, unregistered
                 if countries is not None and (
                     countries is unknown or event.to_country not in countries or event.from_country not in countries
