@@ -221,8 +221,11 @@ def messages() -> st.SearchStrategy[list[bytes | None]]:
             b'{"type": "crossing"}',
             b"\xff\xfe",
             orjson.dumps(DEPARTURE),
-            orjson.dumps(CROSSING),  # valid, with an offset in its time: not the common shape
+            orjson.dumps(CROSSING),  # valid, with an offset in its time
             orjson.dumps(CROSSING | {"count": 3.0}),
+            orjson.dumps(CROSSING | {"weather": "rain"}),  # an unknown field: read in full by decode(), through process
+            orjson.dumps(CROSSING | {"schema_version": 2}),
+            orjson.dumps(registration("r-1", T0, "a", ("GE", "AM"))),  # "a" counted between other countries from here on
             b"x" * 70_000,
         ]
     )
