@@ -8,7 +8,7 @@ import orjson
 
 from events.model import Crossing, Departure, Event, Registration, Statement
 from events.times import format_utc
-from events.validation import InvalidEvent, validate
+from events.validation import InvalidEvent, read_json, validate
 
 MAX_EVENT_BYTES: Final = 64 * 1024
 
@@ -19,7 +19,10 @@ def decode(data: bytes | None, *, max_bytes: int = MAX_EVENT_BYTES) -> Event:
         raise InvalidEvent("$", "empty message (tombstone)")
     if len(data) > max_bytes:
         raise InvalidEvent("$", f"oversize: {len(data)} bytes, at most {max_bytes}")
-    try:
+    event = read_json(data)
+    if event is not None:
+        return event
+    try:  # unknown fields, an older schema version, or refused: the verdict on the whole JSON value, and the reason
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         reason = "invalid UTF-8" if "utf-8" in str(exc).lower() else "invalid JSON"

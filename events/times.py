@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
+RFC3339_PATTERN: Final = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
+_RFC3339 = re.compile(RFC3339_PATTERN)
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -28,6 +30,31 @@ def parse_rfc3339(text: str) -> datetime:
         # 0001-01-01T00:00:00+01:00 is in year 0 in UTC: no datetime can hold it, so nothing could format it later
         raise ValueError("outside the years 0001 to 9999 in UTC") from None
     return moment
+
+
+_MINUTES_KEPT: Final = 65536
+#: "YYYY-MM-DDTHH:MM" -> Unix seconds, for the minutes of canonical UTC times (":SSZ" after the minute) read so far
+_minutes: dict[str, float] = {}
+#: ":SSZ", the end of a canonical UTC time after its minute -> SS
+_SECOND_SUFFIXES: Final = {f":{s:02d}Z": s for s in range(60)}
+
+
+def seconds_of(text: str) -> float:
+    """``parse_rfc3339(text).timestamp()``, without parsing again a minute of canonical UTC times read before.
+
+    Event times arrive in order, mostly as ``YYYY-MM-DDTHH:MM:SSZ``: the
+    minute is looked up, the second added.
+    """
+    minute = _minutes.get(text[:16])
+    second = _SECOND_SUFFIXES.get(text[16:])
+    if minute is not None and second is not None:  # both found: exactly the canonical shape, of a minute parsed before
+        return minute + second
+    seconds = parse_rfc3339(text).timestamp()
+    if second is not None and len(text) == 20:
+        if len(_minutes) >= _MINUTES_KEPT:
+            _minutes.clear()
+        _minutes[text[:16]] = seconds - second
+    return seconds
 
 
 def format_utc(moment: datetime | float) -> str:

@@ -1,6 +1,10 @@
-"""Validation: a JSON object in, a typed event out, or an error naming the field.
+"""Validation: JSON in, a typed event out, or an error naming the field.
 
-Pure functions, shared by the stream agents, ``POST /events`` and ``publish``.
+Pure functions, shared by the stream agents, ``POST /events``, ``publish``,
+replay and verify. The schema is the records of :mod:`events.model`: they
+alone decide what is accepted. A message they refuse is read again field by
+field (:func:`check_field_by_field`) only to name the field and the reason in
+the contract's words; tests keep the two in agreement.
 """
 
 from __future__ import annotations
@@ -10,13 +14,21 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-import pycountry
+import msgspec
 
 from events.model import (
+    COUNTRIES,
+    MAX_COUNT,
+    MAX_EVENT_ID,
+    MAX_NAME,
+    MAX_SLUG,
+    MAX_TEXT,
+    MAX_VALUE,
     MESSAGE_TYPES,
     METRICS,
     MODES,
     SCHEMA_VERSION,
+    SLUG_PATTERN,
     Crossing,
     Departure,
     Event,
@@ -25,12 +37,9 @@ from events.model import (
 )
 from events.times import parse_rfc3339
 
-MAX_COUNT: Final = 1_000_000
-MAX_TEXT: Final = 4096
-MAX_NAME: Final = 128
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_SLUG_MAX: Final = 64
-COUNTRIES: Final = frozenset(c.alpha_2 for c in pycountry.countries)
+__all__ = ["COUNTRIES", "MAX_COUNT", "MAX_NAME", "MAX_TEXT", "InvalidEvent", "check_field_by_field", "read_json", "validate"]
+
+_SLUG = re.compile(SLUG_PATTERN)
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 #: ``UPCASTERS[n]`` turns a version-n object into a version-(n+1) object.
@@ -73,8 +82,8 @@ def _text(obj: Mapping[str, Any], field: str, *, optional: bool = False) -> str 
 def _event_id(obj: Mapping[str, Any]) -> str:
     value = _text(obj, "event_id")
     assert value is not None
-    if len(value) > 128:
-        raise InvalidEvent("event_id", f"too long: {len(value)} characters, at most 128")
+    if len(value) > MAX_EVENT_ID:
+        raise InvalidEvent("event_id", f"too long: {len(value)} characters, at most {MAX_EVENT_ID}")
     if not value.isprintable():
         raise InvalidEvent("event_id", "not printable: control characters are not allowed")
     return value
@@ -102,7 +111,7 @@ def _slug(obj: Mapping[str, Any], field: str, *, optional: bool = False) -> str 
     value = _text(obj, field, optional=optional)
     if value is None:
         return None
-    if len(value) > _SLUG_MAX or not _SLUG.match(value):
+    if len(value) > MAX_SLUG or not _SLUG.match(value):
         raise InvalidEvent(field, f"not a lowercase slug like 'upper-lars': {value[:32]!r}")
     return value
 
@@ -135,7 +144,7 @@ def _number(obj: Mapping[str, Any], field: str) -> int | float:
         raise InvalidEvent(field, "out of range: not a finite number")
     if value < 0:
         raise InvalidEvent(field, f"out of range: {value} < 0")
-    if abs(value) > 1e15:
+    if abs(value) > MAX_VALUE:
         raise InvalidEvent(field, f"out of range: {value} > 1e15")
     return value
 
@@ -266,8 +275,12 @@ _BUILDERS: Final[dict[str, Callable[[Mapping[str, Any]], Event]]] = {
 assert tuple(_BUILDERS) == MESSAGE_TYPES
 
 
-def validate(obj: object) -> Event:
-    """Return the typed event for a decoded JSON value, or raise :class:`InvalidEvent`."""
+def check_field_by_field(obj: object) -> Event:
+    """The typed event for a decoded JSON value, or :class:`InvalidEvent` naming the first field wrong, in the contract's words.
+
+    Written apart from the schema, rule by rule: :func:`validate` asks it why
+    a message was refused, and tests hold it to the schema's verdicts.
+    """
     if not isinstance(obj, dict):
         raise InvalidEvent("$", f"wrong type: expected a JSON object, got {type(obj).__name__}")
     kind = obj.get("type")
@@ -278,136 +291,47 @@ def validate(obj: object) -> Event:
     return _BUILDERS[kind](_upcast(obj))
 
 
-# -- the hot path ----------------------------------------------------------------
-#
-# The stream validates every crossing and departure it counts. The checks above
-# build a typed record and name the field on failure; the functions below only
-# answer "valid, and these are the fields the counts need" for the common shape,
-# and return None for anything else, so the caller falls back to
-# :func:`validate` for the verdict and the error. They never accept what
-# :func:`validate` rejects, nor give other values (tests/unit/test_fast_path.py).
-
-#: a counted event's essentials: event_id, event time (Unix seconds), count, and
-#: the series keys: (border, to_country, from_country) or (country,)
-Counted = tuple[str, float, int, tuple[str, ...]]
-
-_CACHE_LIMIT: Final = 65536
-#: "YYYY-MM-DDTHH:MM" -> Unix seconds, for prefixes of canonical UTC times that parsed
-_minutes: dict[str, float] = {}
-#: ":SSZ", the end of a canonical UTC time after its minute -> SS
-_SECOND_SUFFIXES: Final = {f":{s:02d}Z": s for s in range(60)}
-#: checkpoint slugs that passed :func:`_slug`
-_slugs: set[str] = set()
+_SCHEMA: Final = msgspec.json.Decoder(Event)
+#: the fields each message type's record reads; others are ignored
+_FIELDS: Final[dict[str, frozenset[str]]] = {
+    kind.type: frozenset(kind.__struct_fields__) for kind in (Crossing, Departure, Statement, Registration)
+}
+assert tuple(_FIELDS) == MESSAGE_TYPES
+_REFUSED: Final = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
 
 
-def _learn_time(text: object) -> float | None:
-    """Parse a time the caches did not know; remember its minute if it has the canonical shape, else None."""
-    if type(text) is not str or len(text) != 20 or text[19] != "Z" or text[16] != ":":
-        return None
+def read_json(data: bytes) -> Event | None:
+    """The event in ``data`` when the schema accepts it as it stands; None when it may not.
+
+    "As it stands": at this worker's schema version and with no fields the
+    schema does not read, so one decode in compiled code answers. For
+    anything else (None), :func:`events.codec.decode` gives the verdict and
+    the reason.
+    """
     try:
-        seconds = parse_rfc3339(text).timestamp()
-    except ValueError:
+        event = _SCHEMA.decode(data)
+    except Exception:  # noqa: BLE001 - refused, or a check that failed unexpectedly: decode() says which, and input never stops the stream
         return None
-    if len(_minutes) >= _CACHE_LIMIT:
-        _minutes.clear()
-    _minutes[text[:16]] = seconds - int(text[17:19])
-    return seconds
+    return event if event.schema_version == SCHEMA_VERSION else None
 
 
-def _fast_slug(value: object) -> bool:
-    if type(value) is not str:
-        return False
-    if value in _slugs:
-        return True
-    if len(value) > _SLUG_MAX or not _SLUG.match(value):
-        return False
-    if len(_slugs) >= _CACHE_LIMIT:
-        _slugs.clear()
-    _slugs.add(value)
-    return True
+def validate(obj: object) -> Event:
+    """Return the typed event for a decoded JSON value, or raise :class:`InvalidEvent`."""
+    refusal: Exception | None = None
+    if isinstance(obj, dict):
+        kind = obj.get("type")
+        fields = _FIELDS.get(kind) if isinstance(kind, str) else None
+        if fields is not None:
+            try:
+                current = _upcast(obj)
+                return msgspec.convert({k: v for k, v in current.items() if k in fields or k == "type"}, Event)
+            except (*_REFUSED, InvalidEvent) as exc:
+                refusal = exc
+    check_field_by_field(obj)
+    # the schema refused what the field-by-field reading takes: tests keep this from happening; the schema decides
+    raise refusal if isinstance(refusal, InvalidEvent) else InvalidEvent(_field_named(refusal), f"refused by the schema: {refusal}")
 
 
-def _fast_extras_valid(obj: dict[str, Any]) -> bool:
-    """Whether the optional fields both counted kinds share are absent or plainly valid."""
-    version = obj.get("schema_version", 1)  # absent: version 1, as _upcast reads it
-    source = obj.get("source")
-    return type(version) is int and version == SCHEMA_VERSION and (source is None or (type(source) is str and 0 < len(source) <= MAX_TEXT))
-
-
-def _fast_event_time(text: object) -> float | None:
-    if type(text) is not str:
-        return None
-    # both found: the text is a known canonical minute and ":SSZ", so exactly the canonical shape
-    minute = _minutes.get(text[:16])
-    second = _SECOND_SUFFIXES.get(text[16:])
-    if minute is None or second is None:
-        return _learn_time(text)
-    return minute + second
-
-
-# The two functions below are the per-event cost of the stream, so they read
-# the required fields by subscript (a missing one is a KeyError, free in
-# CPython 3.11 until raised) and look at the optional ones only when the object
-# has more fields than the required ones. A list or an object where a string
-# belongs makes a set lookup raise TypeError: also "not the common shape".
-
-
-def fast_crossing(obj: object) -> Counted | None:
-    """The essentials of a valid crossing in its common shape, or None (then use :func:`validate`)."""
-    try:  # not a JSON object, or a time that is not a string: TypeError
-        kind, event_id, count, occurred_at = obj["type"], obj["event_id"], obj["count"], obj["occurred_at"]  # type: ignore[index]
-        border, from_country, to_country = obj["border"], obj["from_country"], obj["to_country"]  # type: ignore[index]
-        if (
-            kind != "crossing"
-            or type(event_id) is not str
-            or not 0 < len(event_id) <= 128
-            or not event_id.isprintable()
-            or type(count) is not int
-            or not 1 <= count <= MAX_COUNT
-            or from_country not in COUNTRIES
-            or to_country not in COUNTRIES
-            or from_country == to_country
-            or (border not in _slugs and not _fast_slug(border))
-            or (len(obj) != 7 and not _fast_crossing_extras_valid(obj))  # type: ignore[arg-type]
-        ):
-            return None
-    except (KeyError, TypeError):
-        return None
-    event_time = _fast_event_time(occurred_at)
-    return None if event_time is None else (event_id, event_time, count, (border, to_country, from_country))
-
-
-def _fast_crossing_extras_valid(obj: dict[str, Any]) -> bool:
-    mode = obj.get("mode")
-    return _fast_extras_valid(obj) and (mode is None or (type(mode) is str and mode in MODES))
-
-
-def fast_departure(obj: object) -> Counted | None:
-    """The essentials of a valid departure in its common shape, or None (then use :func:`validate`)."""
-    if type(obj) is not dict:
-        return None
-    try:
-        kind, event_id, count, occurred_at = obj["type"], obj["event_id"], obj["count"], obj["occurred_at"]
-        country, destination = obj["country"], obj["destination"]
-        if (
-            kind != "departure"
-            or type(event_id) is not str
-            or not 0 < len(event_id) <= 128
-            or not event_id.isprintable()
-            or type(count) is not int
-            or not 1 <= count <= MAX_COUNT
-            or country not in COUNTRIES
-            or destination not in COUNTRIES
-            or country == destination
-        ):
-            return None
-    except (KeyError, TypeError):
-        return None
-    if len(obj) != 6:
-        border = obj.get("border")
-        if not _fast_extras_valid(obj) or (border is not None and not _fast_slug(border)):
-            return None
-    event_time = _fast_event_time(occurred_at)
-    if event_time is None:
-        return None
-    return event_id, event_time, count, (country,)
+def _field_named(error: Exception | None) -> str:
+    found = re.search(r"at `\$\.(\w+)", str(error))
+    return found.group(1) if found else "$"

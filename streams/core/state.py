@@ -34,7 +34,7 @@ from events.checkpoints import Checkpoint
 from events.codec import decode, to_json
 from events.model import Crossing, Departure, Event, Registration, Statement
 from events.partitioning import home_key, partition_for_key
-from events.validation import Counted, InvalidEvent, fast_crossing, fast_departure
+from events.validation import InvalidEvent, read_json
 from streams.core.config import CoreConfig
 from streams.core.dedup import DedupIndex
 from streams.core.effects import DeadLetter, Effects, Outcome, WindowResult
@@ -71,13 +71,31 @@ _TIME_FIELDS: Final = {"crossing": "occurred_at", "departure": "occurred_at", "s
 _HOMES_KEPT: Final = 65536
 
 
-FastValidator = Callable[[object], Counted | None]
-_FAST_VALIDATORS: Final[dict[str, FastValidator]] = {"crossing": fast_crossing, "departure": fast_departure}
-#: the series a counted event's keys go to, in the order the fast validators give the keys
-_SERIES_OF_TYPE: Final = {
-    "crossing": (SeriesCode.BORDER, SeriesCode.ENTRIES, SeriesCode.EXITS),
-    "departure": (SeriesCode.DEPARTURES,),
+#: the record of each counted type
+_COUNTED: Final[dict[str, type[Crossing | Departure]]] = {"crossing": Crossing, "departure": Departure}
+
+
+#: the series a counted event counts in, by type: their codes, in the order of :func:`series_names`
+SERIES_CODES: Final[dict[type[Crossing | Departure], tuple[SeriesCode, ...]]] = {
+    Crossing: (SeriesCode.BORDER, SeriesCode.ENTRIES, SeriesCode.EXITS),
+    Departure: (SeriesCode.DEPARTURES,),
 }
+
+
+def series_names(event: Crossing | Departure) -> tuple[str, ...]:
+    """The names of the series an event counts in.
+
+    A crossing counts in its checkpoint's, its entries' and its exits'; a departure in its country's.
+    """
+    if type(event) is Crossing:
+        return event.border, event.to_country, event.from_country
+    assert isinstance(event, Departure)
+    return (event.country,)
+
+
+def in_total(event_time: float, since: float | None) -> bool:
+    """Whether an event counts in its series' totals: those count from BORDERFLOW_SINCE on."""
+    return since is None or event_time >= since
 
 
 class PartitionState:
@@ -99,7 +117,7 @@ class PartitionState:
         self._swept_through = -math.inf
         #: the highest offset a loaded series record was written through (see :meth:`flush`)
         self._series_ahead_through = NO_OFFSET
-        self._homes: dict[str, int] = {}
+        self._homes: dict[bytes, int] = {}
         #: checkpoints this partition counts: their registered countries, or None for an unregistered one
         self._checkpoints: dict[str, frozenset[str] | None] = {}
         self._unregistered = 0
@@ -107,32 +125,27 @@ class PartitionState:
         self._registrations: dict[str, Checkpoint] = {}
         self._dirty_registrations: set[str] = set()
 
-    def _home_of(self, key: str) -> int:
-        """The home partition of events routed by ``key`` (a checkpoint or a country)."""
+    def _home_of(self, key: bytes) -> int:
+        """The home partition of events routed by ``key`` (a checkpoint or a country: :func:`home_key`)."""
         home = self._homes.get(key)
         if home is None:
             assert self.config.partitions is not None
             if len(self._homes) >= _HOMES_KEPT:
                 self._homes.clear()
-            home = self._homes[key] = partition_for_key(key.encode(), self.config.partitions)
+            home = self._homes[key] = partition_for_key(key, self.config.partitions)
         return home
 
     def _away_home(self, value: bytes | None) -> int | None:
         """The home partition of a valid event that is not at home here; None for any other message."""
         if self.config.partitions is None:
             return None
-        fast = _FAST_VALIDATORS.get(self.event_type)
         try:
-            counted = fast(orjson.loads(value)) if fast is not None and value is not None else None
-            if counted is not None:
-                home = self._home_of(counted[3][0])
-            else:
-                event = decode(value, max_bytes=self.config.max_event_bytes)
-                if not self._belongs(event):
-                    return None
-                home = self._home_of(home_key(event).decode())
+            event = decode(value, max_bytes=self.config.max_event_bytes)
         except Exception:  # noqa: BLE001 - invalid input was dead-lettered where it arrived
             return None
+        if not self._belongs(event):
+            return None
+        home = self._home_of(home_key(event))
         return None if home == self.partition else home
 
     def _belongs(self, event: Event) -> bool:
@@ -188,129 +201,108 @@ class PartitionState:
     def process_many(self, messages: Iterable[tuple[int, bytes | None, int]], effects: Effects) -> None:
         """Apply ``(offset, value, timestamp_ms)`` in order: the same as :meth:`process` on each, faster.
 
-        Valid crossings and departures in their common shape take the loop of
-        :meth:`_process_common`; anything else (statements, invalid input,
-        redeliveries, late events, unusual shapes) goes through :meth:`process`.
-        The two are kept equal by tests/unit/test_fast_path.py.
+        Runs of crossings or departures that are only to be counted take
+        :meth:`_count_run`; anything else (statements, registrations, invalid
+        input, redeliveries, late events, unknown fields) goes through
+        :meth:`process`. Both apply the same rules, each written once
+        (tests/unit/test_fast_path.py compares them).
         """
-        fast = _FAST_VALIDATORS.get(self.event_type)
-        if fast is None or self._series_ahead_through > self.progress.offset:
+        kind = _COUNTED.get(self.event_type)
+        if kind is None or self._series_ahead_through > self.progress.offset:
             # after a flush cut short: some series are ahead of the progress record, so each event is checked per series
             for offset, value, timestamp_ms in messages:
                 self.process(offset, value, effects, timestamp_ms)
             return
         remaining = iter(messages)
-        while (odd := self._process_common(remaining, fast, effects)) is not None:
+        while (odd := self._count_run(remaining, kind, effects)) is not None:
             offset, value, timestamp_ms = odd
             self.process(offset, value, effects, timestamp_ms)
 
-    def _process_common(
-        self, messages: Iterator[tuple[int, bytes | None, int]], fast: FastValidator, effects: Effects
+    def _count_run(
+        self, messages: Iterator[tuple[int, bytes | None, int]], kind: type[Crossing | Departure], effects: Effects
     ) -> tuple[int, bytes | None, int] | None:
-        """Apply messages in the common shape, in order; return the first that needs :meth:`process`, or None at the end.
+        """Apply messages that are only to be counted, in order; return the first that needs :meth:`process`, or None at the end.
 
-        Counts are summed per (series keys, bucket) cell over the run and added
-        to the series once per cell at its end: a batch of a busy checkpoint
+        Counts are summed per (series, bucket) cell over the run and added to
+        the series once per cell at its end: a batch of a busy checkpoint
         touches few cells. Everything :meth:`process` reads (progress, dedup,
         series) is up to date when this returns.
         """
-        progress, dedup = self.progress, self.dedup
-        seen, uncertain = dedup.seen, dedup.uncertain
-        grace, bucket_seconds, since, max_bytes = (
-            self.config.grace,
-            self.config.bucket_seconds,
-            self.config.since,
-            self.config.max_event_bytes,
-        )
-        loads, decode_error, floor = orjson.loads, orjson.JSONDecodeError, math.floor
-        ids: list[str] = []
-        offsets: list[int] = []
-        cells: dict[tuple[tuple[str, ...], int, bool], int] = {}
-        last = progress.offset
-        newest = -math.inf if progress.stream_time is None else progress.stream_time
-        late_before = newest - grace
-        run_newest = -math.inf  # the newest event time of the ids recorded here, for their dedup segment
-        see, add_id, add_offset = seen.add, ids.append, offsets.append
-        odd = None
-        duplicate = forwarded = 0
-        partitions, here, homes, forwards = self.config.partitions, self.partition, self._homes, effects.forwards
+        config, dedup = self.config, self.dedup
+        is_duplicate, record = dedup.is_duplicate, dedup.record
+        grace, bucket_seconds, since, max_bytes = config.grace, config.bucket_seconds, config.since, config.max_event_bytes
+        earliest, max_future, time_field = config.earliest, config.max_future, _TIME_FIELDS[self.event_type]
+        partitions, here, homes, forwards = config.partitions, self.partition, self._homes, effects.forwards
         #: a crossing at a checkpoint not yet counted here, or between other countries than its registered ones, is judged by process
         checkpoints, unknown = (self._checkpoints if self.event_type == "crossing" else None), _UNKNOWN
-        now = self.clock()
-        now_ms, future, earliest = now * 1000, self.config.max_future, self.config.earliest
+        cells: dict[tuple[tuple[str, ...], int, bool], int] = {}
+        last, stream_time = self.progress.offset, self.progress.stream_time
+        accepted = duplicate = forwarded = 0
+        now, stamp, limit = self.clock(), None, 0.0
+        odd = None
         for offset, value, timestamp_ms in messages:
-            if offset <= last or value is None or len(value) > max_bytes:
+            event = None if offset <= last or value is None or len(value) > max_bytes else read_json(value)
+            if not isinstance(event, kind):
                 odd = (offset, value, timestamp_ms)
                 break
-            try:
-                counted = fast(loads(value))
-            except decode_error:
-                counted = None
-            if counted is None:
-                odd = (offset, value, timestamp_ms)
-                break
-            event_id, event_time, count, keys = counted
             if partitions is not None:
-                home = homes.get(keys[0])
+                key = home_key(event)
+                home = homes.get(key)
                 if home is None:
-                    home = self._home_of(keys[0])
+                    home = self._home_of(key)
                 if home != here:
                     forwards.append((offset, home))
                     forwarded += 1
                     last = offset
                     continue
-            if checkpoints is not None:
-                countries = checkpoints.get(keys[0], unknown)
-                if countries is unknown or (countries is not None and (keys[1] not in countries or keys[2] not in countries)):
-                    odd = (offset, value, timestamp_ms)  # admitted or refused there (_refusal), with the reason
+            if checkpoints is not None and isinstance(event, Crossing):
+                countries = checkpoints.get(event.border, unknown)  # None: counted, unregistered
+                if countries is not None and (
+                    countries is unknown or event.to_country not in countries or event.from_country not in countries
+                ):
+                    odd = (offset, value, timestamp_ms)  # admitted or refused there (_judge_checkpoint), with the reason
                     break
-            if event_time > (timestamp_ms * 0.001 if 0 <= timestamp_ms < now_ms else now) + future or event_time < earliest:
-                odd = (offset, value, timestamp_ms)  # outside stream_time.out_of_range's range: dead-lettered there, with the reason
+            if timestamp_ms != stamp:
+                stamp, limit = timestamp_ms, future_limit(timestamp_ms, now, max_future)
+            event_time = event.occurred_at
+            if out_of_range(time_field, event_time, earliest, limit, max_future) is not None:
+                odd = (offset, value, timestamp_ms)  # dead-lettered there, with the reason
                 break
-            if event_id in seen or (uncertain and dedup.is_duplicate(event_id, offset)):
+            if is_duplicate(event.event_id, offset):
                 duplicate += 1
                 last = offset
                 continue
-            if event_time < late_before:  # stream_time.is_late, inlined
-                odd = (offset, value, timestamp_ms)  # late: dead-lettered there, with the reason
+            if is_late(event_time, stream_time, grace):
+                odd = (offset, value, timestamp_ms)  # dead-lettered there, with the reason
                 break
-            see(event_id)
-            if uncertain:
-                uncertain.pop(event_id, None)
-            add_id(event_id)
-            add_offset(offset)
-            cell = (keys, floor(event_time / bucket_seconds) * bucket_seconds, since is None or event_time >= since)
-            cells[cell] = cells.get(cell, 0) + count
-            if event_time > run_newest:
-                run_newest = event_time
-                if event_time > newest:
-                    newest = event_time
-                    late_before = newest - grace
+            record(event.event_id, offset, event_time)
+            cell = (series_names(event), bucket_start(event_time, bucket_seconds), in_total(event_time, since))
+            cells[cell] = cells.get(cell, 0) + event.count
+            stream_time = advanced(stream_time, event_time)
+            accepted += 1
             last = offset
-        if ids or duplicate or forwarded:
-            progress.offset = last
-            if ids:
-                progress.stream_time = newest
+        if accepted or duplicate or forwarded:
+            self.progress.offset = last
+            self.progress.stream_time = stream_time
             self._dirty_progress = True
-            dedup.add_recorded(ids, offsets, run_newest)
-            self._add_cells(cells)
+            self._add_cells(SERIES_CODES[kind], cells)
             outcomes = effects.outcomes
-            if ids:
-                outcomes["accepted"] = outcomes.get("accepted", 0) + len(ids)
+            if accepted:
+                outcomes["accepted"] = outcomes.get("accepted", 0) + accepted
             if duplicate:
                 outcomes["duplicate"] = outcomes.get("duplicate", 0) + duplicate
             if forwarded:
                 outcomes["forwarded"] = outcomes.get("forwarded", 0) + forwarded
         return odd
 
-    def _add_cells(self, cells: Mapping[tuple[tuple[str, ...], int, bool], int]) -> None:
-        codes, series_of, dirty = _SERIES_OF_TYPE[self.event_type], self.series, self._dirty_series
+    def _add_cells(self, codes: tuple[SeriesCode, ...], cells: Mapping[tuple[tuple[str, ...], int, bool], int]) -> None:
+        series_of, dirty = self.series, self._dirty_series
         targets_of: dict[tuple[str, ...], list[Series]] = {}
-        for (keys, bucket, in_total), count in cells.items():
-            targets = targets_of.get(keys)
+        for (names, bucket, counts_in_total), count in cells.items():
+            targets = targets_of.get(names)
             if targets is None:
-                targets = targets_of[keys] = []
-                for series_id in zip(codes, keys, strict=True):
+                targets = targets_of[names] = []
+                for series_id in zip(codes, names, strict=True):
                     series = series_of.get(series_id)
                     if series is None:
                         series = series_of[series_id] = Series()
@@ -319,7 +311,7 @@ class PartitionState:
             for series in targets:
                 buckets = series.buckets
                 buckets[bucket] = buckets.get(bucket, 0) + count
-                if in_total:
+                if counts_in_total:
                     series.total += count
 
     def _process(self, offset: int, value: bytes | None, effects: Effects, limit: float) -> Outcome:
@@ -329,7 +321,7 @@ class PartitionState:
             if not self._belongs(event):
                 raise InvalidEvent("type", f"a {event.type} does not belong on topic {self.topic}")
             if self.config.partitions is not None:
-                home = self._home_of(home_key(event).decode())
+                home = self._home_of(home_key(event))
             if home == self.partition:  # one away is judged at home
                 outside = out_of_range(_TIME_FIELDS[event.type], event.event_time, self.config.earliest, limit, self.config.max_future)
                 if outside is not None:
@@ -444,24 +436,20 @@ class PartitionState:
         self._dirty_statements.add(event.event_id)
 
     def _count(self, event: Event, offset: int) -> None:
-        keys: tuple[tuple[SeriesCode, str], ...]
         if isinstance(event, Crossing):
-            keys = ((SeriesCode.BORDER, event.border), (SeriesCode.ENTRIES, event.to_country), (SeriesCode.EXITS, event.from_country))
             self._admit(event.border)
-        elif isinstance(event, Departure):
-            keys = ((SeriesCode.DEPARTURES, event.country),)
-        else:  # pragma: no cover - statements are not counted
+        elif not isinstance(event, Departure):  # pragma: no cover - statements are not counted
             return
         bucket = bucket_start(event.event_time, self.config.bucket_seconds)
-        in_total = self.config.since is None or event.event_time >= self.config.since
-        for series_id in keys:
+        counts_in_total = in_total(event.event_time, self.config.since)
+        for series_id in zip(SERIES_CODES[type(event)], series_names(event), strict=True):
             series = self.series.get(series_id)
             if series is None:
                 series = self.series[series_id] = Series()
             if offset <= series.offset:
                 continue  # applied before a crash cut the last flush short
             series.buckets[bucket] = series.buckets.get(bucket, 0) + event.count
-            if in_total:
+            if counts_in_total:
                 series.total += event.count
             self._dirty_series.add(series_id)  # its offset is set when flushed
 

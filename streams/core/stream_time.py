@@ -18,8 +18,9 @@ replay of the same log judges every event as the live worker did:
   (:func:`out_of_range`): dead-lettered with reason ``out-of-range``, so no
   window starts before it (nor before year 1, which no answer could spell).
 
-The hot loop of :class:`~streams.core.state.PartitionState` inlines these
-rules; tests/unit/test_fast_path.py keeps it equal to them.
+Both the per-message path and the batch loop of
+:class:`~streams.core.state.PartitionState` call these functions: each rule is
+written here once.
 """
 
 from __future__ import annotations
@@ -81,8 +82,7 @@ def too_far_ahead(field: str, event_time: float, limit: float, max_future: float
 def out_of_range(field: str, event_time: float, earliest: float, limit: float, max_future: float) -> InvalidEvent | None:
     """The error for an event time outside ``[earliest, limit]`` (``limit``: :func:`future_limit`), or None.
 
-    The one verdict on an event's time range; the hot loop sends every event
-    outside the range here (streams/core/state.py).
+    The one verdict on an event's time range, for both paths of streams/core/state.py.
     """
     if event_time > limit:
         return too_far_ahead(field, event_time, limit, max_future)

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from events.model import Crossing, Departure, Event, Registration, Statement
 from events.schema import rendered, schemas
-from events.validation import COUNTRIES, InvalidEvent, validate
+from events.validation import COUNTRIES, InvalidEvent, check_field_by_field, validate
 from tests.factories import CROSSING, DEPARTURE, STATEMENT
 
 EXAMPLES = {"crossing": CROSSING, "departure": DEPARTURE, "statement": STATEMENT}
@@ -24,6 +25,15 @@ def schema_accepts(obj: dict[str, Any]) -> bool:
 def validator_accepts(obj: dict[str, Any]) -> bool:
     try:
         validate(obj)
+    except InvalidEvent:
+        return False
+    assert check_field_by_field(obj) == validate(obj)
+    return True
+
+
+def reference_accepts(obj: dict[str, Any]) -> bool:
+    try:
+        check_field_by_field(obj)
     except InvalidEvent:
         return False
     return True
@@ -99,6 +109,7 @@ CROSS_FIELD: list[tuple[str, dict[str, Any]]] = [
 def test_schema_and_validator_agree(kind: str, change: dict[str, Any], accepted: bool) -> None:
     obj = EXAMPLES[kind] | change
     assert validator_accepts(obj) is accepted
+    assert reference_accepts(obj) is accepted
     assert schema_accepts(obj) is accepted
 
 
@@ -129,3 +140,11 @@ def test_generated_crossings_are_judged_alike(origin: str, destination: str, cou
     obj = CROSSING | {"from_country": origin, "to_country": destination, "count": count, "border": border, "event_id": event_id}
     assert schema_accepts(obj)
     assert validator_accepts(obj) is (origin != destination)
+
+
+@pytest.mark.parametrize("kind", [Crossing, Departure, Statement, Registration])
+def test_the_json_schema_names_the_fields_the_records_read(kind: type[Event]) -> None:
+    schema = schemas()[kind.type]
+    assert set(schema["properties"]) == {"type", *kind.__struct_fields__}
+    defaults = len(kind.__struct_defaults__)
+    assert set(schema["required"]) == {"type", *kind.__struct_fields__[: len(kind.__struct_fields__) - defaults]}
