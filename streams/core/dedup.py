@@ -215,7 +215,7 @@ class DedupIndex:
             key = min(offsets)
             newest = self._pending_newest
             out.append((key, orjson.dumps([ids, offsets, newest])))  # [[event_id...], [offset...], newest event time]
-            self._add_segment(key, self._pending._replace(newest=newest))
+            self._add_segment(key, _Segment(newest, self._pending.lows, self._pending.beside))
             self._pending_ids, self._pending_offsets, self._pending_newest = [], [], -math.inf
             self._pending = _Segment(-math.inf, array("Q"), [])
         self._expired = []
