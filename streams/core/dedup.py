@@ -85,6 +85,15 @@ class DedupIndex:
         self._pending_newest = -math.inf
         self._pending = _Segment(-math.inf, array("Q"), [])  # its newest is set when it is flushed
         self._expired: list[int] = []
+        #: the last id hashed and its key: record() after is_duplicate() on the same id hashes it once
+        self._last: tuple[str, tuple[int, int]] = ("", id_key(""))
+
+    def _key(self, event_id: str) -> tuple[int, int]:
+        last_id, key = self._last
+        if event_id is not last_id:
+            key = id_key(event_id)
+            self._last = (event_id, key)
+        return key
 
     def __len__(self) -> int:
         return self._held + len(self._overflow) + len(self._uncertain)
@@ -94,7 +103,7 @@ class DedupIndex:
         return len(self._segments)
 
     def __contains__(self, event_id: str) -> bool:
-        low, high = id_key(event_id)
+        low, high = self._key(event_id)
         if self._table[low] == high:
             return True
         whole = _whole(low, high)
@@ -102,7 +111,7 @@ class DedupIndex:
 
     def is_duplicate(self, event_id: str, offset: int) -> bool:
         """Whether a message other than the one at ``offset`` already carried ``event_id``."""
-        low, high = id_key(event_id)
+        low, high = self._key(event_id)
         return self._table[low] == high or (bool(self._overflow or self._uncertain) and self._held_beside(low, high, offset))
 
     def _held_beside(self, low: int, high: int, offset: int) -> bool:
@@ -111,7 +120,7 @@ class DedupIndex:
 
     def first_seen(self, event_id: str, offset: int, event_time: float) -> bool:
         """:meth:`record` ``event_id`` unless :meth:`is_duplicate`; whether it was recorded (one hash for both)."""
-        low, high = id_key(event_id)
+        low, high = self._key(event_id)
         table = self._table
         held = table[low]
         if held is None and not self._overflow and not self._uncertain:  # a new id, and none held beside the table
@@ -128,7 +137,7 @@ class DedupIndex:
         return True
 
     def record(self, event_id: str, offset: int, event_time: float) -> None:
-        low, high = id_key(event_id)
+        low, high = self._key(event_id)
         self._add_pending(event_id, offset, event_time, low, high, self._table[low])
 
     def add_recorded(self, ids: list[str], offsets: list[int], newest: float) -> None:
