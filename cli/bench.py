@@ -233,3 +233,9 @@ def bench(
             "-" if row["drain_events_per_s"] is None else f"{row['drain_events_per_s']:,} ({row['drain_ratio_to_bare']})",
         )
     Console(width=max(Console().width, 140)).print(table)
+    for row in figures["results"]:  # type: ignore[attr-defined]
+        if row.get("dead_letters"):
+            console.print(
+                f"[yellow]{row['name']} dead-lettered {row['dead_letters']:,} of the {row['events']:,} events: "
+                "its rate is partly that of the dead-letter path[/yellow]"
+            )

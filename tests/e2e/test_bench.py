@@ -69,6 +69,7 @@ def test_bench_on_a_small_topic_reports_every_contestant() -> None:
     assert worker["peak_rss_mb"] > 10
     assert worker["first_result_s"] is not None and worker["first_result_s"] <= worker["seconds"]
     assert worker["speedup_over_baseline"] > 0
+    assert worker["dead_letters"] == two["dead_letters"] == 0
     # the rate after the first result leaves out the process start, so it is never below the whole run's
     assert worker["drain_events_per_s"] is None or worker["drain_events_per_s"] >= worker["events_per_s"]
     assert figures["compression"] == "zstd"
@@ -113,6 +114,8 @@ def test_bench_with_default_producer_input_reports_its_shape(kafka: str) -> None
     assert names == ["bare aiokafka consumer", "borderflow worker", "pure core in process, no Kafka"]
     for row in figures["results"]:
         assert row["events"] == 2000 and row["events_per_s"] > 0
+    worker = figures["results"][1]
+    assert worker["dead_letters"] == 0, "the bench measured the dead-letter path, not counting"
 
 
 def test_default_producer_events_leave_one_partition_empty_and_the_others_uneven() -> None:

@@ -16,6 +16,7 @@ from streams.core.config import CoreConfig
 from streams.core.effects import Effects
 from streams.core.records import SeriesCode
 from streams.core.state import PartitionState
+from streams.tools.bench import UPSTREAM_CHECKPOINTS, bench_events
 from tests.factories import T0, crossing, registration
 
 
@@ -182,3 +183,13 @@ def test_a_registration_belongs_on_the_crossings_topic_only() -> None:
     state = PartitionState("departures", 0, "departure", CoreConfig())
     effects = run(state, [registration("r", T0, "zz-1")])
     assert reasons(effects) == ["invalid:type"]
+
+
+def test_the_bench_crosses_registered_checkpoints_between_their_own_countries() -> None:
+    """Else the bench's upstream input would measure the dead-letter path, not counting."""
+    shipped = registered()
+    for _, value, _ in bench_events(2_000, 1_000, checkpoints=UPSTREAM_CHECKPOINTS):
+        event = orjson.loads(value)
+        checkpoint = shipped.get(event["border"])
+        if checkpoint is not None:
+            assert checkpoint.mismatch(event["from_country"], event["to_country"]) is None, event
