@@ -396,8 +396,9 @@ class Runtime:
         A batch of a partition no longer owned is dropped. One that arrives
         while the worker is rebalancing or recovering is not applied (the
         state may be incomplete) and its partition is fetched again from the
-        batch. One that starts after the state's next offset is dropped, and
-        the partition read again from there (:class:`~streams.engine.fastpath.GapGuard`).
+        batch. One that starts after the state's next offset, or after a batch
+        given back before it, is dropped, and the partition read again from
+        there (:class:`~streams.engine.fastpath.GapGuard`).
         """
         again = await self.checkpoint.section(self._process_fetched(batch))
         if again is None:
@@ -421,7 +422,7 @@ class Runtime:
                 self.gaps.log_starts_at(tp, log_start)
                 target = max(next_offset, log_start)
         (log.warning if rereads > 3 else log.info)(
-            "%s: the state ends before %d: reading again from %d (%d time(s))", tp, next_offset, target, rereads
+            "%s: records from %d were not applied: reading again from %d (%d time(s))", tp, next_offset, target, rereads
         )
         try:
             await consumer.reread(tp, target)
@@ -446,6 +447,7 @@ class Runtime:
         if batch.tp not in consumer.assignment():
             return None
         if not (self.app.flow_control.is_active() and self._ready()):  # a rebalance or recovery: the state may be incomplete
+            self.gaps.given_back(batch.tp, batch.records[0].offset)
             return _FetchAgain(batch.records[0].offset, gap=False)
         topic, partition = batch.tp.topic, batch.tp.partition
         next_offset = self._state_for(topic, partition).progress.offset + 1
@@ -453,7 +455,7 @@ class Runtime:
         if admission is Admission.DROP:
             return None
         if admission is Admission.REREAD:
-            return _FetchAgain(next_offset, gap=True)
+            return _FetchAgain(self.gaps.next_needed(batch.tp, next_offset), gap=True)
         last = batch.records[-1]
         context = table_event(self.app, table_context(consumer, batch.tp, last))
         writes, effects = self._apply(topic, partition, map(_bare_fields, batch.records), context)
