@@ -5,8 +5,9 @@ happens between a batch being read and its input offset being committed
 (docs/architecture.md, "Exactly counted under at-least-once"):
 
 1. **section** (:meth:`Checkpoint.section`): a batch is applied to its
-   partition's state, written to the local store, and its changelog, dead
-   letters, forwards and window results queued into the producer, as one
+   partition's state, written to the local store, its changelog, dead
+   letters and window results queued into the producer and its forwards
+   handed to the output's thread, as one
    section that runs to its end even if the agent is cancelled. Commits and
    revocations wait for it (:attr:`Checkpoint.lock`), so they never see half a
    batch. A section that fails half-way stops the worker
@@ -14,7 +15,8 @@ happens between a batch being read and its input offset being committed
 2. **mark** (:meth:`Checkpoint.processed`): the partition is marked processed
    through the batch's last offset, only after its section ended.
 3. **flush and check** (:meth:`Checkpoint.before_commit`): before any commit
-   the producer is flushed and every record batch checked as delivered; a
+   the forwards are in the producer, the producer is flushed and every record
+   batch checked as delivered; a
    failed one stops the commit (and the worker), so the input is read again.
 4. **commit** (:meth:`Checkpoint.commit_offset`): what is committed is the mark
    plus one: never an offset whose effects are not in Kafka.

@@ -61,19 +61,41 @@ class GapGuard:
     dropped; a hole inside the log, which borderflow's producers never make,
     would be read again and again, and is logged each time rather than
     skipped.
+
+    Records at or below the state's offset are not counted again, but they
+    are not free to skip either: the copies they forwarded may not have
+    reached Kafka before a crash (those of the last batches are still on
+    their way when the changelog already holds the progress that covers
+    them), and they are forwarded again only when the records pass through
+    the core again. So a batch the agent gives back (:meth:`given_back`) is
+    owed: no later batch of its partition is applied before one that starts
+    at or before it, whichever seek landed last.
     """
 
     def __init__(self) -> None:
         self.rereads: dict[TP, int] = {}
         self._log_starts: dict[TP, int] = {}
+        #: the first offset of the earliest batch given back and not yet fetched again
+        self._owed: dict[TP, int] = {}
 
     def log_starts_at(self, tp: TP, offset: int) -> None:
         """Records below ``offset`` are no longer in ``tp``'s log (retention): no batch can bring them."""
         self._log_starts[tp] = max(offset, self._log_starts.get(tp, 0))
 
+    def given_back(self, tp: TP, first_offset: int) -> None:
+        """The agent did not apply a batch of ``tp`` from ``first_offset`` on: it must be fetched again."""
+        owed = self._owed.get(tp)
+        self._owed[tp] = first_offset if owed is None else min(owed, first_offset)
+
+    def next_needed(self, tp: TP, next_offset: int) -> int:
+        """Where ``tp`` must be read from: the state's ``next_offset``, or a batch given back before it."""
+        owed = self._owed.get(tp)
+        return next_offset if owed is None else min(owed, next_offset)
+
     def admit(self, tp: TP, next_offset: int, first_offset: int, batch_epoch: int, current_epoch: int) -> Admission:
-        if first_offset <= max(next_offset, self._log_starts.get(tp, 0)):
+        if first_offset <= max(self.next_needed(tp, next_offset), self._log_starts.get(tp, 0)):
             self.rereads.pop(tp, None)
+            self._owed.pop(tp, None)
             return Admission.APPLY
         if batch_epoch != current_epoch:
             return Admission.DROP
@@ -84,6 +106,7 @@ class GapGuard:
         for tp in tps:
             self.rereads.pop(tp, None)
             self._log_starts.pop(tp, None)
+            self._owed.pop(tp, None)
 
 
 class BatchInputs:

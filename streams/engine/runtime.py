@@ -16,6 +16,7 @@ import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import faust
@@ -35,6 +36,7 @@ from streams.engine.membership import GroupMembership, Ownership, recovery_state
 from streams.engine.output import DirectOutput, Record, header_text
 from streams.engine.seam import (
     BatchingConsumer,
+    BuiltBatch,
     as_current_event,
     changelog_marks,
     partition_rows,
@@ -80,6 +82,18 @@ def _offsets_to_copy(effects: Effects) -> set[int]:
     if not effects.forwards and not effects.dead_letters:
         return set()
     return {offset for offset, _ in effects.forwards} | {letter.offset for letter in effects.dead_letters}
+
+
+def _copies(topic: str, partition: int, originals: dict[int, _Original], offsets: list[int]) -> tuple[list[Record], list[int | None]]:
+    """The forwarded copies of the messages at ``offsets`` and their timestamps: each names its origin in a header."""
+    records: list[Record] = []
+    stamps: list[int | None] = []
+    for offset in offsets:
+        key, value, headers, timestamp = originals[offset]
+        origin = (FORWARDED_FROM, f"{topic}|{partition}|{offset}".encode())
+        records.append((key, value, [h for h in headers if h[0] != FORWARDED_FROM] + [origin]))
+        stamps.append(timestamp)
+    return records, stamps
 
 
 def _bare_record(record: Any) -> _Original:
@@ -158,7 +172,7 @@ class Runtime:
         self.changelog_topic = state.changelog_topic.get_topic_name()
         self.gaps = GapGuard()
         # Faust starts its producer after the app is built: look it up when sending
-        self.output = DirectOutput(lambda: underlying_producer(app))
+        self.output = DirectOutput(lambda: underlying_producer(app), BuiltBatch)
         self.checkpoint = Checkpoint(self.output, app.crash)
         self.checkpoint.on_failure(self.states.clear)  # what memory holds may be ahead of the store
         self._standbys: dict[int, Standby] = {}
@@ -382,8 +396,9 @@ class Runtime:
         A batch of a partition no longer owned is dropped. One that arrives
         while the worker is rebalancing or recovering is not applied (the
         state may be incomplete) and its partition is fetched again from the
-        batch. One that starts after the state's next offset is dropped, and
-        the partition read again from there (:class:`~streams.engine.fastpath.GapGuard`).
+        batch. One that starts after the state's next offset, or after a batch
+        given back before it, is dropped, and the partition read again from
+        there (:class:`~streams.engine.fastpath.GapGuard`).
         """
         again = await self.checkpoint.section(self._process_fetched(batch))
         if again is None:
@@ -407,7 +422,7 @@ class Runtime:
                 self.gaps.log_starts_at(tp, log_start)
                 target = max(next_offset, log_start)
         (log.warning if rereads > 3 else log.info)(
-            "%s: the state ends before %d: reading again from %d (%d time(s))", tp, next_offset, target, rereads
+            "%s: records from %d were not applied: reading again from %d (%d time(s))", tp, next_offset, target, rereads
         )
         try:
             await consumer.reread(tp, target)
@@ -432,6 +447,7 @@ class Runtime:
         if batch.tp not in consumer.assignment():
             return None
         if not (self.app.flow_control.is_active() and self._ready()):  # a rebalance or recovery: the state may be incomplete
+            self.gaps.given_back(batch.tp, batch.records[0].offset)
             return _FetchAgain(batch.records[0].offset, gap=False)
         topic, partition = batch.tp.topic, batch.tp.partition
         next_offset = self._state_for(topic, partition).progress.offset + 1
@@ -439,7 +455,7 @@ class Runtime:
         if admission is Admission.DROP:
             return None
         if admission is Admission.REREAD:
-            return _FetchAgain(next_offset, gap=True)
+            return _FetchAgain(self.gaps.next_needed(batch.tp, next_offset), gap=True)
         last = batch.records[-1]
         context = table_event(self.app, table_context(consumer, batch.tp, last))
         writes, effects = self._apply(topic, partition, map(_bare_fields, batch.records), context)
@@ -484,21 +500,19 @@ class Runtime:
 
         Each copy keeps the original's key, value, headers and timestamp (the
         future-time bound is judged on it), and names its origin in a header.
-        Delivery is checked before the input is committed, like every output;
-        a copy delivered twice (forwarded again after a crash) is a duplicate
+        The copies are made, batched and compressed in the output's thread
+        while the next batch is applied; before the input is committed they
+        are in the producer and their delivery is checked, like every output's.
+        A copy delivered twice (forwarded again after a crash) is a duplicate
         at home, counted once.
         """
         if not self.forward or not effects.forwards:
             return
-        by_home: dict[int, tuple[list[Record], list[int | None]]] = defaultdict(lambda: ([], []))
+        by_home: dict[int, list[int]] = defaultdict(list)
         for offset, home in effects.forwards:
-            key, value, headers, timestamp = originals[offset]
-            origin = (FORWARDED_FROM, f"{topic}|{partition}|{offset}".encode())
-            records, stamps = by_home[home]
-            records.append((key, value, [h for h in headers if h[0] != FORWARDED_FROM] + [origin]))
-            stamps.append(timestamp)
-        for home, (records, stamps) in by_home.items():
-            await self.output.send(topic, home, records, exact=True, timestamps=stamps)
+            by_home[home].append(offset)
+        for home, offsets in by_home.items():
+            await self.output.send_soon(topic, home, partial(_copies, topic, partition, originals, offsets))
         metrics.FORWARDED.labels(type=self.topics.type_of(topic)).inc(len(effects.forwards))
 
     async def _publish(

@@ -22,6 +22,7 @@ Kafka under the suite let go: docs/architecture.md ("The Faust seam").
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -33,6 +34,7 @@ import faust
 from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.consumer import group_coordinator as aiokafka_group
+from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import ConsumerRecord
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import _current_event
@@ -134,6 +136,20 @@ PRIVATE: Final[tuple[tuple[str, str, str, str, str], ...]] = (
         "_ensure_producer",
         "write record batches on Faust's own producer (underlying_producer)",
         "tests/integration/test_output.py",
+    ),
+    (
+        "aiokafka.producer.message_accumulator",
+        "BatchBuilder",
+        "_build",
+        "build and compress a record batch in the direct output's thread (BuiltBatch), and give aiokafka one built already",
+        "tests/unit/test_built_batches.py, tests/integration/test_output.py",
+    ),
+    (
+        "aiokafka.producer.message_accumulator",
+        "BatchBuilder",
+        "_set_producer_state",
+        "write the idempotent producer's id, epoch and sequence into a batch built beforehand (BuiltBatch)",
+        "tests/unit/test_built_batches.py, tests/integration/test_output.py",
     ),
     # the table manager without its start-up second
     (
@@ -342,8 +358,15 @@ class BatchingConsumer(aiokafka_driver.Consumer):
     async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
         checkpoint = self.parts.checkpoint
         if checkpoint is not None:  # what the offsets cover must have reached Kafka, the direct output included
-            await checkpoint.before_commit(self.app.producer.flush)
+            await checkpoint.before_commit(self._flush_output)
         return await super()._commit_offsets(offsets, start_new_transaction)
+
+    async def _flush_output(self) -> None:
+        """The records the direct output still makes off the event loop into the producer, then the producer flushed."""
+        checkpoint = self.parts.checkpoint
+        assert checkpoint is not None, "the direct output belongs to an app assembled with its checkpoint"
+        await checkpoint.output.queued()
+        await self.app.producer.flush()
 
     def _new_offset(self, tp: TP) -> int | None:
         checkpoint = self.parts.checkpoint
@@ -358,7 +381,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         # No batch may run from here until flow stops (inside Faust's revocation): one that did
         # would write state the partitions' next owner may never read, and mark it processed.
         async with checkpoint.lock:
-            await self.app.producer.flush()
+            await self._flush_output()
             checkpoint.forget(revoked)
             await super().on_partitions_revoked(revoked)
 
@@ -587,6 +610,55 @@ def as_current_event(event: faust.types.EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
+# The v2 record batch header (Kafka's DefaultRecordBatch): base offset q, length i, leader epoch i, magic b,
+# CRC I, attributes h, last offset delta i, first and max timestamp q q, producer id q, producer epoch h,
+# base sequence i, record count i. The CRC-32C covers everything from the attributes on.
+_CRC: Final = struct.Struct(">I")
+_CRC_AT: Final = struct.calcsize(">qiib")
+_CRC_FROM: Final = struct.calcsize(">qiibI")
+_PRODUCER_STATE: Final = struct.Struct(">qhi")
+_PRODUCER_STATE_AT: Final = struct.calcsize(">qiibIhiqq")
+
+
+class BuiltBatch:
+    """A record batch built and compressed before the producer's sender takes it; to aiokafka, a closed batch builder.
+
+    aiokafka builds and compresses a batch when its sender takes it, on the
+    event loop, because only then does an idempotent producer know the
+    batch's producer id, epoch and sequence number. This one is built
+    beforehand with aiokafka's builder and placeholders for those; when the
+    sender sets them they are written into the header and its CRC computed
+    again, over the compressed bytes: the bytes aiokafka would have sent.
+    """
+
+    def __init__(self, builder: Any) -> None:
+        """``builder``: a filled batch builder of the producer's (``create_batch``), built here."""
+        self._records = builder.record_count()
+        self._data: bytearray = builder._build()
+
+    def append(self, **_: Any) -> None:
+        return None  # closed: the producer starts another batch
+
+    def close(self) -> None:
+        pass
+
+    def closed(self) -> bool:
+        return True
+
+    def record_count(self) -> int:
+        return self._records
+
+    def size(self) -> int:
+        return len(self._data)
+
+    def _set_producer_state(self, producer_id: int, producer_epoch: int, base_sequence: int) -> None:
+        _PRODUCER_STATE.pack_into(self._data, _PRODUCER_STATE_AT, producer_id, producer_epoch, base_sequence)
+        _CRC.pack_into(self._data, _CRC_AT, calc_crc32c(memoryview(self._data)[_CRC_FROM:]))
+
+    def _build(self) -> bytearray:
+        return self._data
+
+
 def underlying_producer(app: faust.App) -> Any:
     """aiokafka's producer inside Faust's, started if it is not yet: what the direct output writes record batches through."""
     return app.producer._ensure_producer()  # type: ignore[attr-defined]
@@ -671,6 +743,7 @@ __all__ = [
     "BatchingConsumer",
     "BatchingTransport",
     "BorderflowApp",
+    "BuiltBatch",
     "ConsumerParts",
     "DeclaredTableManager",
     "IdempotentProducer",

@@ -47,3 +47,32 @@ def test_records_deleted_by_retention_are_not_waited_for() -> None:
     assert guard.admit(P, next_offset=0, first_offset=5000, batch_epoch=0, current_epoch=0) is Admission.REREAD
     guard.log_starts_at(P, 5000)  # the log now starts at 5000: what came before is gone
     assert guard.admit(P, next_offset=0, first_offset=5000, batch_epoch=1, current_epoch=1) is Admission.APPLY
+
+
+def test_a_batch_given_back_is_owed_even_below_the_state_offset() -> None:
+    """Two batches sent back while recovering: the later seek must not skip the earlier batch's records.
+
+    They are below the state's offset (not counted again) but their forwarded
+    copies may not have reached Kafka before a crash: they must pass through
+    the core again to be forwarded again.
+    """
+    guard = GapGuard()
+    guard.given_back(P, 1000)
+    guard.given_back(P, 1250)  # the second seek, to 1250, landed last
+    assert guard.next_needed(P, next_offset=5000) == 1000
+    assert guard.admit(P, next_offset=5000, first_offset=1250, batch_epoch=0, current_epoch=0) is Admission.REREAD
+    assert guard.admit(P, next_offset=5000, first_offset=1500, batch_epoch=0, current_epoch=1) is Admission.DROP
+    assert guard.admit(P, next_offset=5000, first_offset=1000, batch_epoch=1, current_epoch=1) is Admission.APPLY
+    # applied from there on: nothing is owed any more
+    assert guard.next_needed(P, next_offset=5000) == 5000
+    assert guard.admit(P, next_offset=5000, first_offset=1250, batch_epoch=1, current_epoch=1) is Admission.APPLY
+
+
+def test_what_is_owed_is_forgotten_when_revoked_and_never_waits_for_deleted_records() -> None:
+    guard = GapGuard()
+    guard.given_back(P, 10)
+    guard.forget([P])
+    assert guard.next_needed(P, next_offset=500) == 500
+    guard.given_back(P, 10)
+    guard.log_starts_at(P, 400)  # retention deleted what was owed
+    assert guard.admit(P, next_offset=500, first_offset=400, batch_epoch=0, current_epoch=0) is Admission.APPLY
