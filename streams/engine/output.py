@@ -13,7 +13,8 @@ processed again rather than lost.
 
 Records go to the output partition with the input partition's number (modulo
 the output's partition count): each key is only ever written by the owner of
-one input partition, so one key stays in one partition, in order.
+one input partition, so one key stays in one partition, in order. What
+each record holds is :mod:`streams.engine.codec`'s.
 """
 
 from __future__ import annotations
@@ -23,21 +24,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from streams.engine.codec import Record
+
 log = logging.getLogger(__name__)
-
-Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
-
-
-#: longest dead-letter ``detail`` header, in bytes
-DETAIL_BYTES = 1024
-
-
-def header_text(text: str, limit: int = DETAIL_BYTES) -> bytes:
-    """``text`` as UTF-8 in at most ``limit`` bytes, cut at a character boundary."""
-    data = text.encode()
-    if len(data) <= limit:
-        return data
-    return data[:limit].decode("utf-8", "ignore").encode()
 
 
 class OutputFailed(RuntimeError):

@@ -19,20 +19,27 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
-import orjson
 from faust.types import TP, TableT
 from faust.types.stores import StoreT
 
 from streams.core.config import CoreConfig
 from streams.core.effects import Effects
 from streams.core.ownership import standby_lag
-from streams.core.records import SeriesCode, key_prefix, state_prefix
+from streams.core.records import key_prefix, state_prefix
 from streams.core.state import PartitionState
 from streams.engine import metrics
 from streams.engine.checkpoint import Checkpoint
+from streams.engine.codec import (
+    NO_ORIGINAL,
+    Original,
+    changelog_records,
+    dead_letter_record,
+    forwarded_copies,
+    window_result_record,
+)
 from streams.engine.fastpath import Admission, FetchedBatch, GapGuard
 from streams.engine.membership import GroupMembership, Ownership, recovery_state
-from streams.engine.output import DirectOutput, Record, header_text
+from streams.engine.output import DirectOutput
 from streams.engine.seam import (
     BatchingConsumer,
     as_current_event,
@@ -64,17 +71,6 @@ def _message_fields(message: faust.types.Message) -> tuple[int, bytes | None, in
     return message.offset, message.value, -1 if message.timestamp is None else int(message.timestamp * 1000)
 
 
-#: (key, value, headers, timestamp in ms or None) of a message to forward
-_Original = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int | None]
-#: the header a forwarded copy names its origin in: ``topic|partition|offset``
-FORWARDED_FROM = "borderflow-forwarded-from"
-
-
-_NO_ORIGINAL: _Original = (None, None, [], None)
-#: the headers a dead letter names its reason and origin in; an original header of the same name is kept as ``original-<name>``
-DEAD_LETTER_HEADERS = frozenset({"reason", "detail", "topic", "partition", "offset"})
-
-
 def _offsets_to_copy(effects: Effects) -> set[int]:
     """Offsets of the messages whose key and headers go out again: forwarded, or dead-lettered."""
     if not effects.forwards and not effects.dead_letters:
@@ -82,12 +78,12 @@ def _offsets_to_copy(effects: Effects) -> set[int]:
     return {offset for offset, _ in effects.forwards} | {letter.offset for letter in effects.dead_letters}
 
 
-def _bare_record(record: Any) -> _Original:
+def _bare_record(record: Any) -> Original:
     timestamp = record.timestamp
     return record.key, record.value, list(record.headers or ()), timestamp if timestamp is not None and timestamp >= 0 else None
 
 
-def _message_record(message: faust.types.Message) -> _Original:
+def _message_record(message: faust.types.Message) -> Original:
     headers = message.headers
     pairs = cast(list[tuple[str, bytes]], list(headers.items()) if isinstance(headers, dict) else list(headers or ()))
     timestamp = None if message.timestamp is None else int(message.timestamp * 1000)
@@ -479,7 +475,7 @@ class Runtime:
         metrics.observe_batch(event_type, effects)
         return writes, effects
 
-    async def _forward(self, topic: str, partition: int, originals: dict[int, _Original], effects: Effects) -> None:
+    async def _forward(self, topic: str, partition: int, originals: dict[int, Original], effects: Effects) -> None:
         """Send the batch's events that are not at home here to their home partitions of the same topic.
 
         Each copy keeps the original's key, value, headers and timestamp (the
@@ -490,19 +486,12 @@ class Runtime:
         """
         if not self.forward or not effects.forwards:
             return
-        by_home: dict[int, tuple[list[Record], list[int | None]]] = defaultdict(lambda: ([], []))
-        for offset, home in effects.forwards:
-            key, value, headers, timestamp = originals[offset]
-            origin = (FORWARDED_FROM, f"{topic}|{partition}|{offset}".encode())
-            records, stamps = by_home[home]
-            records.append((key, value, [h for h in headers if h[0] != FORWARDED_FROM] + [origin]))
-            stamps.append(timestamp)
-        for home, (records, stamps) in by_home.items():
+        for home, (records, stamps) in forwarded_copies(topic, partition, effects.forwards, originals).items():
             await self.output.send(topic, home, records, exact=True, timestamps=stamps)
         metrics.FORWARDED.labels(type=self.topics.type_of(topic)).inc(len(effects.forwards))
 
     async def _publish(
-        self, topic: str, partition: int, writes: list[tuple[bytes, bytes | None]], effects: Effects, originals: dict[int, _Original]
+        self, topic: str, partition: int, writes: list[tuple[bytes, bytes | None]], effects: Effects, originals: dict[int, Original]
     ) -> None:
         """The changelog of the state written, dead letters and final window counts, into the producer, in that order.
 
@@ -517,44 +506,16 @@ class Runtime:
         await self.output.send(
             changelog,
             partition,
-            [(key, value, []) for key, value in writes],
+            changelog_records(writes),
             exact=True,
             on_delivered=lambda offset: store.set_persisted_offset(changelog_tp, offset),
         )
-        letters: list[Record] = []
+        letters = []
         for letter in effects.dead_letters:
-            key, _, original_headers, _ = originals.get(letter.offset, _NO_ORIGINAL)
-            headers = [(f"original-{name}" if name in DEAD_LETTER_HEADERS else name, value) for name, value in original_headers]
-            headers += [
-                ("reason", letter.reason.encode()),
-                ("detail", header_text(letter.detail)),
-                ("topic", topic.encode()),
-                ("partition", str(partition).encode()),
-                ("offset", str(letter.offset).encode()),
-            ]
-            letters.append((key, letter.value, headers))
+            letters.append(dead_letter_record(topic, partition, letter, originals.get(letter.offset, NO_ORIGINAL)))
             metrics.DEAD_LETTERS.labels(reason=letter.reason.split(":")[0]).inc()
         await self.output.send(self.topics.dead_letters, partition, letters)
-        results: list[Record] = [
-            (
-                result.record_key(topic, partition),
-                orjson.dumps(
-                    {
-                        "series": SeriesCode(result.series_code).series_name,
-                        "kind": result.series_code,
-                        "key": result.key,
-                        "window": result.window,
-                        "start": result.start,
-                        "end": result.end,
-                        "count": result.count,
-                        "topic": topic,
-                        "partition": partition,
-                    }
-                ),
-                [],
-            )
-            for result in effects.results
-        ]
+        results = [window_result_record(topic, partition, result) for result in effects.results]
         await self.output.send(self.topics.window_results, partition, results)
 
     def describe(self) -> dict[str, Any]:
