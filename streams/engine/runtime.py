@@ -49,11 +49,10 @@ from streams.engine.seam import (
     table_event,
     underlying_producer,
 )
+from streams.engine.snapshots import Snapshot, Snapshots
 from streams.kafka.topics import Topics
 
 log = logging.getLogger(__name__)
-#: snapshot requests that may wait on one partition at once (a replay verifying it makes one)
-MAX_PENDING_SNAPSHOTS = 64
 #: seconds a standby replica's states, once read from the store, are answered from before being read again
 STANDBY_REFRESH = 1.0
 #: seconds the changelog ends and committed input offsets that show a standby replica current are used before asking again
@@ -62,13 +61,26 @@ STANDBY_MARKS_TTL = 1.0
 STANDBY_MARKS_TIMEOUT = 3.0
 
 
-#: (offset, value, timestamp in ms) of the records aiokafka's batch reader makes
-_bare_fields = operator.attrgetter("offset", "value", "timestamp")
+#: (offset, value, timestamp in ms) of an input record, as the core applies it
+_applied_fields = operator.attrgetter("offset", "value", "timestamp")
 
 
-def _message_fields(message: faust.types.Message) -> tuple[int, bytes | None, int]:
-    """The same of a Faust message, whose timestamp is in seconds."""
-    return message.offset, message.value, -1 if message.timestamp is None else int(message.timestamp * 1000)
+@dataclass(frozen=True, slots=True)
+class _MessageRecord:
+    """A Faust message in the shape of aiokafka's bare records (timestamp in ms, -1 if none), so both inputs share one path."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
+    headers: list[tuple[str, bytes]]
+
+    @classmethod
+    def of(cls, message: faust.types.Message) -> _MessageRecord:
+        headers = message.headers
+        pairs = cast(list[tuple[str, bytes]], list(headers.items()) if isinstance(headers, dict) else list(headers or ()))
+        timestamp = -1 if message.timestamp is None else int(message.timestamp * 1000)
+        return cls(message.offset, message.key, message.value, timestamp, pairs)
 
 
 def _offsets_to_copy(effects: Effects) -> set[int]:
@@ -78,16 +90,9 @@ def _offsets_to_copy(effects: Effects) -> set[int]:
     return {offset for offset, _ in effects.forwards} | {letter.offset for letter in effects.dead_letters}
 
 
-def _bare_record(record: Any) -> Original:
+def _original(record: Any) -> Original:
     timestamp = record.timestamp
     return record.key, record.value, list(record.headers or ()), timestamp if timestamp is not None and timestamp >= 0 else None
-
-
-def _message_record(message: faust.types.Message) -> Original:
-    headers = message.headers
-    pairs = cast(list[tuple[str, bytes]], list(headers.items()) if isinstance(headers, dict) else list(headers or ()))
-    timestamp = None if message.timestamp is None else int(message.timestamp * 1000)
-    return message.key, message.value, pairs, timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,12 @@ class _FetchAgain:
 def is_ready(app: faust.App) -> bool:
     """Recovered and not rebalancing: the tables are complete."""
     return recovery_state(app) is None
+
+
+def _answered(snapshot: Snapshot) -> asyncio.Future[Snapshot]:
+    future: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
+    future.set_result(snapshot)
+    return future
 
 
 class NotReady(RuntimeError):
@@ -150,7 +161,7 @@ class Runtime:
         self.config = config
         self.state_table = state
         self.states: dict[tuple[str, int], PartitionState] = {}
-        self._snapshots: dict[tuple[str, int], list[tuple[int, asyncio.Future[dict[str, Any]]]]] = {}
+        self.snapshots = Snapshots()
         self.changelog_topic = state.changelog_topic.get_topic_name()
         self.gaps = GapGuard()
         # Faust starts its producer after the app is built: look it up when sending
@@ -166,10 +177,7 @@ class Runtime:
         self.gaps.forget(TP(topic, p) for topic in self.topics.inputs for p in partitions)
         for tp in [tp for tp in self.states if tp[1] in partitions]:
             del self.states[tp]
-        for tp in [tp for tp in self._snapshots if tp[1] in partitions]:
-            for _, future in self._snapshots.pop(tp):
-                if not future.done():
-                    future.set_result({"status": "not-owned"})
+        self.snapshots.forget(partitions)
 
     def owned_partitions(self) -> set[int]:
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in self.topics.inputs}
@@ -313,55 +321,17 @@ class Runtime:
         return state
 
     # -- snapshots, for verifying a replay against the live state -------------
-    def snapshot_at(self, topic: str, partition: int, offset: int) -> asyncio.Future[dict[str, Any]]:
-        """The partition's snapshot right after ``offset`` is applied (at once if it is the last applied).
+    def snapshot_at(self, topic: str, partition: int, offset: int) -> asyncio.Future[Snapshot]:
+        """The partition's snapshot right after ``offset`` is applied (:meth:`Snapshots.request`).
 
-        Resolves to ``{"status": "ok", ...}``, or ``{"status": "passed"}`` if
-        this worker has already applied later offsets, or ``{"status":
-        "not-owned"}``.
+        Resolves to ``{"status": "not-ready"}`` or ``{"status": "not-owned"}``
+        at once when this worker cannot answer for the partition.
         """
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         if self.unavailable() is not None:
-            future.set_result({"status": "not-ready"})
-            return future
+            return _answered({"status": "not-ready"})
         if partition not in self.owned_partitions():
-            future.set_result({"status": "not-owned"})
-            return future
-        state = self._state_for(topic, partition)
-        if state.progress.offset == offset:
-            future.set_result({"status": "ok", **state.snapshot()})
-        elif state.progress.offset > offset:
-            future.set_result({"status": "passed", "offset": state.progress.offset})
-        else:
-            waiting = self._snapshots.setdefault((topic, partition), [])
-            if len(waiting) >= MAX_PENDING_SNAPSHOTS:
-                future.set_result({"status": "busy", "pending": len(waiting)})
-                return future
-            entry = (offset, future)
-            waiting.append(entry)
-            future.add_done_callback(lambda _: self._forget_snapshot((topic, partition), entry))
-        return future
-
-    def _forget_snapshot(self, tp: tuple[str, int], entry: tuple[int, asyncio.Future[dict[str, Any]]]) -> None:
-        waiting = self._snapshots.get(tp)
-        if waiting is not None and entry in waiting:
-            waiting.remove(entry)
-            if not waiting:
-                del self._snapshots[tp]
-
-    @staticmethod
-    def _take_snapshots(state: PartitionState, waiting: list[tuple[int, asyncio.Future[dict[str, Any]]]]) -> None:
-        """Resolve the requests for the offset just applied (snapshots are taken mid-batch, before the flush)."""
-        for item in list(waiting):
-            offset, future = item
-            if future.done():
-                waiting.remove(item)
-            elif state.progress.offset == offset:
-                future.set_result({"status": "ok", **state.snapshot()})
-                waiting.remove(item)
-            elif state.progress.offset > offset:  # the offset carried no message (compaction, transaction markers)
-                future.set_result({"status": "passed", "offset": state.progress.offset})
-                waiting.remove(item)
+            return _answered({"status": "not-owned"})
+        return self.snapshots.request(self._state_for(topic, partition), offset)
 
     def offsets(self) -> dict[str, int]:
         """``topic|partition -> last applied offset`` for the partitions this worker owns."""
@@ -416,11 +386,7 @@ class Runtime:
             by_partition[event.message.partition].append(event.message)
         for partition, messages in by_partition.items():
             context = table_event(self.app, messages[-1])
-            writes, effects = self._apply(topic, partition, map(_message_fields, messages), context)
-            needed = _offsets_to_copy(effects)
-            originals = {m.offset: _message_record(m) for m in messages if m.offset in needed} if needed else {}
-            await self._forward(topic, partition, originals, effects)
-            await self._publish(topic, partition, writes, effects, originals)
+            await self._process(self._state_for(topic, partition), [_MessageRecord.of(m) for m in messages], context)
 
     async def _process_fetched(self, batch: FetchedBatch) -> _FetchAgain | None:
         """Apply the batch, or drop it; where to fetch its partition again from, if it must be."""
@@ -429,42 +395,36 @@ class Runtime:
             return None
         if not (self.app.flow_control.is_active() and self._ready()):  # a rebalance or recovery: the state may be incomplete
             return _FetchAgain(batch.records[0].offset, gap=False)
-        topic, partition = batch.tp.topic, batch.tp.partition
-        next_offset = self._state_for(topic, partition).progress.offset + 1
+        state = self._state_for(batch.tp.topic, batch.tp.partition)
+        next_offset = state.progress.offset + 1
         admission = self.gaps.admit(batch.tp, next_offset, batch.records[0].offset, batch.reread_epoch, consumer.reread_epoch(batch.tp))
         if admission is Admission.DROP:
             return None
         if admission is Admission.REREAD:
             return _FetchAgain(next_offset, gap=True)
         last = batch.records[-1]
-        context = table_event(self.app, table_context(consumer, batch.tp, last))
-        writes, effects = self._apply(topic, partition, map(_bare_fields, batch.records), context)
-        needed = _offsets_to_copy(effects)
-        originals = {r.offset: _bare_record(r) for r in batch.records if r.offset in needed} if needed else {}
-        await self._forward(topic, partition, originals, effects)
-        await self._publish(topic, partition, writes, effects, originals)
+        await self._process(state, batch.records, table_event(self.app, table_context(consumer, batch.tp, last)))
         consumer.mark_processed(batch.tp, last.offset)
         return None
 
-    def _apply(
-        self, topic: str, partition: int, records: Iterable[tuple[int, bytes | None, int]], context: faust.types.EventT
-    ) -> tuple[list[tuple[bytes, bytes | None]], Effects]:
-        """Apply one partition's ``(offset, value, timestamp_ms)`` records and write the changed state to the local store.
+    async def _process(self, state: PartitionState, records: Sequence[Any], context: faust.types.EventT) -> None:
+        """Apply one partition's records (aiokafka's bare records, or :class:`_MessageRecord`) and send what they produced.
 
-        Returns the state records, for the changelog, and the batch's effects.
+        The changed state goes to the local store under ``context``, Faust's
+        current event for the partition, then to the changelog.
         """
-        event_type = self.topics.type_of(topic)
-        state = self._state_for(topic, partition)
         effects = Effects()
-        waiting = self._snapshots.get((topic, partition))
-        if waiting:
-            for offset, value, timestamp_ms in records:
-                state.process(offset, value, effects, timestamp_ms)
-                self._take_snapshots(state, waiting)
-        else:
-            state.process_many(records, effects)
+        self.snapshots.apply(state, map(_applied_fields, records), effects)
         state.close_windows(effects)
         writes = state.flush()
+        self._write_store(writes, context)
+        metrics.observe_batch(state.event_type, effects)
+        needed = _offsets_to_copy(effects)
+        originals = {r.offset: _original(r) for r in records if r.offset in needed} if needed else {}
+        await self._forward(state, originals, effects)
+        await self._publish(state, writes, effects, originals)
+
+    def _write_store(self, writes: list[tuple[bytes, bytes | None]], context: faust.types.EventT) -> None:
         store = self.state_table.data
         with as_current_event(context):  # the store picks the partition's database from the current event
             for key, value in writes:
@@ -472,10 +432,8 @@ class Runtime:
                     store[key] = value
                 elif key in store:
                     del store[key]
-        metrics.observe_batch(event_type, effects)
-        return writes, effects
 
-    async def _forward(self, topic: str, partition: int, originals: dict[int, Original], effects: Effects) -> None:
+    async def _forward(self, state: PartitionState, originals: dict[int, Original], effects: Effects) -> None:
         """Send the batch's events that are not at home here to their home partitions of the same topic.
 
         Each copy keeps the original's key, value, headers and timestamp (the
@@ -486,12 +444,12 @@ class Runtime:
         """
         if not self.forward or not effects.forwards:
             return
-        for home, (records, stamps) in forwarded_copies(topic, partition, effects.forwards, originals).items():
-            await self.output.send(topic, home, records, exact=True, timestamps=stamps)
-        metrics.FORWARDED.labels(type=self.topics.type_of(topic)).inc(len(effects.forwards))
+        for home, (records, stamps) in forwarded_copies(state.topic, state.partition, effects.forwards, originals).items():
+            await self.output.send(state.topic, home, records, exact=True, timestamps=stamps)
+        metrics.FORWARDED.labels(type=state.event_type).inc(len(effects.forwards))
 
     async def _publish(
-        self, topic: str, partition: int, writes: list[tuple[bytes, bytes | None]], effects: Effects, originals: dict[int, Original]
+        self, state: PartitionState, writes: list[tuple[bytes, bytes | None]], effects: Effects, originals: dict[int, Original]
     ) -> None:
         """The changelog of the state written, dead letters and final window counts, into the producer, in that order.
 
@@ -500,6 +458,7 @@ class Runtime:
         delivered, the local store remembers how far it holds the changelog, so
         recovery after a clean restart reads only what came after.
         """
+        topic, partition = state.topic, state.partition
         changelog = self.changelog_topic
         store = cast(StoreT, self.state_table.data)
         changelog_tp = TP(changelog, partition)
