@@ -1,8 +1,9 @@
 """The input partitions this worker owns, and their states as it holds them in memory.
 
 A partition's state is loaded from the local store the first time it is
-needed and kept until the partition is revoked, the worker stops owning it,
-or a failed checkpoint makes memory possibly ahead of the store.
+needed, and kept in memory until the partition is revoked, the worker stops
+owning it, or a failed checkpoint makes memory possibly ahead of the store.
+What a batch changed is written back to the store here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from streams.core.reading import PartitionReading, read
 from streams.core.records import key_prefix, state_prefix
 from streams.core.state import PartitionState
 from streams.engine.membership import GroupMembership, Ownership
+from streams.engine.seam import as_current_event
 from streams.kafka.topics import Topics
 
 
@@ -95,6 +97,20 @@ class OwnedPartitions:
     def offsets(self) -> dict[str, int]:
         """``topic|partition -> last applied offset`` for the partitions this worker owns."""
         return {f"{state.topic}|{state.partition}": state.progress.offset for state in self.local_states()}
+
+    def write(self, writes: Iterable[tuple[bytes, bytes | None]], context: faust.types.EventT) -> None:
+        """Write a flush's state records to the local store, a ``None`` value deleting its key.
+
+        ``context`` is Faust's current event for the partition: the store
+        picks the partition's database from it.
+        """
+        store = self._state_table.data
+        with as_current_event(context):
+            for key, value in writes:
+                if value is not None:
+                    store[key] = value
+                elif key in store:
+                    del store[key]
 
     def state_for(self, topic: str, partition: int) -> PartitionState:
         state = self._states.get((topic, partition))

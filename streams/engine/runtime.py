@@ -51,7 +51,6 @@ from streams.engine.output import DirectOutput
 from streams.engine.partitions import OwnedPartitions
 from streams.engine.seam import (
     BatchingConsumer,
-    as_current_event,
     table_context,
     table_event,
     underlying_producer,
@@ -214,28 +213,19 @@ class Runtime:
     async def _process(self, state: PartitionState, records: Sequence[Any], context: faust.types.EventT) -> None:
         """Apply one partition's records (aiokafka's bare records, or :class:`_MessageRecord`) and send what they produced.
 
-        The changed state goes to the local store under ``context``, Faust's
-        current event for the partition, then to the changelog.
+        The changed state goes to the local store under ``context`` (Faust's
+        current event for the partition), then to the changelog.
         """
         effects = Effects()
         self.snapshots.apply(state, map(_applied_fields, records), effects)
         state.close_windows(effects)
         writes = state.flush()
-        self._write_store(writes, context)
+        self.partitions.write(writes, context)
         metrics.observe_batch(state.event_type, effects)
         needed = _offsets_to_copy(effects)
         originals = {r.offset: _original(r) for r in records if r.offset in needed} if needed else {}
         await self._forward(state, originals, effects)
         await self._publish(state, writes, effects, originals)
-
-    def _write_store(self, writes: list[tuple[bytes, bytes | None]], context: faust.types.EventT) -> None:
-        store = self.state_table.data
-        with as_current_event(context):  # the store picks the partition's database from the current event
-            for key, value in writes:
-                if value is not None:
-                    store[key] = value
-                elif key in store:
-                    del store[key]
 
     async def _forward(self, state: PartitionState, originals: dict[int, Original], effects: Effects) -> None:
         """Send the batch's events that are not at home here to their home partitions of the same topic.
