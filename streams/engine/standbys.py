@@ -10,6 +10,7 @@ import faust
 from faust.types import TP, TableT
 
 from streams.core.ownership import standby_lag
+from streams.core.reading import PartitionReading, read
 from streams.core.state import PartitionState
 from streams.engine.partitions import OwnedPartitions
 from streams.engine.seam import changelog_marks, partition_rows
@@ -33,6 +34,9 @@ class Standby:
     offset: int
     read_at: float
     states: list[PartitionState]
+
+    def readings(self) -> list[PartitionReading]:
+        return read(self.states)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from streams.core.queries import (
     observed_series,
     reconcile_all,
 )
-from streams.core.reading import Partial, PartitionReading, read
+from streams.core.reading import Partial, PartitionReading
 from streams.core.state import merge_partials
 from streams.engine.partitions import NotReady
 from streams.engine.runtime import Runtime
@@ -95,7 +95,7 @@ async def owner_envelope(
         return envelope | {"unavailable": str(exc)}
     if standby is not None:
         envelope["standbys"] = [
-            {"partition": replica.partition, "lag": lag, "answer": standby(read(replica.states))}
+            {"partition": replica.partition, "lag": lag, "answer": standby(replica.readings())}
             for replica, lag in await runtime.standbys.current()
         ]
     return envelope
