@@ -12,12 +12,13 @@ from streams.core.queries import (
     StatementView,
     gauged_statements,
 )
-from streams.core.reading import PartitionReading, read
+from streams.core.reading import PartitionReading
 from streams.defects import DeadMemberEvictor, group_instance_id
 from streams.engine import metrics
 from streams.engine.fastpath import BatchInputs, FetchedBatch
 from streams.engine.membership import GroupMembership
-from streams.engine.runtime import NotReady, Runtime, is_ready
+from streams.engine.partitions import NotReady
+from streams.engine.runtime import Runtime, is_ready
 from streams.engine.seam import BatchChannel, BorderflowApp, ConsumerParts, DeclaredTableManager, read_bare
 from streams.kafka.clients import client_options
 from streams.kafka.topics import STATE_TABLE
@@ -228,7 +229,7 @@ def create_app(settings: Settings) -> BorderflowApp:
     def owned() -> list[PartitionReading]:
         """For the gauges: nothing while recovering (a gauge is better absent than wrong)."""
         try:
-            return read(runtime.local_states())
+            return runtime.partitions.readings()
         except NotReady:
             return []
 
@@ -240,6 +241,6 @@ def create_app(settings: Settings) -> BorderflowApp:
         bucket=config.bucket,
         rolling=config.rolling,
         highwater=highwater,
-        ready=lambda: runtime.unavailable() is None,
+        ready=lambda: runtime.partitions.unavailable() is None,
     )
     return app

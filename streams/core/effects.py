@@ -31,9 +31,6 @@ class WindowResult:
     end: int
     count: int
 
-    def record_key(self, topic: str, partition: int) -> bytes:
-        return f"{self.series_code}|{self.key}|{self.window}|{self.start}|{topic}|{partition}".encode()
-
 
 @dataclass(slots=True)
 class Effects:

@@ -23,12 +23,15 @@ producer classes that reach into Faust and aiokafka for it are in
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from faust.types import TP
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,34 @@ class GapGuard:
             self.rereads.pop(tp, None)
             self._log_starts.pop(tp, None)
             self._owed.pop(tp, None)
+
+    async def read_again(self, consumer: Rereader, tp: TP, next_offset: int) -> None:
+        """Have ``consumer`` read ``tp`` again from ``next_offset``, or from its log's start once a re-read came back short."""
+        rereads = self.rereads.get(tp, 0)
+        target = next_offset
+        if rereads > 1:  # the same hole after a re-read: has retention deleted those records?
+            try:
+                log_start = await asyncio.wait_for(consumer.log_start(tp), timeout=10)
+            except Exception as exc:  # noqa: BLE001 - the broker is away: read again from the state, and ask next time
+                log.info("%s: could not ask where the log starts: %r", tp, exc)
+            else:
+                self.log_starts_at(tp, log_start)
+                target = max(next_offset, log_start)
+        (log.warning if rereads > 3 else log.info)(
+            "%s: records from %d were not applied: reading again from %d (%d time(s))", tp, next_offset, target, rereads
+        )
+        try:
+            await consumer.reread(tp, target)
+        except Exception as exc:  # noqa: BLE001 - the consumer is stopping: its partitions start from the committed offsets next time
+            log.info("%s: could not read again from %d: %r", tp, target, exc)
+
+
+class Rereader(Protocol):
+    """What :meth:`GapGuard.read_again` needs of the consumer (:class:`~streams.engine.seam.BatchingConsumer`)."""
+
+    async def log_start(self, tp: TP) -> int: ...
+
+    async def reread(self, tp: TP, offset: int) -> None: ...
 
 
 class BatchInputs:

@@ -13,7 +13,8 @@ processed again rather than lost.
 
 Records go to the output partition with the input partition's number (modulo
 the output's partition count): each key is only ever written by the owner of
-one input partition, so one key stays in one partition, in order.
+one input partition, so one key stays in one partition, in order. What
+each record holds is :mod:`streams.engine.codec`'s.
 
 Records that nothing waits for (forwarded copies) can instead be made, put
 into record batches and compressed in a thread (:meth:`DirectOutput.send_soon`),
@@ -29,9 +30,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
+from streams.engine.codec import Record
+
 log = logging.getLogger(__name__)
 
-Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
 #: records and their timestamps (ms, or None for the time of sending), made in the output's thread
 RecordsMaker = Callable[[], tuple[Sequence[Record], Sequence[int | None]]]
 
@@ -39,16 +41,6 @@ RecordsMaker = Callable[[], tuple[Sequence[Record], Sequence[int | None]]]
 MAX_QUEUED_OFF_LOOP: Final = 8
 
 
-#: longest dead-letter ``detail`` header, in bytes
-DETAIL_BYTES = 1024
-
-
-def header_text(text: str, limit: int = DETAIL_BYTES) -> bytes:
-    """``text`` as UTF-8 in at most ``limit`` bytes, cut at a character boundary."""
-    data = text.encode()
-    if len(data) <= limit:
-        return data
-    return data[:limit].decode("utf-8", "ignore").encode()
 
 
 class OutputFailed(RuntimeError):

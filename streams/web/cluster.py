@@ -25,9 +25,10 @@ from streams.core.queries import (
     observed_series,
     reconcile_all,
 )
-from streams.core.reading import Partial, PartitionReading, read
+from streams.core.reading import Partial, PartitionReading
 from streams.core.state import merge_partials
-from streams.engine.runtime import NotReady, Runtime
+from streams.engine.partitions import NotReady
+from streams.engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
 INTERNAL_PARTIALS = "/internal/partials"
@@ -84,7 +85,7 @@ async def owner_envelope(
     is shown current (:meth:`Runtime.standbys`), from that replica's states,
     with the replica's lag.
     """
-    ownership = runtime.ownership()
+    ownership = runtime.partitions.ownership()
     envelope: dict[str, Any] = {"worker": worker, "generation": ownership.generation, "partitions": sorted(ownership.partitions)}
     if ownership.unavailable is not None:
         return envelope | {"unavailable": ownership.unavailable}
@@ -94,8 +95,8 @@ async def owner_envelope(
         return envelope | {"unavailable": str(exc)}
     if standby is not None:
         envelope["standbys"] = [
-            {"partition": replica.partition, "lag": lag, "answer": standby(read(replica.states))}
-            for replica, lag in await runtime.standbys()
+            {"partition": replica.partition, "lag": lag, "answer": standby(replica.readings())}
+            for replica, lag in await runtime.standbys.current()
         ]
     return envelope
 
@@ -316,7 +317,7 @@ class Cluster:
         answers, stand_ins = await self._from_owners(
             INTERNAL_PARTIALS,
             [("series", f"{k}:{v}") for k, v in series],
-            lambda: local_partials(read(self.runtime.local_states()), series),
+            lambda: local_partials(self.runtime.partitions.readings(), series),
             standby=lambda readings: local_partials(readings, series),
         )
         merged: dict[str, Partial] = {}
@@ -332,7 +333,7 @@ class Cluster:
         """The ids that some worker's stream has already counted (within the dedup horizon)."""
         found: set[str] = set()
         answers, _ = await self._from_owners(
-            INTERNAL_SEEN, [], lambda: sorted(local_seen(read(self.runtime.local_states()), ids_by_topic)), ids_by_topic
+            INTERNAL_SEEN, [], lambda: sorted(local_seen(self.runtime.partitions.readings(), ids_by_topic)), ids_by_topic
         )
         for answer in answers:
             found.update(answer)
@@ -341,7 +342,7 @@ class Cluster:
     async def offsets(self) -> dict[str, int]:
         """Last applied offset of every input partition, from whichever worker owns it."""
         found: dict[str, int] = {}
-        answers, _ = await self._from_owners(INTERNAL_OFFSETS, [], self.runtime.offsets)
+        answers, _ = await self._from_owners(INTERNAL_OFFSETS, [], self.runtime.partitions.offsets)
         for answer in answers:
             found.update(answer)
         return found
@@ -380,5 +381,5 @@ class Cluster:
 
 def local_statements(runtime: Runtime) -> list[Mapping[str, Any]]:
     """The statements of the statement partitions this worker owns."""
-    readings = read(runtime.local_states())
+    readings = runtime.partitions.readings()
     return [s for reading in readings if reading.topic == runtime.topics.statements for s in reading.statements()]

@@ -25,10 +25,10 @@ from faust.web import Request, Response, View
 
 from events.checkpoints import registered
 from events.times import format_utc
-from streams.core.reading import read
 from streams.core.records import SeriesCode
 from streams.engine import metrics
-from streams.engine.runtime import NotReady, Runtime
+from streams.engine.partitions import NotReady
+from streams.engine.runtime import Runtime
 from streams.web.access import CONTENT_SECURITY_POLICY
 from streams.web.cluster import INTERNAL_OVERVIEW, Cluster
 
@@ -54,7 +54,7 @@ SECURITY_HEADERS: Final = {
 def local_overview(app: faust.App, runtime: Runtime) -> dict[str, Any]:
     """This worker's part of ``/overview``: readiness, partitions, inputs, counters and the keys it has counts for."""
     try:
-        readings = read(runtime.local_states())
+        readings = runtime.partitions.readings()
     except NotReady:
         readings = []
     borders: set[str] = set()
@@ -65,12 +65,12 @@ def local_overview(app: faust.App, runtime: Runtime) -> dict[str, Any]:
         for series_code, key in reading.keys():
             (borders if series_code == SeriesCode.BORDER else countries).add(key)
         countries.update(item["country"] for item in reading.statements())
-    unavailable = runtime.unavailable()
+    unavailable = runtime.partitions.unavailable()
     return {
         "worker": str(app.conf.canonical_url).rstrip("/"),
         "ready": unavailable is None,
         **({} if unavailable is None else {"error": unavailable}),
-        "partitions": sorted(runtime.owned_partitions()),
+        "partitions": sorted(runtime.partitions.owned()),
         "inputs": metrics.STATE.inputs(),
         **metrics.counter_totals(),
         "borders": sorted(borders),

@@ -11,10 +11,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from streams.core.ownership import Incomplete
 from streams.core.queries import WindowQuery, net_inflow_windows, windows_of
-from streams.core.reading import PartitionReading, read
+from streams.core.reading import PartitionReading
 from streams.core.records import SeriesCode
 from streams.engine import metrics
-from streams.engine.runtime import NotReady, Runtime
+from streams.engine.partitions import NotReady
+from streams.engine.runtime import Runtime
 from streams.settings import Settings
 from streams.web.cluster import (
     INTERNAL_OFFSETS,
@@ -135,7 +136,7 @@ def _install_queries(app: faust.App, settings: Settings, runtime: Runtime, clust
                 }
 
             standby = encoded if request.query.get(STANDBY_PARAMETER) else None
-            return _json(self, await owner_envelope(runtime, cluster.me, lambda: encoded(read(runtime.local_states())), standby))
+            return _json(self, await owner_envelope(runtime, cluster.me, lambda: encoded(runtime.partitions.readings()), standby))
 
     @app.page(INTERNAL_STATEMENTS)
     class LocalStatements(StateView):
@@ -175,7 +176,7 @@ def _install_ingest(app: faust.App, runtime: Runtime, cluster: Cluster, ingest: 
                 wanted = seen_request(await request.read())
             except BadParameter as exc:
                 return _json(self, {"error": str(exc), "parameter": exc.name}, 400)
-            return _json(self, await owner_envelope(runtime, cluster.me, lambda: sorted(local_seen(read(runtime.local_states()), wanted))))
+            return _json(self, await owner_envelope(runtime, cluster.me, lambda: sorted(local_seen(runtime.partitions.readings(), wanted))))
 
     del Events, Seen
 
@@ -188,7 +189,7 @@ def _install_replay_views(app: faust.App, runtime: Runtime, cluster: Cluster) ->
         async def get(self, request: Request) -> Response:
             if request.query.get("all"):
                 return _json(self, await cluster.offsets())
-            return _json(self, await owner_envelope(runtime, cluster.me, runtime.offsets))
+            return _json(self, await owner_envelope(runtime, cluster.me, runtime.partitions.offsets))
 
     @app.page(INTERNAL_SNAPSHOT)
     class Snapshot(StateView):

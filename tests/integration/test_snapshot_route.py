@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streams.engine.runtime import MAX_PENDING_SNAPSHOTS
+from streams.engine.snapshots import MAX_PENDING_SNAPSHOTS
 from tests.factories import create_topics
 from tests.support import http_get
 

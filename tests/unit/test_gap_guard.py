@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from faust.types import TP
 
 from streams.engine.fastpath import Admission, GapGuard
@@ -76,3 +78,43 @@ def test_what_is_owed_is_forgotten_when_revoked_and_never_waits_for_deleted_reco
     guard.given_back(P, 10)
     guard.log_starts_at(P, 400)  # retention deleted what was owed
     assert guard.admit(P, next_offset=500, first_offset=400, batch_epoch=0, current_epoch=0) is Admission.APPLY
+
+
+class _Log:
+    """A partition whose records below ``start`` retention has deleted; it records where it is asked to read from."""
+
+    def __init__(self, start: int | None) -> None:
+        self.start = start
+        self.reads: list[int] = []
+
+    async def log_start(self, tp: TP) -> int:
+        if self.start is None:
+            raise ConnectionError("the broker is away")
+        return self.start
+
+    async def reread(self, tp: TP, offset: int) -> None:
+        self.reads.append(offset)
+
+
+def test_a_hole_read_again_twice_is_read_from_where_the_log_starts() -> None:
+    async def scenario() -> None:
+        guard, log = GapGuard(), _Log(start=300)
+        guard.admit(P, next_offset=100, first_offset=300, batch_epoch=0, current_epoch=0)
+        await guard.read_again(log, P, 100)  # first time: the state's next offset, the broker is not asked
+        guard.admit(P, next_offset=100, first_offset=300, batch_epoch=1, current_epoch=1)
+        await guard.read_again(log, P, 100)
+        assert log.reads == [100, 300]
+        assert guard.admit(P, next_offset=100, first_offset=300, batch_epoch=2, current_epoch=2) is Admission.APPLY
+
+    asyncio.run(scenario())
+
+
+def test_a_log_start_that_cannot_be_asked_reads_again_from_the_state() -> None:
+    async def scenario() -> None:
+        guard, log = GapGuard(), _Log(start=None)
+        for epoch in range(3):
+            guard.admit(P, next_offset=100, first_offset=300, batch_epoch=epoch, current_epoch=epoch)
+            await guard.read_again(log, P, 100)
+        assert log.reads == [100, 100, 100]
+
+    asyncio.run(scenario())

@@ -1,11 +1,11 @@
-"""Dead-letter headers are valid UTF-8 however long the detail (streams/engine/output.py: header_text)."""
+"""Dead-letter headers are valid UTF-8 however long the detail (streams/engine/codec.py: header_text)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.engine.output import DETAIL_BYTES, header_text
+from streams.engine.codec import DETAIL_BYTES, header_text
 
 
 def test_a_detail_cut_inside_a_character_stays_valid_utf8() -> None:
