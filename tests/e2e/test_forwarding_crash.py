@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from events.times import format_utc
-from streams.engine.runtime import FORWARDED_FROM
+from streams.engine.codec import FORWARDED_FROM
 from tests.factories import BORDER_COUNTRIES, create_topics, crossing
 from tests.support import H, Model, http_get, librdkafka, run_replay
 

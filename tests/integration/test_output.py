@@ -8,7 +8,8 @@ from functools import partial
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.engine.output import DirectOutput, OutputFailed, Record
+from streams.engine.codec import Record
+from streams.engine.output import DirectOutput, OutputFailed
 from streams.engine.seam import BuiltBatch
 from streams.kafka.admin import create_topic
 from tests.support import unique

@@ -6,7 +6,8 @@ import pytest
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from streams.engine.output import Record, build_batches, fill_batches
+from streams.engine.codec import Record
+from streams.engine.output import build_batches, fill_batches
 from streams.engine.seam import BuiltBatch
 
 RECORDS: list[Record] = [(f"k{i}".encode(), b"crossing " * 20 + str(i).encode(), [("origin", b"crossings|3|%d" % i)]) for i in range(500)]
