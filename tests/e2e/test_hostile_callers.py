@@ -1,7 +1,7 @@
 """The stream keeps its pace while anonymous callers flood a worker: a drain timed alone, then under 50 callers and 8 scrapers.
 
 A measurement, so it runs in ``make soak``: three drains of each kind, alternated, and the
-medians compared (the issue's aim, 90 % of the pace, is not reached yet: docs/benchmarks.md).
+medians compared (docs/benchmarks.md has the figures).
 The callers run at the lowest
 CPU priority (nice 19), so what is measured is what answering them costs the
 worker (429s, /metrics from its snapshot), not the callers' own Python on the
@@ -119,5 +119,5 @@ def test_the_stream_keeps_its_pace_under_anonymous_callers(deployment: dict[str,
     for tally in tallies:
         answered, limited = (int(n) for n in tally.split())
         assert limited > 0 and answered <= 8 * 50 + 200, tally  # the per-client rate (50/s) and burst (200) held over the 8 s
-    # the issue asks for 90 %; measured 59-72 % (docs/benchmarks.md), so this guards against worse while that is open
-    assert pace >= 0.5, f"the stream slowed to {pace:.0%} of its pace"
+    # the issue asks for 90 %: measured 87-91 % on a quiet machine; single drains vary by +-15 %, so the guard leaves room
+    assert pace >= 0.75, f"the stream slowed to {pace:.0%} of its pace"
