@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from streams.web.cluster import SILENT_PEER_MEMORY, SILENT_PEER_TIMEOUT, SilentPeers
+from tests.support import Clock
 
 PEER, OTHER = "http://10.0.0.2:6066", "http://10.0.0.3:6066"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_peer_that_timed_out_gets_the_short_timeout_until_it_answers() -> None:
